@@ -1,0 +1,83 @@
+"""The declarations themselves and the registry that looks them up by name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from redrive.retries import RetryDeclaration
+
+
+@dataclass(frozen=True, kw_only=True)
+class StageSpec:
+    """One stage: the activity that runs it, how it retries, and its Temporal timeouts.
+
+    A job's stage specs travel in the workflow input, so a configuration change never alters a
+    running job's history (and the workflow stays deterministic).
+    """
+
+    name: str
+    activity: str
+    retry: RetryDeclaration = field(default_factory=RetryDeclaration)
+    start_to_close_timeout: timedelta = timedelta(minutes=5)
+    schedule_to_start_timeout: timedelta | None = None
+    heartbeat_timeout: timedelta | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobType:
+    """A named, ordered list of stages."""
+
+    name: str
+    stages: tuple[StageSpec, ...]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        names = [stage.name for stage in self.stages]
+        if not names:
+            raise ValueError(f"job type {self.name!r} has no stages")
+        if len(set(names)) != len(names):
+            raise ValueError(f"job type {self.name!r} repeats a stage name: {names}")
+
+    def stage(self, name: str) -> StageSpec:
+        """The stage called `name`; `KeyError` when there is none."""
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise KeyError(name)
+
+
+class UnknownJobType(LookupError):
+    """No job type has this name; the message lists the ones that exist."""
+
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        self.name = name
+        self.known = sorted(known)
+        super().__init__(f"unknown job type {name!r}; known types: {', '.join(self.known)}")
+
+
+class JobTypeRegistry:
+    """Job types by name."""
+
+    def __init__(self, job_types: Iterable[JobType]) -> None:
+        self._types = {job_type.name: job_type for job_type in job_types}
+
+    def get(self, name: str) -> JobType:
+        """The job type called `name`, or `UnknownJobType`."""
+        try:
+            return self._types[name]
+        except KeyError:
+            raise UnknownJobType(name, self._types) from None
+
+    def names(self) -> list[str]:
+        """Every job type's name, sorted."""
+        return sorted(self._types)
+
+    def job_types(self) -> list[JobType]:
+        """Every job type, in declaration order."""
+        return list(self._types.values())
+
+    def activity_names(self) -> set[str]:
+        """Every activity some stage names (the worker must register each)."""
+        return {stage.activity for job_type in self._types.values() for stage in job_type.stages}

@@ -1,0 +1,87 @@
+"""What travels between the API, the workflow and the activities.
+
+One frozen dataclass in, one out. These are recorded in Temporal histories: add fields only at the
+end, with defaults, so that old histories still decode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from redrive.jobtypes.registry import StageSpec
+from redrive.status import ErrorReason, JobStatus
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobInput:
+    """Starts a `JobWorkflow`: the job and its stage plan, resolved when it was submitted."""
+
+    job_id: str
+    tenant_id: str
+    job_type: str
+    payload: dict[str, Any]
+    stages: tuple[StageSpec, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobResult:
+    """A completed job: each stage's output by stage name."""
+
+    job_id: str
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StageInput:
+    """Runs one stage: the job, the stage's declaration and the outputs of the stages before it."""
+
+    job_id: str
+    tenant_id: str
+    job_type: str
+    payload: dict[str, Any]
+    stage: StageSpec
+    position: int
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StageResult:
+    """One stage's output (any JSON value)."""
+
+    output: Any = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatusInput:
+    """A status change the workflow projects into the `jobs` table."""
+
+    job_id: str
+    run_id: str
+    status: JobStatus
+    stage: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeadLetterInput:
+    """Everything `record_dead_letter` stores about a job that ran out of retries or failed for good."""
+
+    job_id: str
+    run_id: str
+    tenant_id: str
+    job_type: str
+    stage: str
+    payload: dict[str, Any]
+    error_reason: ErrorReason
+    error_type: str
+    error_message: str
+    attempts: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeadLetterResult:
+    """The stored dead-letter entry's id."""
+
+    dead_letter_id: str
+    dlq_at: datetime | None = None

@@ -1,0 +1,59 @@
+"""One `Settings` object, read from `REDRIVE_*` environment variables where the program is assembled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration for the worker, the API and `redrive dev`; defaults suit `redrive dev`."""
+
+    model_config = SettingsConfigDict(env_prefix="REDRIVE_", extra="ignore")
+
+    home: Path = Path(".redrive")
+    database_url: str = ""
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "redrive"
+    config: Path | None = Field(default=None, description="TOML file overriding retry policies")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    temporal_port: int = 7233
+    ui_port: int = 8233
+    ui_url: str = ""
+    api_keys: str = Field(default="", description="comma-separated key:tenant pairs")
+    graceful_shutdown_seconds: float = 10.0
+
+    @field_validator("api_keys")
+    @classmethod
+    def _check_api_keys(cls, value: str) -> str:
+        parse_api_keys(value)
+        return value
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file under `home`."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.home / 'redrive.db').resolve()}"
+
+    def resolved_ui_url(self) -> str:
+        """Base URL of the Temporal Web UI, for links to jobs."""
+        return self.ui_url or f"http://localhost:{self.ui_port}"
+
+    def tenants_by_key(self) -> dict[str, str]:
+        """API key → tenant id."""
+        return parse_api_keys(self.api_keys)
+
+
+def parse_api_keys(value: str) -> dict[str, str]:
+    """Parse `key:tenant,key:tenant`; a malformed entry is an error that names it."""
+    keys: dict[str, str] = {}
+    for entry in filter(None, (part.strip() for part in value.split(","))):
+        key, sep, tenant = entry.partition(":")
+        if not sep or not key or not tenant:
+            raise ValueError(f"REDRIVE_API_KEYS entry {entry[:4]}… must look like key:tenant")
+        keys[key] = tenant
+    return keys

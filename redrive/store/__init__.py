@@ -1,0 +1,15 @@
+"""The SQL store: tables, engine, repositories, migrations (SQLite by default, PostgreSQL in production)."""
+
+from redrive.store.engine import create_engine, session_factory
+from redrive.store.migrate import upgrade
+from redrive.store.models import DeadLetter, Job, JobStage, StageFailure
+
+__all__ = [
+    "DeadLetter",
+    "Job",
+    "JobStage",
+    "StageFailure",
+    "create_engine",
+    "session_factory",
+    "upgrade",
+]

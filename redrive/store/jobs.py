@@ -1,0 +1,188 @@
+"""Reads and writes of the job projection: `jobs`, `job_stages` and `stage_failures`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from redrive.status import JobStatus
+from redrive.store.models import Job, JobStage, StageFailure
+from redrive.store.upsert import dialect_insert
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """What a job listing is narrowed to (always one tenant)."""
+
+    tenant_id: str
+    status: str | None = None
+    type: str | None = None
+
+
+@dataclass(frozen=True)
+class StageStart:
+    """A stage attempt that has just started on a worker."""
+
+    job: Job
+    stage: str
+    position: int
+    attempt: int
+    max_attempts: int
+    at: datetime
+
+
+class JobRepository:
+    """Job rows within the caller's session; the caller commits."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add_if_absent(self, job: Job) -> Job:
+        """Insert `job` unless a job with its id exists; return the stored row either way."""
+        values = job.model_dump()
+        statement = dialect_insert(self.session, Job).values(**values).on_conflict_do_nothing()
+        await self.session.execute(statement)
+        stored = await self.session.get(Job, job.id, populate_existing=True)
+        assert stored is not None  # just inserted or already there
+        return stored
+
+    async def get(self, tenant_id: str, job_id: str) -> Job | None:
+        """The tenant's job, or None (another tenant's job is None too)."""
+        job = await self.session.get(Job, job_id, populate_existing=True)
+        return job if job is not None and job.tenant_id == tenant_id else None
+
+    async def page(self, where: JobFilter, limit: int, after: tuple[datetime, str] | None) -> list[Job]:
+        """Newest first, `limit` rows after the keyset position `after` (created_at, id)."""
+        query = select(Job).where(*self._conditions(where))
+        if after is not None:
+            query = query.where(sa.tuple_(col(Job.created_at), col(Job.id)) < sa.tuple_(*after))
+        query = query.order_by(col(Job.created_at).desc(), col(Job.id).desc()).limit(limit)
+        return list((await self.session.exec(query)).all())
+
+    async def counts(self, where: JobFilter) -> dict[str, int]:
+        """Jobs per status under the same filter, ignoring the status filter itself."""
+        conditions = self._conditions(JobFilter(where.tenant_id, None, where.type))
+        query = select(Job.status, sa.func.count()).where(*conditions).group_by(col(Job.status))
+        return dict((await self.session.exec(query)).all())
+
+    @staticmethod
+    def _conditions(where: JobFilter) -> list[sa.ColumnElement[bool]]:
+        conditions = [col(Job.tenant_id) == where.tenant_id]
+        if where.status is not None:
+            conditions.append(col(Job.status) == where.status)
+        if where.type is not None:
+            conditions.append(col(Job.type) == where.type)
+        return conditions
+
+    async def stages(self, job_id: str) -> Sequence[JobStage]:
+        """The job's stages that have started, in stage order."""
+        query = select(JobStage).where(JobStage.job_id == job_id).order_by(col(JobStage.position))
+        return (await self.session.exec(query)).all()
+
+    async def stage_started(self, start: StageStart) -> None:
+        """Project `running`; creates the job row if the API crashed before writing it."""
+        job = start.job
+        running = {
+            "status": JobStatus.RUNNING.value,
+            "stage": start.stage,
+            "run_id": job.run_id,
+            "attempt": start.attempt,
+            "max_attempts": start.max_attempts,
+            "next_retry_at": None,
+            "updated_at": start.at,
+        }
+        insert_job = dialect_insert(self.session, Job).values(**{**job.model_dump(), **running})
+        await self.session.execute(insert_job.on_conflict_do_update(index_elements=["id"], set_=running))
+        stage_row = {
+            "job_id": job.id,
+            "stage": start.stage,
+            "position": start.position,
+            "status": JobStatus.RUNNING.value,
+            "executions": 1,
+            "attempt": start.attempt,
+            "started_at": start.at,
+        }
+        insert_stage = dialect_insert(self.session, JobStage).values(**stage_row)
+        excluded = insert_stage.excluded
+        await self.session.execute(
+            insert_stage.on_conflict_do_update(
+                index_elements=["job_id", "stage"],
+                set_={
+                    "status": excluded.status,
+                    "executions": JobStage.__table__.c.executions + 1,  # type: ignore[attr-defined]
+                    "attempt": excluded.attempt,
+                    "finished_at": None,
+                },
+            )
+        )
+
+    async def stage_finished(self, job_id: str, stage: str, at: datetime) -> None:
+        """Mark the stage complete."""
+        await self.session.execute(
+            sa.update(JobStage)
+            .where(col(JobStage.job_id) == job_id, col(JobStage.stage) == stage)
+            .values(status=JobStatus.COMPLETE.value, finished_at=at)
+        )
+
+    async def stage_failed(self, failure: StageFailure, will_retry: bool) -> None:
+        """Record a failed attempt; project `retrying` with the next attempt's time if one follows."""
+        statement = dialect_insert(self.session, StageFailure).values(**failure.model_dump())
+        await self.session.execute(statement.on_conflict_do_nothing())
+        status = JobStatus.RETRYING if will_retry else JobStatus.RUNNING
+        await self.session.execute(
+            sa.update(Job)
+            .where(col(Job.id) == failure.job_id, col(Job.run_id) == failure.run_id)
+            .values(
+                status=status.value,
+                next_retry_at=failure.next_retry_at if will_retry else None,
+                error_type=failure.error_type,
+                error_message=failure.message,
+                updated_at=failure.failed_at,
+            )
+        )
+        await self.session.execute(
+            sa.update(JobStage)
+            .where(col(JobStage.job_id) == failure.job_id, col(JobStage.stage) == failure.stage)
+            .values(status=status.value)
+        )
+
+    async def failures(self, job_id: str, run_id: str) -> list[StageFailure]:
+        """Every failed attempt of the run, oldest first."""
+        query = (
+            select(StageFailure)
+            .where(StageFailure.job_id == job_id, StageFailure.run_id == run_id)
+            .order_by(col(StageFailure.failed_at), col(StageFailure.attempt))
+        )
+        return list((await self.session.exec(query)).all())
+
+    async def set_status(
+        self, job_id: str, run_id: str, status: JobStatus, at: datetime, **fields: object
+    ) -> None:
+        """Project a status the workflow reached in run `run_id` (a stale run changes nothing)."""
+        values: dict[str, object] = {"status": status.value, "updated_at": at, **fields}
+        if status in (JobStatus.COMPLETE, JobStatus.DEAD_LETTER, JobStatus.CANCELLED):
+            values.update(finished_at=at, next_retry_at=None)
+        await self.session.execute(
+            sa.update(Job).where(col(Job.id) == job_id, col(Job.run_id) == run_id).values(**values)
+        )
+
+    async def requeue(self, job_id: str, old_run_id: str, new_run_id: str, at: datetime) -> None:
+        """After a reset: the job waits for a worker in its new run (unless that run already started)."""
+        await self.session.execute(
+            sa.update(Job)
+            .where(col(Job.id) == job_id, col(Job.run_id) == old_run_id)
+            .values(
+                status=JobStatus.QUEUED.value,
+                run_id=new_run_id,
+                attempt=0,
+                next_retry_at=None,
+                error_reason=None,
+                finished_at=None,
+                updated_at=at,
+            )
+        )

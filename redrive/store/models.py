@@ -1,0 +1,110 @@
+"""The tables: `jobs` (the status projection the REST API reads), `job_stages`, `stage_failures`
+(one row per failed attempt, the source of `error_history`) and `dead_letters`."""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from redrive.store.types import JSONDocument, UTCDateTime, utcnow
+
+
+class Job(SQLModel, table=True):
+    """One job; `id` is its Temporal workflow id and `run_id` its current run."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        sa.Index("ix_jobs_tenant_created", "tenant_id", "created_at", "id"),
+        sa.Index("ix_jobs_tenant_status", "tenant_id", "status"),
+    )
+
+    id: str = Field(primary_key=True, max_length=64)
+    tenant_id: str = Field(max_length=64)
+    type: str = Field(max_length=64)
+    status: str = Field(max_length=32)
+    stage: str | None = Field(default=None, max_length=64)
+    run_id: str | None = Field(default=None, max_length=64)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSONDocument)
+    idempotency_key: str | None = Field(default=None, max_length=255)
+    attempt: int = 0
+    max_attempts: int | None = None
+    next_retry_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    error_reason: str | None = Field(default=None, max_length=32)
+    error_type: str | None = Field(default=None, max_length=128)
+    error_message: str | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class JobStage(SQLModel, table=True):
+    """Per-stage progress of a job: how often it was started, its last attempt and timings."""
+
+    __tablename__ = "job_stages"
+
+    job_id: str = Field(primary_key=True, max_length=64)
+    stage: str = Field(primary_key=True, max_length=64)
+    position: int
+    status: str = Field(max_length=32)
+    executions: int = 0
+    attempt: int = 0
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class StageFailure(SQLModel, table=True):
+    """One failed attempt of a stage in one run (Temporal itself keeps only the last failure)."""
+
+    __tablename__ = "stage_failures"
+
+    job_id: str = Field(primary_key=True, max_length=64)
+    run_id: str = Field(primary_key=True, max_length=64)
+    stage: str = Field(primary_key=True, max_length=64)
+    attempt: int = Field(primary_key=True)
+    error_type: str = Field(max_length=128)
+    message: str
+    scheduled_at: datetime = Field(sa_type=UTCDateTime)
+    failed_at: datetime = Field(sa_type=UTCDateTime)
+    next_retry_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class DeadLetter(SQLModel, table=True):
+    """A job that ran out of retries or failed permanently, with everything needed to replay it."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (
+        sa.UniqueConstraint("original_job_id", "run_id", name="uq_dead_letters_job_run"),
+        sa.Index(
+            "ix_dead_letters_pending_type",
+            "app_id",
+            "type",
+            "dlq_at",
+            postgresql_where=sa.text("replayed_at IS NULL"),
+            sqlite_where=sa.text("replayed_at IS NULL"),
+        ),
+        sa.Index(
+            "ix_dead_letters_pending_age",
+            "dlq_at",
+            postgresql_where=sa.text("replayed_at IS NULL"),
+            sqlite_where=sa.text("replayed_at IS NULL"),
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    original_job_id: str = Field(max_length=64, index=True)
+    run_id: str = Field(max_length=64)
+    app_id: str = Field(max_length=64)
+    type: str = Field(max_length=64)
+    stage: str = Field(max_length=64)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSONDocument)
+    error_reason: str = Field(max_length=32)
+    error_type: str = Field(max_length=128)
+    error_message: str
+    attempts: int
+    error_history: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONDocument)
+    dlq_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    replayed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    request_id: str | None = Field(default=None, max_length=128)
+    user_id: str | None = Field(default=None, max_length=128)
