@@ -148,7 +148,7 @@ class JobRepository:
         await self.session.execute(
             sa.update(JobStage)
             .where(col(JobStage.job_id) == failure.job_id, col(JobStage.stage) == failure.stage)
-            .values(status=status.value)
+            .values(status=status.value if will_retry else "failed", finished_at=failure.failed_at)
         )
 
     async def failures(self, job_id: str, run_id: str) -> list[StageFailure]:
@@ -169,6 +169,25 @@ class JobRepository:
             values.update(finished_at=at, next_retry_at=None)
         await self.session.execute(
             sa.update(Job).where(col(Job.id) == job_id, col(Job.run_id) == run_id).values(**values)
+        )
+
+    async def project_terminal(self, job: Job, **fields: object) -> None:
+        """Upsert `job` in its final status (the row may be missing if nothing was projected before);
+        a row already taken over by another run is left alone."""
+        values: dict[str, object] = {
+            "status": job.status,
+            "updated_at": job.updated_at,
+            "finished_at": job.updated_at,
+            "next_retry_at": None,
+            **fields,
+        }
+        statement = dialect_insert(self.session, Job).values(**{**job.model_dump(), **values})
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["id"],
+                set_=values,
+                where=sa.or_(col(Job.run_id) == job.run_id, col(Job.run_id).is_(None)),
+            )
         )
 
     async def requeue(self, job_id: str, old_run_id: str, new_run_id: str, at: datetime) -> None:

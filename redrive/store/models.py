@@ -65,7 +65,7 @@ class StageFailure(SQLModel, table=True):
     attempt: int = Field(primary_key=True)
     error_type: str = Field(max_length=128)
     message: str
-    scheduled_at: datetime = Field(sa_type=UTCDateTime)
+    started_at: datetime = Field(sa_type=UTCDateTime)
     failed_at: datetime = Field(sa_type=UTCDateTime)
     next_retry_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 

@@ -61,7 +61,7 @@ def upgrade() -> None:
         sa.Column("attempt", sa.Integer, primary_key=True),
         sa.Column("error_type", sa.String(128), nullable=False),
         sa.Column("message", sa.String, nullable=False),
-        sa.Column("scheduled_at", UTCDateTime, nullable=False),
+        sa.Column("started_at", UTCDateTime, nullable=False),
         sa.Column("failed_at", UTCDateTime, nullable=False),
         sa.Column("next_retry_at", UTCDateTime, nullable=True),
     )

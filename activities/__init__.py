@@ -1,0 +1,30 @@
+"""Everything with side effects: stage handlers, the dead-letter recorder, the status projection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from activities.context import Handler
+from activities.dead_letters import DeadLetterActivities
+from activities.deps import ActivityDeps
+from activities.handlers import HANDLERS
+from activities.missing import handler_missing
+from activities.projection import ProjectionActivities
+from activities.stages import StageActivities
+
+
+def build_activities(
+    deps: ActivityDeps, handlers: Mapping[str, Handler] = HANDLERS
+) -> list[Callable[..., Any]]:
+    """The activities a worker registers: one per stage handler, plus redrive's own."""
+    stages = StageActivities(deps)
+    return [
+        *(stages.activity(name, handler) for name, handler in handlers.items()),
+        DeadLetterActivities(deps).record_dead_letter,
+        ProjectionActivities(deps).record_status,
+        handler_missing,
+    ]
+
+
+__all__ = ["ActivityDeps", "build_activities"]

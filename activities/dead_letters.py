@@ -1,0 +1,94 @@
+"""`record_dead_letter`: stores a failed job in the dead-letter queue with its whole error history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio import activity
+
+from activities.deps import ActivityDeps
+from redrive.messages import DeadLetterInput, DeadLetterResult
+from redrive.status import JobStatus
+from redrive.store.dead_letters import DeadLetterRepository
+from redrive.store.jobs import JobRepository
+from redrive.store.models import DeadLetter, Job, StageFailure
+
+
+class DeadLetterActivities:
+    """Activities that write the dead-letter queue."""
+
+    def __init__(self, deps: ActivityDeps) -> None:
+        self.deps = deps
+
+    @activity.defn
+    async def record_dead_letter(self, entry: DeadLetterInput) -> DeadLetterResult:
+        """Insert the entry (once per run) and project `dead_letter`, in one transaction."""
+        now = self.deps.now()
+        async with self.deps.sessions() as session, session.begin():
+            jobs = JobRepository(session)
+            failures = await jobs.failures(entry.job_id, entry.run_id)
+            stored = await DeadLetterRepository(session).insert(
+                DeadLetter(
+                    original_job_id=entry.job_id,
+                    run_id=entry.run_id,
+                    app_id=entry.tenant_id,
+                    type=entry.job_type,
+                    stage=entry.stage,
+                    payload=entry.payload,
+                    error_reason=entry.error_reason.value,
+                    error_type=entry.error_type,
+                    error_message=entry.error_message,
+                    attempts=entry.attempts,
+                    error_history=error_history(failures, entry, now.isoformat()),
+                    dlq_at=now,
+                )
+            )
+            job = Job(
+                id=entry.job_id,
+                tenant_id=entry.tenant_id,
+                type=entry.job_type,
+                status=JobStatus.DEAD_LETTER.value,
+                run_id=entry.run_id,
+                payload=entry.payload,
+                created_at=now,
+                updated_at=now,
+            )
+            await jobs.project_terminal(
+                job,
+                stage=entry.stage,
+                attempt=entry.attempts,
+                error_reason=entry.error_reason.value,
+                error_type=entry.error_type,
+                error_message=entry.error_message,
+            )
+        return DeadLetterResult(dead_letter_id=str(stored.id), dlq_at=stored.dlq_at)
+
+
+def error_history(failures: list[StageFailure], entry: DeadLetterInput, now_iso: str) -> list[dict[str, Any]]:
+    """One `{attempt, error_type, message, timestamp}` per failed attempt of the run.
+
+    When the failing attempt left no row (no handler ran, or the projection was down), the final
+    error Temporal reported stands in for it, so the history is never empty.
+    """
+    history = [
+        {
+            "attempt": failure.attempt,
+            "stage": failure.stage,
+            "error_type": failure.error_type,
+            "message": failure.message,
+            "timestamp": failure.failed_at.isoformat(),
+            "started_at": failure.started_at.isoformat(),
+        }
+        for failure in failures
+    ]
+    if not any(item["stage"] == entry.stage and item["attempt"] == entry.attempts for item in history):
+        history.append(
+            {
+                "attempt": entry.attempts,
+                "stage": entry.stage,
+                "error_type": entry.error_type,
+                "message": entry.error_message,
+                "timestamp": now_iso,
+            }
+        )
+    return history

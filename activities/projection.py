@@ -1,0 +1,29 @@
+"""`record_status`: the workflow's own status changes, projected into the `jobs` table.
+
+Run as a local activity: it adds no server round trip to the job (its result rides on the next
+workflow task completion), which keeps the projection's cost off the throughput.
+"""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from activities.deps import ActivityDeps
+from redrive.messages import StatusInput
+from redrive.store.jobs import JobRepository
+
+
+class ProjectionActivities:
+    """Activities that write the job projection."""
+
+    def __init__(self, deps: ActivityDeps) -> None:
+        self.deps = deps
+
+    @activity.defn
+    async def record_status(self, change: StatusInput) -> None:
+        """Write `change` to the job's row, if the row still belongs to that run."""
+        fields = {} if change.stage is None else {"stage": change.stage}
+        async with self.deps.sessions() as session, session.begin():
+            await JobRepository(session).set_status(
+                change.job_id, change.run_id, change.status, self.deps.now(), **fields
+            )

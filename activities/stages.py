@@ -1,0 +1,140 @@
+"""The activity behind every stage: runs the handler, projects progress into SQL, and turns a
+handler's exception into the `ApplicationError` Temporal retries (with jitter) or gives up on."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.context import Handler, StageContext
+from activities.deps import ActivityDeps
+from redrive.errors import error_type_name, is_permanent, retry_after_hint
+from redrive.messages import StageInput, StageResult
+from redrive.retries import next_delay
+from redrive.status import JobStatus
+from redrive.store.jobs import JobRepository, StageStart
+from redrive.store.models import Job, StageFailure
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE = 2000
+
+
+class StageActivities:
+    """Builds one Temporal activity per stage handler, all sharing `deps`."""
+
+    def __init__(self, deps: ActivityDeps) -> None:
+        self.deps = deps
+
+    def activity(self, name: str, handler: Handler) -> Callable[[StageInput], Awaitable[StageResult]]:
+        """The activity registered as `name` that runs `handler`."""
+
+        async def run(stage_input: StageInput) -> StageResult:
+            return await self.run(handler, stage_input)
+
+        run.__name__ = run.__qualname__ = f"stage_{name.replace('.', '_')}"
+        return activity.defn(name=name)(run)
+
+    async def run(self, handler: Handler, stage_input: StageInput) -> StageResult:
+        """One attempt: project `running`, run the handler, project the outcome."""
+        info = activity.info()
+        await self._best_effort("start", self._started(stage_input, info.attempt, _run_id(info)))
+        context = StageContext(
+            job_id=stage_input.job_id,
+            job_type=stage_input.job_type,
+            stage=stage_input.stage.name,
+            attempt=info.attempt,
+            payload=stage_input.payload,
+            outputs=stage_input.outputs,
+            http=self.deps.http,
+        )
+        try:
+            output = await handler(context)
+        except ApplicationError:
+            raise  # already classified by the handler
+        except Exception as error:
+            raise await self._failure(stage_input, error) from error
+        await self._best_effort("finish", self._finished(stage_input))
+        return StageResult(output=output)
+
+    async def _started(self, stage_input: StageInput, attempt: int, run_id: str) -> None:
+        now = self.deps.now()
+        job = Job(
+            id=stage_input.job_id,
+            tenant_id=stage_input.tenant_id,
+            type=stage_input.job_type,
+            status=JobStatus.RUNNING.value,
+            run_id=run_id,
+            payload=stage_input.payload,
+            created_at=now,
+            updated_at=now,
+        )
+        start = StageStart(
+            job=job,
+            stage=stage_input.stage.name,
+            position=stage_input.position,
+            attempt=attempt,
+            max_attempts=stage_input.stage.retry.max_attempts,
+            at=now,
+        )
+        async with self.deps.sessions() as session, session.begin():
+            await JobRepository(session).stage_started(start)
+
+    async def _finished(self, stage_input: StageInput) -> None:
+        async with self.deps.sessions() as session, session.begin():
+            await JobRepository(session).stage_finished(
+                stage_input.job_id, stage_input.stage.name, self.deps.now()
+            )
+
+    async def _failure(self, stage_input: StageInput, error: Exception) -> ApplicationError:
+        """Classify `error`, record the attempt, and build the error Temporal acts on."""
+        info = activity.info()
+        declaration = stage_input.stage.retry
+        name = error_type_name(error)
+        permanent = is_permanent(error) or name in declaration.non_retryable
+        will_retry = not permanent and info.attempt < declaration.max_attempts
+        delay = next_delay(declaration, info.attempt, self.deps.unit_random(), retry_after_hint(error))
+        message = (str(error) or name)[:MAX_MESSAGE]
+        failed_at = self.deps.now()
+        failure = StageFailure(
+            job_id=stage_input.job_id,
+            run_id=_run_id(info),
+            stage=stage_input.stage.name,
+            attempt=info.attempt,
+            error_type=name,
+            message=message,
+            started_at=info.started_time,
+            failed_at=failed_at,
+            next_retry_at=failed_at + delay if will_retry else None,
+        )
+        await self._best_effort("failure", self._record_failure(failure, will_retry))
+        return ApplicationError(
+            message,
+            {"attempt": info.attempt, "max_attempts": declaration.max_attempts},
+            type=name,
+            non_retryable=permanent,
+            next_retry_delay=delay if will_retry else None,
+        )
+
+    async def _record_failure(self, failure: StageFailure, will_retry: bool) -> None:
+        async with self.deps.sessions() as session, session.begin():
+            await JobRepository(session).stage_failed(failure, will_retry)
+
+    @staticmethod
+    async def _best_effort(what: str, write: Awaitable[Any]) -> None:
+        # The projection must not spend the stage's retry budget: Temporal holds the truth, and the
+        # terminal states are written by activities that retry until they succeed.
+        try:
+            await write
+        except Exception:
+            log.warning("could not project stage %s into the database", what, exc_info=True)
+
+
+def _run_id(info: activity.Info) -> str:
+    if info.workflow_run_id is None:  # only a standalone activity has none; stages never are
+        raise ApplicationError("stage activities run inside a JobWorkflow", non_retryable=True)
+    return info.workflow_run_id

@@ -1,0 +1,93 @@
+"""The redrive worker: `python worker.py` runs `JobWorkflow` and every stage activity on the task
+queue until SIGTERM or Ctrl-C, then drains in-flight activities for `graceful_shutdown_seconds`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import httpx
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities import ActivityDeps, build_activities
+from activities.handlers import HANDLERS
+from redrive.jobtypes import JobTypeRegistry, load_registry
+from redrive.settings import Settings
+from redrive.store import create_engine, session_factory
+from redrive.temporal import connect
+from workflows import JobWorkflow
+
+log = logging.getLogger("redrive.worker")
+
+# Our modules are deterministic or only used through the sandbox's passthrough; re-importing them
+# per workflow run would cost CPU for nothing (see the speed notes in TEMPORAL_NOTES.md).
+PASSTHROUGH = ("redrive", "activities", "pydantic", "pydantic_core", "sqlalchemy", "sqlmodel", "httpx")
+
+
+def build_worker(client: Client, settings: Settings, deps: ActivityDeps) -> Worker:
+    """A worker for `JobWorkflow` and every registered stage handler."""
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[JobWorkflow],
+        activities=build_activities(deps),
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+        ),
+        max_concurrent_workflow_task_polls=20,
+        max_concurrent_activity_task_polls=20,
+        graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+    )
+
+
+def warn_missing_handlers(registry: JobTypeRegistry) -> None:
+    """Say at start-up which declared stages this worker cannot run (they dead-letter as HandlerMissing)."""
+    for name in sorted(registry.activity_names() - set(HANDLERS)):
+        log.warning("no handler registered for activity %s: its stages will dead-letter", name)
+
+
+@asynccontextmanager
+async def activity_deps(settings: Settings) -> AsyncIterator[ActivityDeps]:
+    """Engine and HTTP client for the worker's lifetime."""
+    engine = create_engine(settings.resolved_database_url())
+    try:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(30.0)) as http:
+            yield ActivityDeps(sessions=session_factory(engine), http=http)
+    finally:
+        await engine.dispose()
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event, client: Client | None = None) -> None:
+    """Run until `stop` is set, then shut down gracefully."""
+    warn_missing_handlers(load_registry(settings.config))
+    client = client or await connect(settings)
+    async with activity_deps(settings) as deps:
+        worker = build_worker(client, settings, deps)
+        async with worker:
+            log.info("worker polling task queue %s on %s", settings.task_queue, settings.temporal_address)
+            await stop.wait()
+            log.info("stopping: draining in-flight activities")
+
+
+async def _main() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await run_worker(Settings(), stop)
+
+
+def main() -> None:
+    """Entry point of `python worker.py` and `redrive worker`."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(_main())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""How a stage's final `ActivityError` maps onto a dead-letter reason (pure, deterministic)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from temporalio import workflow
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    RetryState,
+    TimeoutError,
+    TimeoutType,
+)
+
+with workflow.unsafe.imports_passed_through():
+    from redrive.jobtypes.registry import StageSpec
+    from redrive.status import ErrorReason
+
+HANDLER_MISSING = "HandlerMissing"
+
+
+@dataclass(frozen=True)
+class StageFailure:
+    """Why a stage gave up, in dead-letter terms."""
+
+    reason: ErrorReason
+    error_type: str
+    message: str
+    attempts: int
+
+
+def classify(error: ActivityError, stage: StageSpec) -> StageFailure:
+    """The dead-letter reason, error type, message and attempt count for `error`."""
+    cause = error.cause
+    max_attempts = stage.retry.max_attempts
+    if isinstance(cause, TimeoutError):
+        timeout = TimeoutType(cause.type).name if cause.type is not None else "Unknown"
+        if cause.type == TimeoutType.SCHEDULE_TO_START:
+            reason = ErrorReason.RUNNER_UNAVAILABLE
+            return StageFailure(reason, f"{timeout}Timeout", _runner_message(stage), 1)
+        attempts = max_attempts if error.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED else 1
+        return StageFailure(ErrorReason.MAX_RETRIES, f"{timeout}Timeout", cause.message, attempts)
+    if isinstance(cause, ApplicationError):
+        attempts = _attempt(cause, max_attempts)
+        error_type = cause.type or "ApplicationError"
+        if error_type == HANDLER_MISSING:
+            return StageFailure(ErrorReason.HANDLER_MISSING, error_type, cause.message, attempts)
+        if error.retry_state == RetryState.NON_RETRYABLE_FAILURE or cause.non_retryable:
+            return StageFailure(ErrorReason.VALIDATION, error_type, cause.message, attempts)
+        return StageFailure(ErrorReason.MAX_RETRIES, error_type, cause.message, attempts)
+    message = str(cause) if cause is not None else error.message
+    return StageFailure(ErrorReason.MAX_RETRIES, type(cause).__name__, message, max_attempts)
+
+
+def _attempt(cause: ApplicationError, default: int) -> int:
+    # The stage activity puts {"attempt": n, ...} in the error's details.
+    details = cause.details
+    if details and isinstance(details[0], dict) and isinstance(details[0].get("attempt"), int):
+        return int(details[0]["attempt"])
+    return default
+
+
+def _runner_message(stage: StageSpec) -> str:
+    return (
+        f"no worker started stage {stage.name!r} within {stage.schedule_to_start_timeout}; "
+        "check that workers are running on the task queue"
+    )

@@ -1,0 +1,120 @@
+"""`JobWorkflow`: runs a job's stages in order; a stage that gives up sends the job to the DLQ."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.dead_letters import DeadLetterActivities
+    from activities.projection import ProjectionActivities
+    from redrive.jobtypes.registry import StageSpec
+    from redrive.messages import DeadLetterInput, JobInput, JobResult, StageInput, StageResult, StatusInput
+    from redrive.retries import to_retry_policy
+    from redrive.status import ERROR_REASON, JOB_STAGE, JOB_STATUS, JobStatus
+    from workflows.failures import classify
+
+# Bookkeeping must never be the reason a job is lost: retry it until it succeeds, at a modest pace.
+BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+
+
+@workflow.defn
+class JobWorkflow:
+    """One job: each stage is an activity with its declared retry policy and timeouts."""
+
+    def __init__(self) -> None:
+        self._status = JobStatus.QUEUED
+        self._stage: str | None = None
+
+    @workflow.run
+    async def run(self, job: JobInput) -> JobResult:
+        outputs: dict[str, object] = {}
+        for position, stage in enumerate(job.stages):
+            self._set(JobStatus.RUNNING, stage.name)
+            try:
+                result = await self._run_stage(job, stage, position, outputs)
+            except ActivityError as error:
+                if isinstance(error.cause, CancelledError):
+                    raise
+                await self._dead_letter(job, stage, error)
+            outputs[stage.name] = result.output
+        self._set(JobStatus.COMPLETE, self._stage)
+        await self._project(job, JobStatus.COMPLETE)
+        return JobResult(job_id=job.job_id, outputs=outputs)
+
+    @workflow.query
+    def status(self) -> tuple[JobStatus, str | None]:
+        """The status and stage as the workflow sees them."""
+        return self._status, self._stage
+
+    async def _run_stage(
+        self, job: JobInput, stage: StageSpec, position: int, outputs: dict[str, object]
+    ) -> StageResult:
+        # Stages are named by the registry's data, so the activity is named by string here.
+        result: StageResult = await workflow.execute_activity(
+            stage.activity,
+            StageInput(
+                job_id=job.job_id,
+                tenant_id=job.tenant_id,
+                job_type=job.job_type,
+                payload=job.payload,
+                stage=stage,
+                position=position,
+                outputs=dict(outputs),
+            ),
+            result_type=StageResult,
+            start_to_close_timeout=stage.start_to_close_timeout,
+            schedule_to_start_timeout=stage.schedule_to_start_timeout,
+            heartbeat_timeout=stage.heartbeat_timeout,
+            retry_policy=to_retry_policy(stage.retry),
+            activity_id=stage.name,
+            summary=f"stage {position + 1}/{len(job.stages)}: {stage.name}",
+        )
+        return result
+
+    async def _dead_letter(self, job: JobInput, stage: StageSpec, error: ActivityError) -> None:
+        failure = classify(error, stage)
+        self._set(JobStatus.DEAD_LETTER, stage.name)
+        workflow.upsert_search_attributes([ERROR_REASON.value_set(failure.reason.value)])
+        await workflow.execute_activity_method(
+            DeadLetterActivities.record_dead_letter,
+            DeadLetterInput(
+                job_id=job.job_id,
+                run_id=workflow.info().run_id,
+                tenant_id=job.tenant_id,
+                job_type=job.job_type,
+                stage=stage.name,
+                payload=job.payload,
+                error_reason=failure.reason,
+                error_type=failure.error_type,
+                error_message=failure.message,
+                attempts=failure.attempts,
+            ),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=BOOKKEEPING_RETRY,
+            summary="record dead letter",
+        )
+        raise ApplicationError(
+            f"job {job.job_id} dead-lettered in stage {stage.name}: {failure.reason.value} "
+            f"after {failure.attempts} attempt(s): {failure.error_type}: {failure.message}",
+            type=failure.reason.value,
+            non_retryable=True,
+        ) from error
+
+    def _set(self, status: JobStatus, stage: str | None) -> None:
+        self._status, self._stage = status, stage
+        updates = [JOB_STATUS.value_set(status.value)]
+        if stage is not None:
+            updates.append(JOB_STAGE.value_set(stage))
+        workflow.upsert_search_attributes(updates)
+
+    async def _project(self, job: JobInput, status: JobStatus) -> None:
+        await workflow.execute_local_activity_method(
+            ProjectionActivities.record_status,
+            StatusInput(job_id=job.job_id, run_id=workflow.info().run_id, status=status, stage=self._stage),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=BOOKKEEPING_RETRY,
+        )
