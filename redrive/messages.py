@@ -13,6 +13,9 @@ from typing import Any
 from redrive.jobtypes.registry import StageSpec
 from redrive.status import ErrorReason, JobStatus
 
+JOB_WORKFLOW = "JobWorkflow"
+"""The workflow type name; the API starts it by name so it never imports workflow or activity code."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class JobInput:

@@ -12,7 +12,15 @@ with workflow.unsafe.imports_passed_through():
     from activities.dead_letters import DeadLetterActivities
     from activities.projection import ProjectionActivities
     from redrive.jobtypes.registry import StageSpec
-    from redrive.messages import DeadLetterInput, JobInput, JobResult, StageInput, StageResult, StatusInput
+    from redrive.messages import (
+        JOB_WORKFLOW,
+        DeadLetterInput,
+        JobInput,
+        JobResult,
+        StageInput,
+        StageResult,
+        StatusInput,
+    )
     from redrive.retries import to_retry_policy
     from redrive.status import ERROR_REASON, JOB_STAGE, JOB_STATUS, JobStatus
     from workflows.failures import classify
@@ -21,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
 BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 
 
-@workflow.defn
+@workflow.defn(name=JOB_WORKFLOW)
 class JobWorkflow:
     """One job: each stage is an activity with its declared retry policy and timeouts."""
 

@@ -201,6 +201,8 @@ class JobRepository:
                 attempt=0,
                 next_retry_at=None,
                 error_reason=None,
+                error_type=None,
+                error_message=None,
                 finished_at=None,
                 updated_at=at,
             )

@@ -1,0 +1,5 @@
+"""The REST API: FastAPI app, routers, request/response models and auth."""
+
+from api.app import create_app
+
+__all__ = ["create_app"]

@@ -1,0 +1,43 @@
+"""The FastAPI app factory: Temporal client and database engine live in the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from api.problems import install_problem_handlers
+from api.routers import dead_letters, health, jobs
+from api.state import AppState
+from redrive.jobtypes import load_registry
+from redrive.settings import Settings
+from redrive.store import create_engine, session_factory
+from redrive.temporal import connect
+
+
+def create_app(settings: Settings, temporal: Client | None = None) -> FastAPI:
+    """The API for `settings`; pass `temporal` to share a client (tests, `redrive dev`)."""
+    registry = load_registry(settings.config)  # a bad config stops start-up here, not mid-request
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.resolved_database_url())
+        client = temporal or await connect(settings)
+        app.state.redrive = AppState(settings, registry, session_factory(engine), client)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="redrive",
+        version="1",
+        description="Durable jobs with declarative retries and a dead-letter queue you can drain.",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    for router in (jobs.router, dead_letters.router, health.router):
+        app.include_router(router)
+    return app

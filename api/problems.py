@@ -1,0 +1,108 @@
+"""Errors as `application/problem+json` (RFC 9457), each with a detail a person can act on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.service import RPCError, RPCStatusCode
+
+PROBLEM_JSON = "application/problem+json"
+UNAVAILABLE_RETRY_AFTER_S = 5
+
+
+class Problem(Exception):
+    """Raise to answer with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        *,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail, self.field = status, title, detail, field
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+
+def problem_response(problem: Problem) -> JSONResponse:
+    """The JSON response for `problem`."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": problem.title,
+        "status": problem.status,
+        "detail": problem.detail,
+        **problem.extra,
+    }
+    if problem.field is not None:
+        body["field"] = problem.field
+    return JSONResponse(body, status_code=problem.status, headers=problem.headers, media_type=PROBLEM_JSON)
+
+
+def _field(location: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(part) for part in location)
+
+
+async def _validation(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    errors = [
+        {"field": _field(item.get("loc", ())), "message": item.get("msg", "invalid")}
+        for item in error.errors()
+    ]
+    first = errors[0] if errors else {"field": "body", "message": "invalid request"}
+    detail = f"{first['field']}: {first['message']}"
+    return problem_response(
+        Problem(422, "Invalid request", detail, field=first["field"], extra={"errors": errors})
+    )
+
+
+async def _http(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    headers = dict(error.headers or {})
+    return problem_response(Problem(error.status_code, str(error.detail), str(error.detail), headers=headers))
+
+
+async def _problem(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, Problem)
+    return problem_response(error)
+
+
+def _unavailable(what: str) -> JSONResponse:
+    return problem_response(
+        Problem(
+            503,
+            f"{what} unavailable",
+            f"{what} cannot be reached right now; nothing was changed. Try again shortly.",
+            headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)},
+        )
+    )
+
+
+async def _rpc(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RPCError)
+    if error.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+        return _unavailable("Temporal")
+    raise error
+
+
+async def _database(_request: Request, _error: Exception) -> JSONResponse:
+    return _unavailable("The database")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Make every error the app raises a problem document."""
+    app.add_exception_handler(Problem, _problem)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(RPCError, _rpc)
+    app.add_exception_handler(OperationalError, _database)
+    app.add_exception_handler(DBAPIError, _database)

@@ -1,0 +1,28 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from fastapi import APIRouter
+
+from api.deps import SessionDep, StateDep
+from api.problems import Problem
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="Liveness")
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Readiness")
+async def readyz(state: StateDep, session: SessionDep) -> dict[str, str]:
+    """The database and Temporal both answer; 503 naming the one that does not."""
+    await session.execute(sa.text("SELECT 1"))
+    if not await state.temporal.service_client.check_health():
+        raise Problem(
+            503, "Temporal unavailable", "Temporal reports it is not serving", headers={"Retry-After": "5"}
+        )
+    return {"status": "ready"}

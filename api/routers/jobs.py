@@ -1,0 +1,69 @@
+"""`/v1/jobs`: submit, list, show and retry jobs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from api.cursors import decode_cursor, encode_cursor
+from api.deps import SessionDep, StateDep, TenantDep
+from api.problems import Problem
+from api.retries import retry
+from api.schemas import MAX_PAGE, JobCreate, JobPage, JobPublic, RetryPublic, RetryRequest
+from api.submission import submit
+from api.views import job_view
+from redrive.status import JobStatus
+from redrive.store.jobs import JobFilter, JobRepository
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+@router.post("", status_code=202, summary="Submit a job")
+async def create_job(body: JobCreate, state: StateDep, tenant: TenantDep, response: Response) -> JobPublic:
+    """Start a job of a registered type. With `idempotency_key`, a repeat returns the same job (200)."""
+    job, created = await submit(state, tenant, body)
+    if not created:
+        response.status_code = 200
+    return job_view(state.settings, job)
+
+
+@router.get("", summary="List jobs")
+async def list_jobs(
+    state: StateDep,
+    tenant: TenantDep,
+    session: SessionDep,
+    status: JobStatus | None = None,
+    type: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> JobPage:
+    """Newest first; `next_cursor` fetches the next page. `counts` are per status for the same type."""
+    where = JobFilter(tenant, status.value if status else None, type)
+    repository = JobRepository(session)
+    after = decode_cursor(cursor) if cursor else None
+    jobs = await repository.page(where, limit + 1, after)
+    more, jobs = len(jobs) > limit, jobs[:limit]
+    return JobPage(
+        items=[job_view(state.settings, job) for job in jobs],
+        next_cursor=encode_cursor(jobs[-1].created_at, jobs[-1].id) if more else None,
+        counts=await repository.counts(where),
+    )
+
+
+@router.get("/{job_id}", summary="Show a job")
+async def get_job(job_id: str, state: StateDep, tenant: TenantDep, session: SessionDep) -> JobPublic:
+    """Status, stage, attempts, next retry time, error, per-stage timings and the Temporal UI link."""
+    repository = JobRepository(session)
+    job = await repository.get(tenant, job_id)
+    if job is None:
+        raise Problem(404, "Job not found", f"no job {job_id} for this API key")
+    return job_view(state.settings, job, await repository.stages(job_id))
+
+
+@router.post("/{job_id}/retry", summary="Retry a dead job from the failed stage")
+async def retry_job(
+    job_id: str, state: StateDep, tenant: TenantDep, body: RetryRequest | None = None
+) -> RetryPublic:
+    """Reset the dead run to the failed stage: earlier stages are not run again. 409 unless dead."""
+    return await retry(state, tenant, job_id, body or RetryRequest())

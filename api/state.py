@@ -1,0 +1,22 @@
+"""What the app builds in its lifespan and every route shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import Client
+
+from redrive.jobtypes import JobTypeRegistry
+from redrive.settings import Settings
+
+
+@dataclass(frozen=True)
+class AppState:
+    """Settings, job types, database sessions and the Temporal client."""
+
+    settings: Settings
+    registry: JobTypeRegistry
+    sessions: async_sessionmaker[AsyncSession]
+    temporal: Client

@@ -1,0 +1,104 @@
+"""Submitting a job: start its workflow, then project it, so a crash between any two steps leaves
+no job or exactly one (the workflow id is the job id; the first stage re-creates a missing row)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import uuid
+
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from api.problems import Problem
+from api.schemas import JobCreate
+from api.state import AppState
+from redrive.jobtypes import UnknownJobType
+from redrive.messages import JOB_WORKFLOW, JobInput
+from redrive.status import JOB_STATUS, JOB_TYPE, TENANT_ID, JobStatus
+from redrive.store.jobs import JobRepository
+from redrive.store.models import Job
+from redrive.store.types import utcnow
+
+
+def job_id_for(tenant_id: str, idempotency_key: str | None) -> str:
+    """The workflow id: derived from the key (hashed, so no client text reaches Temporal), else random."""
+    if idempotency_key is None:
+        return f"job-{uuid.uuid4().hex}"
+    digest = hashlib.sha256(f"{tenant_id}\0{idempotency_key}".encode()).hexdigest()
+    return f"job-{digest[:32]}"
+
+
+async def start_job(state: AppState, job: JobInput, reuse: WorkflowIDReusePolicy) -> str:
+    """Start the job's workflow (or join the running one); its run id."""
+    handle = await state.temporal.start_workflow(
+        JOB_WORKFLOW,
+        job,
+        id=job.job_id,
+        task_queue=state.settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=reuse,
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(JOB_TYPE, job.job_type),
+                SearchAttributePair(TENANT_ID, job.tenant_id),
+                SearchAttributePair(JOB_STATUS, JobStatus.QUEUED.value),
+            ]
+        ),
+        static_summary=f"{job.job_type} job",
+    )
+    return handle.result_run_id or ""
+
+
+async def submit(state: AppState, tenant_id: str, request: JobCreate) -> tuple[Job, bool]:
+    """Start (or find) the job; True when this call created it."""
+    try:
+        job_type = state.registry.get(request.type)
+    except UnknownJobType as error:
+        raise Problem(422, "Unknown job type", str(error), field="body.type") from None
+    job_id = job_id_for(tenant_id, request.idempotency_key)
+    async with state.sessions() as session:
+        existing = await JobRepository(session).get(tenant_id, job_id)
+    if existing is not None and (existing.type, existing.payload) != (request.type, request.payload):
+        raise Problem(
+            409,
+            "Idempotency key reused",
+            "idempotency_key was already used for a different type or payload; use a new key",
+            field="body.idempotency_key",
+        )
+    run_id = existing.run_id if existing is not None else None
+    # Closed already under REJECT_DUPLICATE: the job exists, return it as it is.
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        run_id = await start_job(
+            state,
+            JobInput(
+                job_id=job_id,
+                tenant_id=tenant_id,
+                job_type=job_type.name,
+                payload=request.payload,
+                stages=job_type.stages,
+            ),
+            WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+    now = utcnow()
+    async with state.sessions() as session, session.begin():
+        job = await JobRepository(session).add_if_absent(
+            Job(
+                id=job_id,
+                tenant_id=tenant_id,
+                type=job_type.name,
+                status=JobStatus.QUEUED.value,
+                run_id=run_id,
+                payload=request.payload,
+                idempotency_key=request.idempotency_key,
+                max_attempts=job_type.stages[0].retry.max_attempts,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    return job, existing is None

@@ -1,0 +1,55 @@
+"""Table rows → response bodies."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from api.schemas import DeadLetterPublic, JobPublic, StagePublic
+from redrive.settings import Settings
+from redrive.store.models import DeadLetter, Job, JobStage
+from redrive.temporal import workflow_url
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    return (end - start).total_seconds() if start is not None and end is not None else None
+
+
+def job_view(settings: Settings, job: Job, stages: Sequence[JobStage] = ()) -> JobPublic:
+    """The public shape of a job and its stages."""
+    first_start = min((s.started_at for s in stages if s.started_at is not None), default=None)
+    return JobPublic(
+        id=job.id,
+        type=job.type,
+        status=job.status,
+        stage=job.stage,
+        run_id=job.run_id,
+        attempt=job.attempt,
+        max_attempts=job.max_attempts,
+        next_retry_at=job.next_retry_at,
+        error_reason=job.error_reason,
+        error_type=job.error_type,
+        error_message=job.error_message,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        finished_at=job.finished_at,
+        processing_time_s=_seconds(first_start, job.finished_at),
+        stages=[
+            StagePublic(
+                name=stage.stage,
+                status=stage.status,
+                executions=stage.executions,
+                attempt=stage.attempt,
+                started_at=stage.started_at,
+                finished_at=stage.finished_at,
+                duration_s=_seconds(stage.started_at, stage.finished_at),
+            )
+            for stage in stages
+        ],
+        temporal_url=workflow_url(settings, job.id, job.run_id),
+    )
+
+
+def dead_letter_view(entry: DeadLetter) -> DeadLetterPublic:
+    """The public shape of a dead-letter entry."""
+    return DeadLetterPublic.model_validate(entry, from_attributes=True)

@@ -1,0 +1,110 @@
+"""`redrive dev`: Temporal dev server, migrations, worker and API in one command."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import signal
+import time
+from collections.abc import Iterator
+
+import uvicorn
+
+import worker
+from api import create_app
+from redrive.devserver import connect_when_ready, set_retention, start_server, stop_server
+from redrive.settings import Settings
+from redrive.store import upgrade
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: `redrive dev` owns them and stops every part."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+DEMO_CONFIG = """# Written by `redrive dev`: short demo backoffs (2 s, 4 s, 8 s) so a failing demo job reaches
+# the dead-letter queue in about 15 s. Set REDRIVE_CONFIG to use your own file instead.
+[job_types.demo]
+initial_interval = "2s"
+backoff_coefficient = 2
+"""
+
+
+def dev_settings(settings: Settings) -> Settings:
+    """`settings` pointed at the local dev server, with a dev API key kept under `home`."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    changes: dict[str, object] = {"temporal_address": f"127.0.0.1:{settings.temporal_port}"}
+    if not settings.api_keys:
+        key_file = settings.home / "dev-api-key"
+        if not key_file.exists():
+            key_file.write_text(f"dev-{secrets.token_urlsafe(16)}\n")
+        changes["api_keys"] = f"{key_file.read_text().strip()}:dev"
+    if settings.config is None:
+        config = settings.home / "dev-config.toml"
+        config.write_text(DEMO_CONFIG)
+        changes["config"] = config
+    return settings.model_copy(update=changes)
+
+
+def banner(settings: Settings, seconds: float) -> str:
+    """What a person needs to click through the demo."""
+    key = next(iter(settings.tenants_by_key()))
+    api = f"http://{settings.api_host}:{settings.api_port}"
+    breaker = (settings.home / "break-process").resolve()
+    fail = {"stage": "process", "error": "ServiceUnavailable", "while_exists": str(breaker)}
+    body = json.dumps({"type": "demo", "payload": {"sleep_ms": 500, "fail": fail}})
+    auth = f"-H 'Authorization: Bearer {key}'"
+    return f"""
+redrive is up in {seconds:.1f} s
+  API          {api}   (OpenAPI docs: {api}/docs)
+  Temporal UI  {settings.resolved_ui_url()}   (search: JobStatus="dead_letter")
+  API key      {key}   (tenant: dev)
+  data         {settings.home.resolve()}   (retry policies: {settings.config})
+
+1. Submit a demo job whose stage 'process' fails while {breaker} exists
+   (it does now): 4 attempts, then the dead-letter queue, in about 15 s.
+  curl -s -X POST {api}/v1/jobs {auth} -H 'Content-Type: application/json' -d '{body}'
+2. Watch it:  curl -s {api}/v1/jobs/<id> {auth}     and     curl -s {api}/v1/dead-letters {auth}
+3. Remove the failure and retry from the failed stage ('prepare' does not run again):
+  rm {breaker}; curl -s -X POST {api}/v1/jobs/<id>/retry {auth}
+Press Ctrl-C to stop everything.
+"""
+
+
+async def run_dev(settings: Settings) -> None:
+    """Run everything until SIGINT or SIGTERM, then stop every part."""
+    started = time.monotonic()
+    settings = dev_settings(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    server = start_server(settings)
+    try:
+        client = await connect_when_ready(settings, server)
+        await set_retention(client, settings.temporal_namespace)
+        await upgrade(settings.resolved_database_url())
+        api = _EmbeddedServer(
+            uvicorn.Config(
+                create_app(settings, client),
+                host=settings.api_host,
+                port=settings.api_port,
+                log_level="warning",
+            )
+        )
+        worker_task = asyncio.create_task(worker.run_worker(settings, stop, client))
+        api_task = asyncio.create_task(api.serve())
+        while not api.started and not api_task.done():  # noqa: ASYNC110 -- uvicorn offers only a flag
+            await asyncio.sleep(0.05)
+        (settings.home / "break-process").touch()
+        print(banner(settings, time.monotonic() - started), flush=True)
+        await stop.wait()
+        api.should_exit = True
+        await asyncio.gather(api_task, worker_task)
+    finally:
+        stop_server(server)
