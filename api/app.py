@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.client import Client
 
+from api.janitor import RunJanitor
 from api.problems import install_problem_handlers
 from api.routers import dead_letters, health, jobs
 from api.state import AppState
@@ -25,10 +26,12 @@ def create_app(settings: Settings, temporal: Client | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.resolved_database_url())
         client = temporal or await connect(settings)
-        app.state.redrive = AppState(settings, registry, session_factory(engine), client)
+        janitor = RunJanitor(client, settings.temporal_namespace)
+        app.state.redrive = AppState(settings, registry, session_factory(engine), client, janitor)
         try:
             yield
         finally:
+            await janitor.close()
             await engine.dispose()
 
     app = FastAPI(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
-from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest, ResetWorkflowExecutionRequest
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
@@ -67,7 +67,7 @@ async def retry(state: AppState, tenant_id: str, job_id: str, request: RetryRequ
             )
         await JobRepository(session).requeue(job_id, job.run_id, new_run_id, now)
     if mode == "reset":
-        await _forget_superseded_run(state, job_id, job.run_id)
+        state.janitor.forget(job_id, job.run_id)
     return RetryPublic(
         job_id=job_id,
         run_id=new_run_id,
@@ -99,22 +99,6 @@ async def _reset(
         )
     )
     return response.run_id
-
-
-async def _forget_superseded_run(state: AppState, job_id: str, run_id: str) -> None:
-    # Closed runs keep their last search attributes, so the dead run would stay listed under
-    # JobStatus="dead_letter" forever. Its payload and every attempt's error are in the DLQ row,
-    # and the new run holds the history up to the failed stage, so deleting it loses nothing.
-    try:
-        await state.temporal.workflow_service.delete_workflow_execution(
-            DeleteWorkflowExecutionRequest(
-                namespace=state.settings.temporal_namespace,
-                workflow_execution=WorkflowExecution(workflow_id=job_id, run_id=run_id),
-            )
-        )
-    except RPCError as error:
-        if error.status != RPCStatusCode.NOT_FOUND:
-            raise
 
 
 async def _resubmit(state: AppState, job: Job) -> str:

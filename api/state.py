@@ -8,15 +8,17 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
+from api.janitor import RunJanitor
 from redrive.jobtypes import JobTypeRegistry
 from redrive.settings import Settings
 
 
 @dataclass(frozen=True)
 class AppState:
-    """Settings, job types, database sessions and the Temporal client."""
+    """Settings, job types, database sessions, the Temporal client and background clean-up."""
 
     settings: Settings
     registry: JobTypeRegistry
     sessions: async_sessionmaker[AsyncSession]
     temporal: Client
+    janitor: RunJanitor

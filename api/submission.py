@@ -3,7 +3,6 @@ no job or exactly one (the workflow id is the job id; the first stage re-creates
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import uuid
 
@@ -72,8 +71,8 @@ async def submit(state: AppState, tenant_id: str, request: JobCreate) -> tuple[J
             field="body.idempotency_key",
         )
     run_id = existing.run_id if existing is not None else None
-    # Closed already under REJECT_DUPLICATE: the job exists, return it as it is.
-    with contextlib.suppress(WorkflowAlreadyStartedError):
+    status = JobStatus.QUEUED.value
+    try:
         run_id = await start_job(
             state,
             JobInput(
@@ -85,6 +84,12 @@ async def submit(state: AppState, tenant_id: str, request: JobCreate) -> tuple[J
             ),
             WorkflowIDReusePolicy.REJECT_DUPLICATE,
         )
+    except WorkflowAlreadyStartedError:
+        # The job ran to its end already. If its row is missing (a restored database), rebuild
+        # it from what Temporal recorded rather than showing a job that never moves.
+        description = await state.temporal.get_workflow_handle(job_id).describe()
+        run_id = description.run_id
+        status = description.typed_search_attributes.get(JOB_STATUS) or status
     now = utcnow()
     async with state.sessions() as session, session.begin():
         job = await JobRepository(session).add_if_absent(
@@ -92,7 +97,7 @@ async def submit(state: AppState, tenant_id: str, request: JobCreate) -> tuple[J
                 id=job_id,
                 tenant_id=tenant_id,
                 type=job_type.name,
-                status=JobStatus.QUEUED.value,
+                status=status,
                 run_id=run_id,
                 payload=request.payload,
                 idempotency_key=request.idempotency_key,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from fastapi import APIRouter
+from sqlmodel import select
 
 from api.deps import SessionDep, StateDep
 from api.problems import Problem
@@ -20,7 +20,7 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", summary="Readiness")
 async def readyz(state: StateDep, session: SessionDep) -> dict[str, str]:
     """The database and Temporal both answer; 503 naming the one that does not."""
-    await session.execute(sa.text("SELECT 1"))
+    await session.exec(select(1))
     if not await state.temporal.service_client.check_health():
         raise Problem(
             503, "Temporal unavailable", "Temporal reports it is not serving", headers={"Retry-After": "5"}

@@ -33,7 +33,7 @@ class DeadLetterRepository:
     async def insert(self, entry: DeadLetter) -> DeadLetter:
         """Store `entry` once per (job, run): a repeated insert returns the first row."""
         statement = dialect_insert(self.session, DeadLetter).values(**entry.model_dump())
-        await self.session.execute(statement.on_conflict_do_nothing())
+        await self.session.exec(statement.on_conflict_do_nothing())
         query = select(DeadLetter).where(
             DeadLetter.original_job_id == entry.original_job_id, DeadLetter.run_id == entry.run_id
         )
@@ -75,7 +75,7 @@ class DeadLetterRepository:
         self, entry_id: uuid.UUID, at: datetime, request_id: str | None, user_id: str | None
     ) -> bool:
         """Stamp `replayed_at` once; False when it was already replayed."""
-        result = await self.session.execute(
+        result = await self.session.exec(
             sa.update(DeadLetter)
             .where(col(DeadLetter.id) == entry_id, col(DeadLetter.replayed_at).is_(None))
             .values(replayed_at=at, request_id=request_id, user_id=user_id)
@@ -84,7 +84,7 @@ class DeadLetterRepository:
 
     async def purge(self, replayed_before: datetime) -> int:
         """Delete entries replayed before `replayed_before`; the number deleted."""
-        result = await self.session.execute(
+        result = await self.session.exec(
             sa.delete(DeadLetter).where(col(DeadLetter.replayed_at) < replayed_before)
         )
         return int(getattr(result, "rowcount", 0))

@@ -46,7 +46,7 @@ class JobRepository:
         """Insert `job` unless a job with its id exists; return the stored row either way."""
         values = job.model_dump()
         statement = dialect_insert(self.session, Job).values(**values).on_conflict_do_nothing()
-        await self.session.execute(statement)
+        await self.session.exec(statement)
         stored = await self.session.get(Job, job.id, populate_existing=True)
         assert stored is not None  # just inserted or already there
         return stored
@@ -97,7 +97,7 @@ class JobRepository:
             "updated_at": start.at,
         }
         insert_job = dialect_insert(self.session, Job).values(**{**job.model_dump(), **running})
-        await self.session.execute(insert_job.on_conflict_do_update(index_elements=["id"], set_=running))
+        await self.session.exec(insert_job.on_conflict_do_update(index_elements=["id"], set_=running))
         stage_row = {
             "job_id": job.id,
             "stage": start.stage,
@@ -109,7 +109,7 @@ class JobRepository:
         }
         insert_stage = dialect_insert(self.session, JobStage).values(**stage_row)
         excluded = insert_stage.excluded
-        await self.session.execute(
+        await self.session.exec(
             insert_stage.on_conflict_do_update(
                 index_elements=["job_id", "stage"],
                 set_={
@@ -123,7 +123,7 @@ class JobRepository:
 
     async def stage_finished(self, job_id: str, stage: str, at: datetime) -> None:
         """Mark the stage complete."""
-        await self.session.execute(
+        await self.session.exec(
             sa.update(JobStage)
             .where(col(JobStage.job_id) == job_id, col(JobStage.stage) == stage)
             .values(status=JobStatus.COMPLETE.value, finished_at=at)
@@ -132,9 +132,9 @@ class JobRepository:
     async def stage_failed(self, failure: StageFailure, will_retry: bool) -> None:
         """Record a failed attempt; project `retrying` with the next attempt's time if one follows."""
         statement = dialect_insert(self.session, StageFailure).values(**failure.model_dump())
-        await self.session.execute(statement.on_conflict_do_nothing())
+        await self.session.exec(statement.on_conflict_do_nothing())
         status = JobStatus.RETRYING if will_retry else JobStatus.RUNNING
-        await self.session.execute(
+        await self.session.exec(
             sa.update(Job)
             .where(col(Job.id) == failure.job_id, col(Job.run_id) == failure.run_id)
             .values(
@@ -145,7 +145,7 @@ class JobRepository:
                 updated_at=failure.failed_at,
             )
         )
-        await self.session.execute(
+        await self.session.exec(
             sa.update(JobStage)
             .where(col(JobStage.job_id) == failure.job_id, col(JobStage.stage) == failure.stage)
             .values(status=status.value if will_retry else "failed", finished_at=failure.failed_at)
@@ -167,7 +167,7 @@ class JobRepository:
         values: dict[str, object] = {"status": status.value, "updated_at": at, **fields}
         if status in (JobStatus.COMPLETE, JobStatus.DEAD_LETTER, JobStatus.CANCELLED):
             values.update(finished_at=at, next_retry_at=None)
-        await self.session.execute(
+        await self.session.exec(
             sa.update(Job).where(col(Job.id) == job_id, col(Job.run_id) == run_id).values(**values)
         )
 
@@ -182,7 +182,7 @@ class JobRepository:
             **fields,
         }
         statement = dialect_insert(self.session, Job).values(**{**job.model_dump(), **values})
-        await self.session.execute(
+        await self.session.exec(
             statement.on_conflict_do_update(
                 index_elements=["id"],
                 set_=values,
@@ -192,7 +192,7 @@ class JobRepository:
 
     async def requeue(self, job_id: str, old_run_id: str, new_run_id: str, at: datetime) -> None:
         """After a reset: the job waits for a worker in its new run (unless that run already started)."""
-        await self.session.execute(
+        await self.session.exec(
             sa.update(Job)
             .where(col(Job.id) == job_id, col(Job.run_id) == old_run_id)
             .values(

@@ -1,0 +1,85 @@
+"""Fixtures: real Temporal servers (dev and time-skipping), real databases (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from redrive.binaries import temporal_cli, temporal_test_server
+from redrive.status import SEARCH_ATTRIBUTES
+from redrive.store import upgrade
+from tests.support import register_search_attributes
+
+POSTGRES_URL = os.environ.get("REDRIVE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+async def dev_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[WorkflowEnvironment]:
+    """A real Temporal dev server on a SQLite file in WAL mode, as `redrive dev` runs it."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(temporal_cli()),
+        dev_server_database_filename=str(tmp_path_factory.mktemp("temporal") / "temporal.db"),
+        dev_server_extra_args=[
+            "--sqlite-pragma",
+            "journal_mode=wal",
+            "--sqlite-pragma",
+            "synchronous=normal",
+        ],
+        search_attributes=SEARCH_ATTRIBUTES,
+        data_converter=pydantic_data_converter,
+    )
+    async with env:
+        yield env
+
+
+@pytest.fixture(scope="session")
+async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server: 30 s / 120 s / 480 s backoffs pass in milliseconds."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(temporal_test_server()),
+        data_converter=pydantic_data_converter,
+    )
+    async with env:
+        await register_search_attributes(env.client)
+        yield env
+
+
+async def _postgres_database() -> AsyncIterator[str]:
+    name = f"redrive_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(POSTGRES_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        base = POSTGRES_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+        url = f"{base}/{name}"
+        await upgrade(url)
+        yield url
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def sqlite_url(tmp_path: Path) -> str:
+    """A migrated SQLite file for one test."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'redrive.db'}"
+    await upgrade(url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A migrated database for one test, on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'redrive.db'}"
+        await upgrade(url)
+        yield url
+    else:
+        async for url in _postgres_database():
+            yield url

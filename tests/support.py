@@ -1,0 +1,111 @@
+"""Helpers shared by the tests: a worker on its own task queue, the API on a free port, polling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import uvicorn
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+
+import worker
+from api import create_app
+from redrive.settings import Settings
+from redrive.status import SEARCH_ATTRIBUTES
+
+T = TypeVar("T")
+
+FAST_DEMO = """
+[job_types.demo]
+initial_interval = "1s"
+backoff_coefficient = 1
+"""
+
+
+def settings_for(database_url: str, home: Path, config: Path | None = None, **extra: Any) -> Settings:
+    """Settings for one test: its own task queue, database and keys for tenants `a` and `b`."""
+    return Settings(
+        home=home,
+        database_url=database_url,
+        task_queue=f"redrive-test-{uuid.uuid4().hex[:8]}",
+        api_keys="key-a:a,key-b:b",
+        config=config,
+        graceful_shutdown_seconds=1.0,
+        **extra,
+    )
+
+
+async def register_search_attributes(client: Client) -> None:
+    """Register redrive's search attributes (the time-skipping server starts with none)."""
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in SEARCH_ATTRIBUTES
+            },
+        )
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_worker(client: Client, settings: Settings) -> AsyncIterator[None]:
+    """The real worker, as `python worker.py` builds it, for the duration of the block."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run_worker(settings, stop, client))
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
+class _QuietServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # pytest owns the signals
+
+
+@contextlib.asynccontextmanager
+async def running_api(settings: Settings, client: Client) -> AsyncIterator[str]:
+    """The real API over real HTTP on a free port; yields its base URL."""
+    async with serving(create_app(settings, client)) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[str]:
+    """Serve the ASGI `app` over real HTTP on a free port; yields its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = _QuietServer(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            await task
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], within: float = 30.0) -> T:
+    """Poll `check` until it returns something other than None or False; fail with the last value."""
+    deadline = asyncio.get_running_loop().time() + within
+    last: T | None = None
+    while asyncio.get_running_loop().time() < deadline:
+        last = await check()
+        if last is not None and last is not False:
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"condition not met within {within} s; last value: {last!r}")

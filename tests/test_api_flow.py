@@ -1,0 +1,213 @@
+"""On the Temporal dev server, through the real API over HTTP and a real worker, on SQLite and on
+PostgreSQL: dead letter, retry from the failed stage, tenancy, idempotency and bad input."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from redrive.settings import Settings
+from tests.support import eventually, running_api, running_worker, settings_for
+
+A = {"Authorization": "Bearer key-a"}
+B = {"Authorization": "Bearer key-b"}
+FAST_RETRIES = """
+[job_types.demo]
+initial_interval = "2s"
+backoff_coefficient = 1
+"""
+
+
+@pytest.fixture
+async def api(
+    dev_env: WorkflowEnvironment, database_url: str, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API and a worker against the dev server, with 2 s demo backoffs; an HTTP client as tenant a."""
+    config = tmp_path / "redrive.toml"
+    config.write_text(FAST_RETRIES)
+    settings = settings_for(database_url, tmp_path, config=config)
+    async with (
+        running_worker(dev_env.client, settings),
+        running_api(settings, dev_env.client) as url,
+        httpx.AsyncClient(base_url=url, headers=A, timeout=30) as http,
+    ):
+        http.headers["X-Task-Queue"] = settings.task_queue  # for the tests' own look-ups
+        yield http
+
+
+async def _status(http: httpx.AsyncClient, job_id: str, wanted: str) -> dict[str, Any] | None:
+    body: dict[str, Any] = (await http.get(f"/v1/jobs/{job_id}")).json()
+    return body if body["status"] == wanted else None
+
+
+async def _dead_in_temporal(env: WorkflowEnvironment, task_queue: str) -> set[str]:
+    query = f'JobStatus="dead_letter" AND TaskQueue="{task_queue}"'
+    return {execution.id async for execution in env.client.list_workflows(query)}
+
+
+async def test_dead_job_retries_from_the_failed_stage(
+    api: httpx.AsyncClient, dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """A job dead-letters, shows as dead in SQL and Temporal, and a retry re-runs only the failed stage."""
+    breaker = tmp_path / "break-process"
+    breaker.touch()
+    fail = {"stage": "process", "error": "ServiceUnavailable", "while_exists": str(breaker)}
+    created = await api.post("/v1/jobs", json={"type": "demo", "payload": {"fail": fail}})
+    assert created.status_code == 202, created.text
+    job_id = created.json()["id"]
+    assert created.json()["status"] == "queued"
+
+    retrying = await eventually(lambda: _status(api, job_id, "retrying"))
+    assert retrying["next_retry_at"] is not None
+    assert retrying["error_type"] == "ServiceUnavailable"
+    assert retrying["max_attempts"] == 4
+
+    dead = await eventually(lambda: _status(api, job_id, "dead_letter"), within=60)
+    assert (dead["stage"], dead["error_reason"], dead["attempt"]) == ("process", "MaxRetries", 4)
+    assert dead["temporal_url"].endswith(f"/workflows/{job_id}/{dead['run_id']}/history")
+    task_queue = api.headers["X-Task-Queue"]
+    assert await eventually(lambda: _dead_in_temporal(dev_env, task_queue)) == {job_id}
+    entries = (await api.get("/v1/dead-letters", params={"pending": True})).json()["items"]
+    assert [(e["original_job_id"], e["attempts"], len(e["error_history"])) for e in entries] == [
+        (job_id, 4, 4)
+    ]
+
+    breaker.unlink()
+    retried = await api.post(f"/v1/jobs/{job_id}/retry", json={"reason": "downstream fixed"})
+    assert retried.status_code == 200, retried.text
+    assert (retried.json()["mode"], retried.json()["from_stage"]) == ("reset", "process")
+    again = await api.post(f"/v1/jobs/{job_id}/retry")
+    assert again.status_code == 409
+    assert again.headers["content-type"] == "application/problem+json"
+
+    done = await eventually(lambda: _status(api, job_id, "complete"), within=60)
+    assert done["run_id"] == retried.json()["run_id"]
+    assert [(s["name"], s["executions"]) for s in done["stages"]] == [
+        ("prepare", 1),  # not run again
+        ("process", 5),  # 4 failed attempts, then 1 in the new run
+        ("finish", 1),
+    ]
+    assert (await api.get("/v1/dead-letters", params={"pending": True})).json()["items"] == []
+    replayed = (await api.get("/v1/dead-letters", params={"pending": False})).json()["items"]
+    assert replayed[0]["replayed_at"] is not None
+    assert await eventually(lambda: _none_dead(dev_env, task_queue), within=60)
+
+
+async def _none_dead(env: WorkflowEnvironment, task_queue: str) -> bool:
+    return not await _dead_in_temporal(env, task_queue)
+
+
+async def test_tenants_see_only_their_own_jobs(api: httpx.AsyncClient) -> None:
+    """Tenant b gets 404 for tenant a's job and does not see it listed or counted."""
+    job = (await api.post("/v1/jobs", json={"type": "demo", "payload": {}})).json()
+    other = await api.get(f"/v1/jobs/{job['id']}", headers=B)
+    assert other.status_code == 404
+    assert other.headers["content-type"] == "application/problem+json"
+    assert (await api.post(f"/v1/jobs/{job['id']}/retry", headers=B)).status_code == 404
+    listed = (await api.get("/v1/jobs", headers=B)).json()
+    assert listed["items"] == []
+    assert listed["counts"] == {}
+    assert [item["id"] for item in (await api.get("/v1/jobs")).json()["items"]] == [job["id"]]
+
+
+async def test_idempotency_key_returns_the_same_job(api: httpx.AsyncClient) -> None:
+    """The same key gives the same job (202 then 200); the key with another payload is a 409."""
+    key = f"order-{uuid.uuid4().hex}"  # the dev server outlives each test's database
+    body = {"type": "demo", "payload": {"sleep_ms": 1}, "idempotency_key": key}
+    first = await api.post("/v1/jobs", json=body)
+    second = await api.post("/v1/jobs", json=body)
+    assert (first.status_code, second.status_code) == (202, 200)
+    assert first.json()["id"] == second.json()["id"]
+    assert key not in first.json()["id"]
+    clash = await api.post("/v1/jobs", json={**body, "payload": {"sleep_ms": 2}})
+    assert clash.status_code == 409
+    assert clash.json()["field"] == "body.idempotency_key"
+    other_tenant = await api.post("/v1/jobs", json=body, headers=B)
+    assert other_tenant.json()["id"] != first.json()["id"]
+    await eventually(lambda: _status(api, first.json()["id"], "complete"))
+    assert (await api.get("/v1/jobs")).json()["counts"] == {"complete": 1}
+
+
+async def test_listing_pages_with_a_cursor(api: httpx.AsyncClient) -> None:
+    """Pages of 2 walk every job once, newest first, and counts cover the whole filter."""
+    ids = [(await api.post("/v1/jobs", json={"type": "demo", "payload": {}})).json()["id"] for _ in range(5)]
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await api.get("/v1/jobs", params=params)).json()
+        seen += [item["id"] for item in page["items"]]
+        assert sum(page["counts"].values()) == 5
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(ids)
+    assert len(seen) == 5
+    by_type = (await api.get("/v1/jobs", params={"type": "webhook"})).json()
+    assert by_type["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "field"),
+    [
+        ("post", "/v1/jobs", {"type": "nope", "payload": {}}, 422, "body.type"),
+        ("post", "/v1/jobs", {"type": "demo", "payload": [1]}, 422, "body.payload"),
+        ("post", "/v1/jobs", {"type": "demo", "surprise": 1}, 422, "body.surprise"),
+        ("get", "/v1/jobs?limit=201", None, 422, "query.limit"),
+        ("get", "/v1/jobs?status=sleeping", None, 422, "query.status"),
+        ("get", "/v1/jobs?cursor=not-a-cursor", None, 422, "query.cursor"),
+        ("post", "/v1/jobs/job-unknown/retry", {}, 404, None),
+        ("post", "/v1/jobs/job-unknown/retry", {"reason": "x" * 501}, 422, "body.reason"),
+        ("get", "/v1/dead-letters?reason=Bored", None, 422, "query.reason"),
+    ],
+)
+async def test_bad_requests_get_problem_json(
+    api: httpx.AsyncClient, method: str, path: str, body: Any, status: int, field: str | None
+) -> None:
+    """Bad input is a 4xx problem+json naming the field, and creates nothing."""
+    response = await api.request(method, path, json=body)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == status
+    assert problem["detail"]
+    if field is not None:
+        assert problem["field"] == field
+    assert (await api.get("/v1/jobs")).json()["items"] == []
+
+
+async def test_unknown_type_names_the_known_ones(api: httpx.AsyncClient) -> None:
+    """An unknown job type's 422 lists the types that exist."""
+    detail = (await api.post("/v1/jobs", json={"type": "nope"})).json()["detail"]
+    assert "demo" in detail
+    assert "webhook" in detail
+
+
+async def test_auth_is_required(api: httpx.AsyncClient) -> None:
+    """No key or a wrong key is a 401 with WWW-Authenticate; health endpoints are open."""
+    for headers in ({"Authorization": ""}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic a"}):
+        response = await api.get("/v1/jobs", headers=headers)
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == "Bearer"
+    assert (await api.get("/healthz", headers={"Authorization": ""})).json() == {"status": "ok"}
+    assert (await api.get("/readyz", headers={"Authorization": ""})).json() == {"status": "ready"}
+
+
+async def test_retry_of_a_running_job_is_a_conflict(api: httpx.AsyncClient) -> None:
+    """Only dead jobs can be retried: a running one gets 409 with its status in the detail."""
+    job = (await api.post("/v1/jobs", json={"type": "demo", "payload": {"sleep_ms": 3000}})).json()
+    response = await api.post(f"/v1/jobs/{job['id']}/retry")
+    assert response.status_code == 409
+    assert "only a job in dead_letter can be retried" in response.json()["detail"]
+
+
+def test_settings_refuse_malformed_api_keys() -> None:
+    """REDRIVE_API_KEYS entries must be key:tenant."""
+    with pytest.raises(ValueError, match="key:tenant"):
+        Settings(api_keys="just-a-key")

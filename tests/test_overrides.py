@@ -1,0 +1,83 @@
+"""Retry-policy overrides from TOML: precedence, durations and errors that name the bad key."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from redrive.durations import format_duration, parse_duration
+from redrive.jobtypes import ConfigError, load_registry
+
+
+def _load(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "redrive.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("100ms", 0.1), ("30s", 30), ("2m", 120), ("1h", 3600), ("1.5s", 1.5)]
+)
+def test_durations_parse(text: str, seconds: float) -> None:
+    """Durations are a number and a unit."""
+    assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+def test_duration_round_trip() -> None:
+    """format_duration writes what parse_duration reads."""
+    for text in ("100ms", "30s", "2m", "1h", "1d"):
+        assert format_duration(parse_duration(text)) == text
+
+
+def test_narrower_tables_win(tmp_path: Path) -> None:
+    """Stage settings beat job-type settings, which beat defaults."""
+    registry = load_registry(
+        _load(
+            tmp_path,
+            """
+            [defaults]
+            jitter = 0.1
+            [job_types.demo]
+            initial_interval = "100ms"
+            max_retries = 5
+            [job_types.demo.stages.process]
+            max_retries = 1
+            start_to_close_timeout = "2m"
+            """,
+        )
+    )
+    demo = registry.get("demo")
+    process, prepare = demo.stage("process"), demo.stage("prepare")
+    assert process.retry.max_retries == 1
+    assert process.start_to_close_timeout == timedelta(minutes=2)
+    assert prepare.retry.max_retries == 5
+    assert prepare.retry.initial_interval == timedelta(milliseconds=100)
+    assert registry.get("webhook").stage("deliver").retry.jitter == 0.1
+    assert registry.get("webhook").stage("deliver").retry.max_retries == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[job_types.demo]\nmax_retrys = 2", r"job_types\.demo\.max_retrys: unknown key"),
+        ('[job_types.demo]\ninitial_interval = "soon"', r"job_types\.demo\.initial_interval = 'soon'"),
+        ("[job_types.demo]\nmax_retries = 1.5", r"max_retries = 1\.5: must be a whole number"),
+        ("[job_types.nope]\njitter = 0.1", r"job_types\.nope: unknown job type 'nope'; known types: demo"),
+        ("[job_types.demo.stages.bake]\njitter = 0.1", r"job_types\.demo\.stages\.bake: unknown stage"),
+        ("[defaults]\njitter = 3", r"jitter must be between 0 and 1"),
+        ("[retries]\njitter = 0.1", r"retries: unknown table"),
+        ("[defaults\n", r"not valid TOML"),
+    ],
+)
+def test_bad_configuration_names_the_key(tmp_path: Path, text: str, message: str) -> None:
+    """A bad key or value raises ConfigError naming it."""
+    with pytest.raises(ConfigError, match=message):
+        load_registry(_load(tmp_path, text))
+
+
+def test_missing_file_is_an_error(tmp_path: Path) -> None:
+    """REDRIVE_CONFIG pointing nowhere stops start-up."""
+    with pytest.raises(ConfigError, match="cannot read it"):
+        load_registry(tmp_path / "absent.toml")

@@ -1,0 +1,231 @@
+"""On the time-skipping server, through the real API and worker: the declared backoff schedule,
+permanent errors, missing handlers and Retry-After hints, with the dead-letter rows they leave."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI, Response
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+
+from redrive.jobtypes import builtin_registry
+from redrive.jobtypes.registry import StageSpec
+from redrive.messages import JOB_WORKFLOW, JobInput
+from redrive.store import create_engine, session_factory
+from redrive.store.jobs import JobRepository
+from tests.support import running_api, running_worker, serving, settings_for
+
+A = {"Authorization": "Bearer key-a"}
+
+
+async def _run_to_end(
+    env: WorkflowEnvironment, api: str, body: dict[str, Any]
+) -> tuple[str, BaseException | None]:
+    """Submit over HTTP, then let the server skip time until the job's workflow closes."""
+    async with httpx.AsyncClient(base_url=api, headers=A) as http:
+        created = await http.post("/v1/jobs", json=body)
+        assert created.status_code == 202, created.text
+        job_id: str = created.json()["id"]
+    handle = env.client.get_workflow_handle(job_id)
+    # The job was started by the API, so this handle does not skip time by itself: skip it here.
+    while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+        await env.sleep(timedelta(seconds=15))
+    try:
+        await handle.result()
+    except WorkflowFailureError as failure:
+        return job_id, failure.cause
+    return job_id, None
+
+
+async def _dead_letter(api: str, job_id: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=api, headers=A) as http:
+        entries = (await http.get("/v1/dead-letters")).json()["items"]
+    matching = [entry for entry in entries if entry["original_job_id"] == job_id]
+    assert len(matching) == 1, entries
+    return matching[0]
+
+
+async def _job(api: str, job_id: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=api, headers=A) as http:
+        response = await http.get(f"/v1/jobs/{job_id}")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _gaps(history: list[dict[str, Any]]) -> list[float]:
+    starts = [datetime.fromisoformat(item["started_at"]) for item in history]
+    return [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(starts)]
+
+
+async def test_default_schedule_is_30_120_480_seconds_with_jitter(
+    skipping_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
+) -> None:
+    """An always-failing stage runs 4 times, 30 s, 120 s, 480 s apart (+0..25 %), then dead-letters."""
+    settings = settings_for(sqlite_url, tmp_path)
+    async with (
+        running_worker(skipping_env.client, settings),
+        running_api(settings, skipping_env.client) as api,
+    ):
+        fail = {"stage": "process", "error": "ServiceUnavailable"}
+        job_id, cause = await _run_to_end(skipping_env, api, {"type": "demo", "payload": {"fail": fail}})
+        entry = await _dead_letter(api, job_id)
+        job = await _job(api, job_id)
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == "MaxRetries"
+    assert (entry["error_reason"], entry["error_type"], entry["attempts"]) == (
+        "MaxRetries",
+        "ServiceUnavailable",
+        4,
+    )
+    assert [item["attempt"] for item in entry["error_history"]] == [1, 2, 3, 4]
+    assert all(item["error_type"] == "ServiceUnavailable" for item in entry["error_history"])
+    for gap, nominal in zip(_gaps(entry["error_history"]), (30, 120, 480), strict=True):
+        assert nominal <= gap <= nominal * 1.25 + 1, (gap, nominal)
+    assert (job["status"], job["stage"], job["error_reason"], job["attempt"]) == (
+        "dead_letter",
+        "process",
+        "MaxRetries",
+        4,
+    )
+    assert [(s["name"], s["executions"]) for s in job["stages"]] == [("prepare", 1), ("process", 4)]
+
+
+async def test_permanent_error_dead_letters_after_one_attempt(
+    skipping_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
+) -> None:
+    """A permanent error is not retried: one attempt, reason Validation, one history entry."""
+    settings = settings_for(sqlite_url, tmp_path)
+    async with (
+        running_worker(skipping_env.client, settings),
+        running_api(settings, skipping_env.client) as api,
+    ):
+        fail = {"stage": "finish", "error": "CorruptedFile"}
+        job_id, cause = await _run_to_end(skipping_env, api, {"type": "demo", "payload": {"fail": fail}})
+        entry = await _dead_letter(api, job_id)
+        job = await _job(api, job_id)
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == "Validation"
+    assert (entry["error_reason"], entry["error_type"], entry["attempts"], entry["stage"]) == (
+        "Validation",
+        "CorruptedFile",
+        1,
+        "finish",
+    )
+    assert len(entry["error_history"]) == 1
+    assert entry["error_history"][0]["message"] == "demo failure in stage finish on attempt 1"
+    assert entry["payload"] == {"fail": fail}
+    assert [(s["name"], s["status"], s["executions"]) for s in job["stages"]] == [
+        ("prepare", "complete", 1),
+        ("process", "complete", 1),
+        ("finish", "failed", 1),
+    ]
+
+
+async def test_success_projects_complete(
+    skipping_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
+) -> None:
+    """A job without failures completes every stage once and leaves no dead letter."""
+    settings = settings_for(sqlite_url, tmp_path)
+    async with (
+        running_worker(skipping_env.client, settings),
+        running_api(settings, skipping_env.client) as api,
+    ):
+        job_id, cause = await _run_to_end(skipping_env, api, {"type": "demo", "payload": {"sleep_ms": 10}})
+        job = await _job(api, job_id)
+        async with httpx.AsyncClient(base_url=api, headers=A) as http:
+            dead = (await http.get("/v1/dead-letters")).json()["items"]
+    assert cause is None
+    assert job["status"] == "complete"
+    assert job["finished_at"] is not None
+    assert [(s["name"], s["status"], s["executions"]) for s in job["stages"]] == [
+        ("prepare", "complete", 1),
+        ("process", "complete", 1),
+        ("finish", "complete", 1),
+    ]
+    assert dead == []
+
+
+async def test_missing_handler_dead_letters_at_once(
+    skipping_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
+) -> None:
+    """A stage no worker has a handler for fails once as HandlerMissing, not as retried NotFoundError."""
+    settings = settings_for(sqlite_url, tmp_path)
+    stages = (*builtin_registry().get("demo").stages[:1], StageSpec(name="render", activity="demo.render"))
+    job = JobInput(job_id="job-missing-handler", tenant_id="a", job_type="demo", payload={}, stages=stages)
+    async with (
+        running_worker(skipping_env.client, settings),
+        running_api(settings, skipping_env.client) as api,
+    ):
+        with pytest.raises(WorkflowFailureError) as failure:
+            await skipping_env.client.execute_workflow(
+                JOB_WORKFLOW, job, id=job.job_id, task_queue=settings.task_queue
+            )
+        entry = await _dead_letter(api, job.job_id)
+    assert isinstance(failure.value.cause, ApplicationError)
+    assert failure.value.cause.type == "HandlerMissing"
+    assert (entry["error_reason"], entry["stage"], entry["attempts"]) == ("HandlerMissing", "render", 1)
+    assert len(entry["error_history"]) == 1
+    assert "demo.render" in entry["error_message"]
+
+
+async def test_retry_after_hint_sets_the_next_delay(
+    skipping_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
+) -> None:
+    """A real server's 503 with Retry-After: 45 delays the next attempt 45 s (+jitter), not 30 s."""
+    calls: list[int] = []
+    target = FastAPI()
+
+    @target.post("/hook")
+    async def hook() -> Response:
+        calls.append(1)
+        if len(calls) == 1:
+            return Response("busy", status_code=503, headers={"Retry-After": "45"})
+        return Response(status_code=200)
+
+    settings = settings_for(sqlite_url, tmp_path)
+    async with (
+        serving(target) as hook_url,
+        running_worker(skipping_env.client, settings),
+        running_api(settings, skipping_env.client) as api,
+    ):
+        body = {"type": "webhook", "payload": {"url": f"{hook_url}/hook", "body": {"n": 1}}}
+        job_id, cause = await _run_to_end(skipping_env, api, body)
+        job = await _job(api, job_id)
+    assert cause is None
+    assert len(calls) == 2
+    assert job["status"] == "complete"
+    failed_start = await _failed_attempt_start(settings.resolved_database_url(), job_id)
+    delay = await _last_attempt_start(skipping_env, job_id) - failed_start
+    assert timedelta(seconds=45) <= delay <= timedelta(seconds=45 * 1.25 + 1), delay
+
+
+async def _failed_attempt_start(database_url: str, job_id: str) -> datetime:
+    engine = create_engine(database_url)
+    try:
+        async with session_factory(engine)() as session:
+            job = await JobRepository(session).get("a", job_id)
+            assert job is not None
+            assert job.run_id is not None
+            failures = await JobRepository(session).failures(job_id, job.run_id)
+    finally:
+        await engine.dispose()
+    assert [failure.attempt for failure in failures] == [1]
+    return failures[0].started_at
+
+
+async def _last_attempt_start(env: WorkflowEnvironment, job_id: str) -> datetime:
+    """When the stage's final (second) attempt started, by the server's clock."""
+    async for event in env.client.get_workflow_handle(job_id).fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            assert event.activity_task_started_event_attributes.attempt == 2
+            return event.event_time.ToDatetime(tzinfo=UTC)
+    raise AssertionError("no ActivityTaskStarted event")
