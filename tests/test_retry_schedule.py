@@ -48,7 +48,7 @@ async def _run_to_end(
 async def _dead_letter(api: str, job_id: str) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=api, headers=A) as http:
         entries = (await http.get("/v1/dead-letters")).json()["items"]
-    matching = [entry for entry in entries if entry["original_job_id"] == job_id]
+    matching: list[dict[str, Any]] = [entry for entry in entries if entry["original_job_id"] == job_id]
     assert len(matching) == 1, entries
     return matching[0]
 

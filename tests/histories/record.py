@@ -1,0 +1,73 @@
+"""Record JobWorkflow histories for the replay test: `python -m tests.histories.record`.
+
+Run it only when a workflow change is meant to be incompatible (then version the workflow); the
+committed histories are what running jobs look like to the code that will replay them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+
+import httpx
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from redrive.binaries import temporal_cli
+from redrive.status import SEARCH_ATTRIBUTES
+from redrive.store import upgrade
+from tests.support import running_api, running_worker, settings_for
+
+HERE = Path(__file__).parent
+FAST = '[job_types.demo]\ninitial_interval = "1s"\nbackoff_coefficient = 1\n'
+
+
+async def _wait(http: httpx.AsyncClient, job_id: str, status: str) -> None:
+    for _ in range(300):
+        if (await http.get(f"/v1/jobs/{job_id}")).json()["status"] == status:
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"{job_id} never reached {status}")
+
+
+async def record() -> None:
+    """Run a complete, a dead-lettered and a retried job; save their histories as JSON."""
+    home = Path(tempfile.mkdtemp())
+    (home / "redrive.toml").write_text(FAST)
+    url = f"sqlite+aiosqlite:///{home / 'redrive.db'}"
+    await upgrade(url)
+    settings = settings_for(url, home, config=home / "redrive.toml")
+    breaker = home / "break"
+    breaker.touch()
+    failing = {"fail": {"stage": "process", "error": "TemporaryFailure", "while_exists": str(breaker)}}
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(temporal_cli()),
+        search_attributes=SEARCH_ATTRIBUTES,
+        data_converter=pydantic_data_converter,
+    )
+    async with env, running_worker(env.client, settings), running_api(settings, env.client) as api:
+        async with httpx.AsyncClient(base_url=api, headers={"Authorization": "Bearer key-a"}) as http:
+            jobs = {
+                "complete": (await http.post("/v1/jobs", json={"type": "demo", "payload": {}})).json()["id"],
+                "dead_letter": (
+                    await http.post("/v1/jobs", json={"type": "demo", "payload": failing})
+                ).json()["id"],
+                "retried": (await http.post("/v1/jobs", json={"type": "demo", "payload": failing})).json()[
+                    "id"
+                ],
+            }
+            await _wait(http, jobs["complete"], "complete")
+            await _wait(http, jobs["dead_letter"], "dead_letter")
+            await _wait(http, jobs["retried"], "dead_letter")
+            breaker.unlink()
+            await http.post(f"/v1/jobs/{jobs['retried']}/retry", json={"reason": "recorded"})
+            await _wait(http, jobs["retried"], "complete")
+        for name, job_id in jobs.items():
+            history = await env.client.get_workflow_handle(job_id).fetch_history()
+            (HERE / f"{name}.json").write_text(history.to_json())
+            print(f"recorded {name}: {job_id}")
+
+
+if __name__ == "__main__":
+    asyncio.run(record())
