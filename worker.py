@@ -20,6 +20,7 @@ from activities.handlers import HANDLERS
 from redrive.jobtypes import JobTypeRegistry, load_registry
 from redrive.settings import Settings
 from redrive.store import create_engine, session_factory
+from redrive.store.group_commit import GroupCommit
 from redrive.temporal import connect
 from workflows import JobWorkflow
 
@@ -27,7 +28,16 @@ log = logging.getLogger("redrive.worker")
 
 # Our modules are deterministic or only used through the sandbox's passthrough; re-importing them
 # per workflow run would cost CPU for nothing (see the speed notes in TEMPORAL_NOTES.md).
-PASSTHROUGH = ("redrive", "activities", "pydantic", "pydantic_core", "sqlalchemy", "sqlmodel", "httpx")
+PASSTHROUGH = (
+    "redrive",
+    "activities",
+    "workflows.failures",
+    "pydantic",
+    "pydantic_core",
+    "sqlalchemy",
+    "sqlmodel",
+    "httpx",
+)
 
 
 def build_worker(client: Client, settings: Settings, deps: ActivityDeps) -> Worker:
@@ -56,9 +66,13 @@ def warn_missing_handlers(registry: JobTypeRegistry) -> None:
 async def activity_deps(settings: Settings) -> AsyncIterator[ActivityDeps]:
     """Engine and HTTP client for the worker's lifetime."""
     engine = create_engine(settings.resolved_database_url())
+    sessions = session_factory(engine)
     try:
-        async with httpx.AsyncClient(timeout=httpx.Timeout(30.0)) as http:
-            yield ActivityDeps(sessions=session_factory(engine), http=http)
+        async with (
+            httpx.AsyncClient(timeout=httpx.Timeout(30.0)) as http,
+            GroupCommit(sessions) as projection,
+        ):
+            yield ActivityDeps(sessions=sessions, projection=projection, http=http)
     finally:
         await engine.dispose()
 

@@ -11,14 +11,17 @@ import httpx
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from redrive.store.group_commit import GroupCommit
 from redrive.store.types import utcnow
 
 
 @dataclass(frozen=True)
 class ActivityDeps:
-    """Database sessions, an HTTP client, and the clock and randomness (injectable for tests)."""
+    """Database sessions, the batched projection writer, an HTTP client, and the clock and
+    randomness (injectable for tests)."""
 
     sessions: async_sessionmaker[AsyncSession]
+    projection: GroupCommit
     http: httpx.AsyncClient
     now: Callable[[], datetime] = utcnow
     unit_random: Callable[[], float] = field(default=random.random)

@@ -10,7 +10,6 @@ from temporalio import activity
 
 from activities.deps import ActivityDeps
 from redrive.messages import StatusInput
-from redrive.store.jobs import JobRepository
 
 
 class ProjectionActivities:
@@ -22,8 +21,7 @@ class ProjectionActivities:
     @activity.defn
     async def record_status(self, change: StatusInput) -> None:
         """Write `change` to the job's row, if the row still belongs to that run."""
-        fields = {} if change.stage is None else {"stage": change.stage}
-        async with self.deps.sessions() as session, session.begin():
-            await JobRepository(session).set_status(
-                change.job_id, change.run_id, change.status, self.deps.now(), **fields
-            )
+        now = self.deps.now()
+        await self.deps.projection.write(
+            lambda jobs: jobs.set_status(change.job_id, change.run_id, change.status, now, change.stage)
+        )

@@ -61,8 +61,10 @@ async def submit(state: AppState, tenant_id: str, request: JobCreate) -> tuple[J
     except UnknownJobType as error:
         raise Problem(422, "Unknown job type", str(error), field="body.type") from None
     job_id = job_id_for(tenant_id, request.idempotency_key)
-    async with state.sessions() as session:
-        existing = await JobRepository(session).get(tenant_id, job_id)
+    existing = None
+    if request.idempotency_key is not None:  # a random id cannot exist yet
+        async with state.sessions() as session:
+            existing = await JobRepository(session).get(tenant_id, job_id)
     if existing is not None and (existing.type, existing.payload) != (request.type, request.payload):
         raise Problem(
             409,

@@ -47,6 +47,8 @@ class StageInput:
     stage: StageSpec
     position: int
     outputs: dict[str, Any] = field(default_factory=dict)
+    last: bool = False
+    """The job's final stage: on success its activity projects `complete` too."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,6 +56,8 @@ class StageResult:
     """One stage's output (any JSON value)."""
 
     output: Any = None
+    projected_complete: bool = False
+    """The activity stored the job's `complete` status, so the workflow need not."""
 
 
 @dataclass(frozen=True, kw_only=True)

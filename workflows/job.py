@@ -40,6 +40,7 @@ class JobWorkflow:
     @workflow.run
     async def run(self, job: JobInput) -> JobResult:
         outputs: dict[str, object] = {}
+        result = StageResult()
         for position, stage in enumerate(job.stages):
             self._set(JobStatus.RUNNING, stage.name)
             try:
@@ -50,7 +51,8 @@ class JobWorkflow:
                 await self._dead_letter(job, stage, error)
             outputs[stage.name] = result.output
         self._set(JobStatus.COMPLETE, self._stage)
-        await self._project(job, JobStatus.COMPLETE)
+        if not result.projected_complete:  # the last stage could not write it: do it here, durably
+            await self._project(job, JobStatus.COMPLETE)
         return JobResult(job_id=job.job_id, outputs=outputs)
 
     @workflow.query
@@ -72,14 +74,15 @@ class JobWorkflow:
                 stage=stage,
                 position=position,
                 outputs=dict(outputs),
+                last=position == len(job.stages) - 1,
             ),
             result_type=StageResult,
             start_to_close_timeout=stage.start_to_close_timeout,
             schedule_to_start_timeout=stage.schedule_to_start_timeout,
             heartbeat_timeout=stage.heartbeat_timeout,
             retry_policy=to_retry_policy(stage.retry),
+            # The activity id names the stage in the UI; a `summary` would cost a payload per stage.
             activity_id=stage.name,
-            summary=f"stage {position + 1}/{len(job.stages)}: {stage.name}",
         )
         return result
 

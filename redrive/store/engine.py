@@ -25,7 +25,16 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
 def create_engine(url: str) -> AsyncEngine:
     """An engine for `url`, with SQLite tuned for concurrent writers."""
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        # SQLite has one writer at a time. Several pooled connections would each hold the write lock
+        # across awaits and time out on each other under load; one connection per process makes
+        # writers queue in the pool instead (WAL still lets other processes read meanwhile).
+        engine = create_async_engine(
+            url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+        )
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)

@@ -11,6 +11,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from redrive.status import JobStatus
+from redrive.store.hot_paths import JOBS, Statements, statements
 from redrive.store.models import Job, JobStage, StageFailure
 from redrive.store.upsert import dialect_insert
 
@@ -44,9 +45,9 @@ class JobRepository:
 
     async def add_if_absent(self, job: Job) -> Job:
         """Insert `job` unless a job with its id exists; return the stored row either way."""
-        values = job.model_dump()
-        statement = dialect_insert(self.session, Job).values(**values).on_conflict_do_nothing()
-        await self.session.exec(statement)
+        statement = dialect_insert(self.session, JOBS).values(**job.model_dump()).on_conflict_do_nothing()
+        if (await self.session.exec(statement)).rowcount == 1:
+            return job
         stored = await self.session.get(Job, job.id, populate_existing=True)
         assert stored is not None  # just inserted or already there
         return stored
@@ -87,47 +88,43 @@ class JobRepository:
     async def stage_started(self, start: StageStart) -> None:
         """Project `running`; creates the job row if the API crashed before writing it."""
         job = start.job
-        running = {
-            "status": JobStatus.RUNNING.value,
-            "stage": start.stage,
-            "run_id": job.run_id,
-            "attempt": start.attempt,
-            "max_attempts": start.max_attempts,
-            "next_retry_at": None,
-            "updated_at": start.at,
-        }
-        insert_job = dialect_insert(self.session, Job).values(**{**job.model_dump(), **running})
-        await self.session.exec(insert_job.on_conflict_do_update(index_elements=["id"], set_=running))
-        stage_row = {
-            "job_id": job.id,
-            "stage": start.stage,
-            "position": start.position,
-            "status": JobStatus.RUNNING.value,
-            "executions": 1,
-            "attempt": start.attempt,
-            "started_at": start.at,
-        }
-        insert_stage = dialect_insert(self.session, JobStage).values(**stage_row)
-        excluded = insert_stage.excluded
-        await self.session.exec(
-            insert_stage.on_conflict_do_update(
-                index_elements=["job_id", "stage"],
-                set_={
-                    "status": excluded.status,
-                    "executions": JobStage.__table__.c.executions + 1,  # type: ignore[attr-defined]
-                    "attempt": excluded.attempt,
-                    "finished_at": None,
-                },
-            )
+        prebuilt = await self._statements()
+        connection = await self.session.connection()
+        await connection.execute(
+            prebuilt.job_running,
+            {
+                **job.model_dump(),
+                "status": JobStatus.RUNNING.value,
+                "stage": start.stage,
+                "attempt": start.attempt,
+                "max_attempts": start.max_attempts,
+                "updated_at": start.at,
+            },
+        )
+        await connection.execute(
+            prebuilt.stage_running,
+            {
+                "job_id": job.id,
+                "stage": start.stage,
+                "position": start.position,
+                "status": JobStatus.RUNNING.value,
+                "executions": 1,
+                "attempt": start.attempt,
+                "started_at": start.at,
+                "finished_at": None,
+            },
         )
 
     async def stage_finished(self, job_id: str, stage: str, at: datetime) -> None:
         """Mark the stage complete."""
-        await self.session.exec(
-            sa.update(JobStage)
-            .where(col(JobStage.job_id) == job_id, col(JobStage.stage) == stage)
-            .values(status=JobStatus.COMPLETE.value, finished_at=at)
+        prebuilt = await self._statements()
+        await (await self.session.connection()).execute(
+            prebuilt.stage_complete,
+            {"b_job_id": job_id, "b_stage": stage, "b_status": JobStatus.COMPLETE.value, "b_at": at},
         )
+
+    async def _statements(self) -> Statements:
+        return statements(self.session.get_bind().dialect.name)
 
     async def stage_failed(self, failure: StageFailure, will_retry: bool) -> None:
         """Record a failed attempt; project `retrying` with the next attempt's time if one follows."""
@@ -161,14 +158,21 @@ class JobRepository:
         return list((await self.session.exec(query)).all())
 
     async def set_status(
-        self, job_id: str, run_id: str, status: JobStatus, at: datetime, **fields: object
+        self, job_id: str, run_id: str, status: JobStatus, at: datetime, stage: str | None = None
     ) -> None:
         """Project a status the workflow reached in run `run_id` (a stale run changes nothing)."""
-        values: dict[str, object] = {"status": status.value, "updated_at": at, **fields}
-        if status in (JobStatus.COMPLETE, JobStatus.DEAD_LETTER, JobStatus.CANCELLED):
-            values.update(finished_at=at, next_retry_at=None)
-        await self.session.exec(
-            sa.update(Job).where(col(Job.id) == job_id, col(Job.run_id) == run_id).values(**values)
+        terminal = status in (JobStatus.COMPLETE, JobStatus.DEAD_LETTER, JobStatus.CANCELLED)
+        prebuilt = await self._statements()
+        await (await self.session.connection()).execute(
+            prebuilt.job_status,
+            {
+                "b_job_id": job_id,
+                "b_run_id": run_id,
+                "b_status": status.value,
+                "b_stage": stage,
+                "b_at": at,
+                "b_finished_at": at if terminal else None,
+            },
         )
 
     async def project_terminal(self, job: Job, **fields: object) -> None:

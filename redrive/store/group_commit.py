@@ -1,0 +1,90 @@
+"""Group commit for the job projection: the writes of many concurrent activities share one
+transaction, so bookkeeping costs one commit per batch instead of one per status change.
+
+Each caller still waits until its own write is committed, so ordering per job is kept (a stage's
+`running` is stored before its handler runs). Under no load a batch is a single write and nothing
+waits; under load writes queue while the previous batch commits and go out together. A batch that
+fails is retried write by write, so one bad write cannot take the others down with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from redrive.store.jobs import JobRepository
+
+Write = Callable[[JobRepository], Awaitable[None]]
+
+MAX_BATCH = 500
+
+
+class GroupCommit:
+    """Queue of projection writes flushed by one background task; use `async with`."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        self._pending: list[tuple[Write, asyncio.Future[None]]] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> GroupCommit:
+        self._task = asyncio.create_task(self._run(), name="redrive-group-commit")
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for _write, future in self._pending:  # never leave a caller waiting forever
+            if not future.done():
+                future.set_exception(RuntimeError("projection writer stopped"))
+
+    async def write(self, write: Write) -> None:
+        """Apply `write` in the next batch; return once it is committed (or raise its error)."""
+        if self._task is None or self._task.done():
+            raise RuntimeError("GroupCommit is not running; use it as an async context manager")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((write, future))
+        self._wakeup.set()
+        await future
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                await self._flush(batch)
+
+    async def _flush(self, batch: list[tuple[Write, asyncio.Future[None]]]) -> None:
+        try:
+            await self._commit([write for write, _ in batch])
+        except Exception:
+            for write, future in batch:
+                await self._flush_one(write, future)
+            return
+        for _write, future in batch:
+            if not future.done():
+                future.set_result(None)
+
+    async def _flush_one(self, write: Write, future: asyncio.Future[None]) -> None:
+        try:
+            await self._commit([write])
+        except Exception as error:
+            if not future.done():
+                future.set_exception(error)
+        else:
+            if not future.done():
+                future.set_result(None)
+
+    async def _commit(self, writes: list[Write]) -> None:
+        async with self._sessions() as session, session.begin():
+            repository = JobRepository(session)
+            for write in writes:
+                await write(repository)
