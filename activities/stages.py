@@ -42,7 +42,8 @@ class StageActivities:
     async def run(self, handler: Handler, stage_input: StageInput) -> StageResult:
         """One attempt: project `running`, run the handler, project the outcome."""
         info = activity.info()
-        await self._best_effort("start", self._started(stage_input, info.attempt, _run_id(info)))
+        run_id = _run_id(info)
+        await self._best_effort("start", self._started(stage_input, info.attempt, run_id))
         context = StageContext(
             job_id=stage_input.job_id,
             job_type=stage_input.job_type,
@@ -54,11 +55,9 @@ class StageActivities:
         )
         try:
             output = await handler(context)
-        except ApplicationError:
-            raise  # already classified by the handler
         except Exception as error:
             raise await self._failure(stage_input, error) from error
-        projected = await self._best_effort("finish", self._finished(stage_input, info.workflow_run_id))
+        projected = await self._best_effort("finish", self._finished(stage_input, run_id))
         return StageResult(output=output, projected_complete=projected and stage_input.last)
 
     async def _started(self, stage_input: StageInput, attempt: int, run_id: str) -> None:
@@ -83,10 +82,10 @@ class StageActivities:
         )
         await self.deps.projection.write(lambda jobs: jobs.stage_started(start))
 
-    async def _finished(self, stage_input: StageInput, run_id: str | None) -> None:
+    async def _finished(self, stage_input: StageInput, run_id: str) -> None:
         job_id, stage, now = stage_input.job_id, stage_input.stage.name, self.deps.now()
         await self.deps.projection.write(lambda jobs: jobs.stage_finished(job_id, stage, now))
-        if stage_input.last and run_id is not None:
+        if stage_input.last:
             # Saves the workflow a local activity (an extra activation and marker) per job.
             await self.deps.projection.write(
                 lambda jobs: jobs.set_status(job_id, run_id, JobStatus.COMPLETE, now, stage)
@@ -96,8 +95,12 @@ class StageActivities:
         """Classify `error`, record the attempt, and build the error Temporal acts on."""
         info = activity.info()
         declaration = stage_input.stage.retry
-        name = error_type_name(error)
-        permanent = is_permanent(error) or name in declaration.non_retryable
+        if isinstance(error, ApplicationError):  # a handler that classified the error itself
+            name = error.type or "ApplicationError"
+            permanent = error.non_retryable or name in declaration.non_retryable
+        else:
+            name = error_type_name(error)
+            permanent = is_permanent(error) or name in declaration.non_retryable
         will_retry = not permanent and info.attempt < declaration.max_attempts
         delay = next_delay(declaration, info.attempt, self.deps.unit_random(), retry_after_hint(error))
         message = (str(error) or name)[:MAX_MESSAGE]

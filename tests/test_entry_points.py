@@ -1,0 +1,191 @@
+"""The processes people start: `redrive dev` brings everything up and down again and keeps its data;
+`python worker.py` drains and exits on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from asyncio.subprocess import PIPE, STDOUT
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.api.enums.v1 import EventType, PendingActivityState
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from redrive.jobtypes import builtin_registry
+from redrive.messages import JOB_WORKFLOW, JobInput
+from tests.support import eventually
+
+ROOT = Path(__file__).parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_http(url: str, within: float = 60.0) -> httpx.Response:
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return httpx.get(url, timeout=2)
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _refused(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.fixture
+def dev_ports() -> dict[str, str]:
+    """Free ports for the API, Temporal and its UI."""
+    return {
+        "REDRIVE_API_PORT": str(_free_port()),
+        "REDRIVE_TEMPORAL_PORT": str(_free_port()),
+        "REDRIVE_UI_PORT": str(_free_port()),
+    }
+
+
+def _start_dev(home: Path, ports: dict[str, str]) -> subprocess.Popen[str]:
+    env = {**os.environ, **ports, "REDRIVE_HOME": str(home)}
+    env.pop("REDRIVE_API_KEYS", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "redrive", "dev"],
+        cwd=home.parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@pytest.fixture
+def stop_on_exit() -> Iterator[list[subprocess.Popen[str]]]:
+    """Processes to kill if a test fails midway."""
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
+@pytest.mark.timeout(240)
+def test_redrive_dev_runs_everything_and_restarts_on_its_data(
+    tmp_path: Path, dev_ports: dict[str, str], stop_on_exit: list[subprocess.Popen[str]]
+) -> None:
+    """API, worker, Temporal and its UI come up; SIGTERM stops them all; a restart keeps the jobs."""
+    home = tmp_path / ".redrive"
+    api = f"http://127.0.0.1:{dev_ports['REDRIVE_API_PORT']}"
+    dev = _start_dev(home, dev_ports)
+    stop_on_exit.append(dev)
+    assert _wait_http(f"{api}/readyz").json() == {"status": "ready"}
+    assert _wait_http(f"http://127.0.0.1:{dev_ports['REDRIVE_UI_PORT']}/").status_code == 200
+    key = (home / "dev-api-key").read_text().strip()
+    headers = {"Authorization": f"Bearer {key}"}
+    job = httpx.post(f"{api}/v1/jobs", json={"type": "demo", "payload": {}}, headers=headers).json()
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{api}/v1/jobs/{job['id']}", headers=headers).json()["status"] != "complete":
+        assert time.monotonic() < deadline, "demo job did not complete"
+        time.sleep(0.2)
+
+    dev.send_signal(signal.SIGTERM)
+    output, _ = dev.communicate(timeout=60)
+    assert dev.returncode == 0, output
+    assert "redrive is up in" in output
+    assert "curl -s -X POST" in output
+    assert _refused(int(dev_ports["REDRIVE_TEMPORAL_PORT"]))
+    assert _refused(int(dev_ports["REDRIVE_UI_PORT"]))
+
+    again = _start_dev(home, dev_ports)
+    stop_on_exit.append(again)
+    _wait_http(f"{api}/readyz")
+    shown = httpx.get(f"{api}/v1/jobs/{job['id']}", headers=headers).json()
+    assert shown["status"] == "complete"
+    described = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "temporal"),
+            "workflow",
+            "describe",
+            "--output",
+            "json",
+            "-w",
+            job["id"],
+            "--address",
+            f"127.0.0.1:{dev_ports['REDRIVE_TEMPORAL_PORT']}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert (
+        json.loads(described.stdout)["workflowExecutionInfo"]["status"]
+        == "WORKFLOW_EXECUTION_STATUS_COMPLETED"
+    )
+    again.send_signal(signal.SIGINT)
+    again.communicate(timeout=60)
+    assert again.returncode == 0
+
+
+@pytest.mark.timeout(120)
+async def test_worker_py_drains_and_exits_on_sigterm(
+    dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
+) -> None:
+    """`python worker.py` lets a running stage finish after SIGTERM (no cancellation), then exits 0."""
+    client: Client = dev_env.client
+    queue = f"worker-py-{os.getpid()}"
+    env = {
+        **os.environ,
+        "REDRIVE_TEMPORAL_ADDRESS": client.service_client.config.target_host,
+        "REDRIVE_DATABASE_URL": sqlite_url,
+        "REDRIVE_TASK_QUEUE": queue,
+        "REDRIVE_GRACEFUL_SHUTDOWN_SECONDS": "10",
+    }
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "worker.py"), env=env, stdout=PIPE, stderr=STDOUT
+    )
+    try:
+        stages = builtin_registry().get("demo").stages[:1]
+        job = JobInput(
+            job_id=f"drain-{os.getpid()}",
+            tenant_id="a",
+            job_type="demo",
+            payload={"sleep_ms": 3000},
+            stages=stages,
+        )
+        handle = await client.start_workflow(JOB_WORKFLOW, job, id=job.job_id, task_queue=queue)
+        await eventually(lambda: _stage_started(handle))
+        worker.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.wait_for(worker.communicate(), timeout=60)
+        assert worker.returncode == 0, output
+        assert b"draining" in output
+        events = [event.event_type async for event in handle.fetch_history_events()]
+        assert EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED in events
+        assert EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED not in events
+        await handle.terminate("test over: no worker is left to finish the workflow")
+    finally:
+        if worker.returncode is None:
+            worker.kill()
+            await worker.wait()
+
+
+async def _stage_started(handle: WorkflowHandle[Any, Any]) -> bool:
+    pending = (await handle.describe()).raw_description.pending_activities
+    return any(activity.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED for activity in pending)
