@@ -21,17 +21,13 @@ from pathlib import Path
 
 import httpx
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 import worker as redrive_worker
 from bench.bare import BareWorkflow, bare_stage
-from redrive.binaries import temporal_cli
-from redrive.status import SEARCH_ATTRIBUTES
 from redrive.store import upgrade
-from tests.support import running_api, running_worker, settings_for
+from tests.support import running_api, running_worker, settings_for, start_dev_server
 
 
 async def _bounded(count: int, concurrency: int, submit: Callable[[int], Awaitable[None]]) -> None:
@@ -101,18 +97,7 @@ async def bare_round(client: Client, jobs: int, concurrency: int) -> float:
 async def main(jobs: int, rounds: int, concurrency: int) -> None:
     """Alternate redrive and bare rounds on one dev server; print medians and the ratio."""
     home = Path(tempfile.mkdtemp(prefix="redrive-bench-"))
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(temporal_cli()),
-        dev_server_database_filename=str(home / "temporal.db"),
-        dev_server_extra_args=[
-            "--sqlite-pragma",
-            "journal_mode=wal",
-            "--sqlite-pragma",
-            "synchronous=normal",
-        ],
-        search_attributes=SEARCH_ATTRIBUTES,
-        data_converter=pydantic_data_converter,
-    )
+    env = await start_dev_server(home / "temporal.db")
     results: dict[str, list[float]] = {"redrive": [], "bare": []}
     async with env:
         for number in range(1, rounds + 1):

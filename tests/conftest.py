@@ -12,10 +12,9 @@ import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from redrive.binaries import temporal_cli, temporal_test_server
-from redrive.status import SEARCH_ATTRIBUTES
+from redrive.binaries import temporal_test_server
 from redrive.store import upgrade
-from tests.support import register_search_attributes
+from tests.support import register_search_attributes, start_dev_server
 
 POSTGRES_URL = os.environ.get("REDRIVE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -23,18 +22,7 @@ POSTGRES_URL = os.environ.get("REDRIVE_TEST_POSTGRES", "postgresql://postgres@12
 @pytest.fixture(scope="session")
 async def dev_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[WorkflowEnvironment]:
     """A real Temporal dev server on a SQLite file in WAL mode, as `redrive dev` runs it."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(temporal_cli()),
-        dev_server_database_filename=str(tmp_path_factory.mktemp("temporal") / "temporal.db"),
-        dev_server_extra_args=[
-            "--sqlite-pragma",
-            "journal_mode=wal",
-            "--sqlite-pragma",
-            "synchronous=normal",
-        ],
-        search_attributes=SEARCH_ATTRIBUTES,
-        data_converter=pydantic_data_converter,
-    )
+    env = await start_dev_server(tmp_path_factory.mktemp("temporal") / "temporal.db")
     async with env:
         yield env
 

@@ -14,9 +14,13 @@ import uvicorn
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 
 import worker
 from api import create_app
+from redrive.binaries import temporal_cli
+from redrive.devserver import SQLITE_PRAGMAS
 from redrive.settings import Settings
 from redrive.status import SEARCH_ATTRIBUTES
 
@@ -51,6 +55,17 @@ async def register_search_attributes(client: Client) -> None:
                 key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in SEARCH_ATTRIBUTES
             },
         )
+    )
+
+
+async def start_dev_server(db_file: Path) -> WorkflowEnvironment:
+    """A real Temporal dev server on a SQLite file in WAL mode, as `redrive dev` runs it."""
+    return await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(temporal_cli()),
+        dev_server_database_filename=str(db_file),
+        dev_server_extra_args=list(SQLITE_PRAGMAS),
+        search_attributes=SEARCH_ATTRIBUTES,
+        data_converter=pydantic_data_converter,
     )
 
 

@@ -4,6 +4,8 @@ permanent errors, missing handlers and Retry-After hints, with the dead-letter r
 from __future__ import annotations
 
 import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,11 +21,32 @@ from temporalio.testing import WorkflowEnvironment
 from redrive.jobtypes import builtin_registry
 from redrive.jobtypes.registry import StageSpec
 from redrive.messages import JOB_WORKFLOW, JobInput
+from redrive.settings import Settings
 from redrive.store import create_engine, session_factory
 from redrive.store.jobs import JobRepository
 from tests.support import running_api, running_worker, serving, settings_for
 
 A = {"Authorization": "Bearer key-a"}
+
+
+@dataclass(frozen=True)
+class Stack:
+    """The real API and worker against the time-skipping server."""
+
+    env: WorkflowEnvironment
+    settings: Settings
+    url: str
+
+
+@pytest.fixture
+async def stack(skipping_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
+    """A worker and the API over HTTP on SQLite, for one test."""
+    settings = settings_for(sqlite_url, tmp_path)
+    async with (
+        running_worker(skipping_env.client, settings),
+        running_api(settings, skipping_env.client) as url,
+    ):
+        yield Stack(skipping_env, settings, url)
 
 
 async def _run_to_end(
@@ -66,19 +89,12 @@ def _gaps(history: list[dict[str, Any]]) -> list[float]:
     return [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(starts)]
 
 
-async def test_default_schedule_is_30_120_480_seconds_with_jitter(
-    skipping_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
-) -> None:
+async def test_default_schedule_is_30_120_480_seconds_with_jitter(stack: Stack) -> None:
     """An always-failing stage runs 4 times, 30 s, 120 s, 480 s apart (+0..25 %), then dead-letters."""
-    settings = settings_for(sqlite_url, tmp_path)
-    async with (
-        running_worker(skipping_env.client, settings),
-        running_api(settings, skipping_env.client) as api,
-    ):
-        fail = {"stage": "process", "error": "ServiceUnavailable"}
-        job_id, cause = await _run_to_end(skipping_env, api, {"type": "demo", "payload": {"fail": fail}})
-        entry = await _dead_letter(api, job_id)
-        job = await _job(api, job_id)
+    fail = {"stage": "process", "error": "ServiceUnavailable"}
+    job_id, cause = await _run_to_end(stack.env, stack.url, {"type": "demo", "payload": {"fail": fail}})
+    entry = await _dead_letter(stack.url, job_id)
+    job = await _job(stack.url, job_id)
     assert isinstance(cause, ApplicationError)
     assert cause.type == "MaxRetries"
     assert (entry["error_reason"], entry["error_type"], entry["attempts"]) == (
@@ -99,19 +115,12 @@ async def test_default_schedule_is_30_120_480_seconds_with_jitter(
     assert [(s["name"], s["executions"]) for s in job["stages"]] == [("prepare", 1), ("process", 4)]
 
 
-async def test_permanent_error_dead_letters_after_one_attempt(
-    skipping_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
-) -> None:
+async def test_permanent_error_dead_letters_after_one_attempt(stack: Stack) -> None:
     """A permanent error is not retried: one attempt, reason Validation, one history entry."""
-    settings = settings_for(sqlite_url, tmp_path)
-    async with (
-        running_worker(skipping_env.client, settings),
-        running_api(settings, skipping_env.client) as api,
-    ):
-        fail = {"stage": "finish", "error": "CorruptedFile"}
-        job_id, cause = await _run_to_end(skipping_env, api, {"type": "demo", "payload": {"fail": fail}})
-        entry = await _dead_letter(api, job_id)
-        job = await _job(api, job_id)
+    fail = {"stage": "finish", "error": "CorruptedFile"}
+    job_id, cause = await _run_to_end(stack.env, stack.url, {"type": "demo", "payload": {"fail": fail}})
+    entry = await _dead_letter(stack.url, job_id)
+    job = await _job(stack.url, job_id)
     assert isinstance(cause, ApplicationError)
     assert cause.type == "Validation"
     assert (entry["error_reason"], entry["error_type"], entry["attempts"], entry["stage"]) == (
@@ -130,19 +139,12 @@ async def test_permanent_error_dead_letters_after_one_attempt(
     ]
 
 
-async def test_success_projects_complete(
-    skipping_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
-) -> None:
+async def test_success_projects_complete(stack: Stack) -> None:
     """A job without failures completes every stage once and leaves no dead letter."""
-    settings = settings_for(sqlite_url, tmp_path)
-    async with (
-        running_worker(skipping_env.client, settings),
-        running_api(settings, skipping_env.client) as api,
-    ):
-        job_id, cause = await _run_to_end(skipping_env, api, {"type": "demo", "payload": {"sleep_ms": 10}})
-        job = await _job(api, job_id)
-        async with httpx.AsyncClient(base_url=api, headers=A) as http:
-            dead = (await http.get("/v1/dead-letters")).json()["items"]
+    job_id, cause = await _run_to_end(stack.env, stack.url, {"type": "demo", "payload": {"sleep_ms": 10}})
+    job = await _job(stack.url, job_id)
+    async with httpx.AsyncClient(base_url=stack.url, headers=A) as http:
+        dead = (await http.get("/v1/dead-letters")).json()["items"]
     assert cause is None
     assert job["status"] == "complete"
     assert job["finished_at"] is not None
@@ -154,22 +156,15 @@ async def test_success_projects_complete(
     assert dead == []
 
 
-async def test_missing_handler_dead_letters_at_once(
-    skipping_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
-) -> None:
+async def test_missing_handler_dead_letters_at_once(stack: Stack) -> None:
     """A stage no worker has a handler for fails once as HandlerMissing, not as retried NotFoundError."""
-    settings = settings_for(sqlite_url, tmp_path)
     stages = (*builtin_registry().get("demo").stages[:1], StageSpec(name="render", activity="demo.render"))
     job = JobInput(job_id="job-missing-handler", tenant_id="a", job_type="demo", payload={}, stages=stages)
-    async with (
-        running_worker(skipping_env.client, settings),
-        running_api(settings, skipping_env.client) as api,
-    ):
-        with pytest.raises(WorkflowFailureError) as failure:
-            await skipping_env.client.execute_workflow(
-                JOB_WORKFLOW, job, id=job.job_id, task_queue=settings.task_queue
-            )
-        entry = await _dead_letter(api, job.job_id)
+    with pytest.raises(WorkflowFailureError) as failure:
+        await stack.env.client.execute_workflow(
+            JOB_WORKFLOW, job, id=job.job_id, task_queue=stack.settings.task_queue
+        )
+    entry = await _dead_letter(stack.url, job.job_id)
     assert isinstance(failure.value.cause, ApplicationError)
     assert failure.value.cause.type == "HandlerMissing"
     assert (entry["error_reason"], entry["stage"], entry["attempts"]) == ("HandlerMissing", "render", 1)
@@ -177,9 +172,7 @@ async def test_missing_handler_dead_letters_at_once(
     assert "demo.render" in entry["error_message"]
 
 
-async def test_retry_after_hint_sets_the_next_delay(
-    skipping_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
-) -> None:
+async def test_retry_after_hint_sets_the_next_delay(stack: Stack) -> None:
     """A real server's 503 with Retry-After: 45 delays the next attempt 45 s (+jitter), not 30 s."""
     calls: list[int] = []
     target = FastAPI()
@@ -191,20 +184,15 @@ async def test_retry_after_hint_sets_the_next_delay(
             return Response("busy", status_code=503, headers={"Retry-After": "45"})
         return Response(status_code=200)
 
-    settings = settings_for(sqlite_url, tmp_path)
-    async with (
-        serving(target) as hook_url,
-        running_worker(skipping_env.client, settings),
-        running_api(settings, skipping_env.client) as api,
-    ):
+    async with serving(target) as hook_url:
         body = {"type": "webhook", "payload": {"url": f"{hook_url}/hook", "body": {"n": 1}}}
-        job_id, cause = await _run_to_end(skipping_env, api, body)
-        job = await _job(api, job_id)
+        job_id, cause = await _run_to_end(stack.env, stack.url, body)
+        job = await _job(stack.url, job_id)
     assert cause is None
     assert len(calls) == 2
     assert job["status"] == "complete"
-    failed_start = await _failed_attempt_start(settings.resolved_database_url(), job_id)
-    delay = await _last_attempt_start(skipping_env, job_id) - failed_start
+    failed_start = await _failed_attempt_start(stack.settings.resolved_database_url(), job_id)
+    delay = await _last_attempt_start(stack.env, job_id) - failed_start
     assert timedelta(seconds=45) <= delay <= timedelta(seconds=45 * 1.25 + 1), delay
 
 

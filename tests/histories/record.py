@@ -11,13 +11,9 @@ import tempfile
 from pathlib import Path
 
 import httpx
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
-from redrive.binaries import temporal_cli
-from redrive.status import SEARCH_ATTRIBUTES
 from redrive.store import upgrade
-from tests.support import running_api, running_worker, settings_for
+from tests.support import running_api, running_worker, settings_for, start_dev_server
 
 HERE = Path(__file__).parent
 FAST = '[job_types.demo]\ninitial_interval = "1s"\nbackoff_coefficient = 1\n'
@@ -41,11 +37,7 @@ async def record() -> None:
     breaker = home / "break"
     breaker.touch()
     failing = {"fail": {"stage": "process", "error": "TemporaryFailure", "while_exists": str(breaker)}}
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(temporal_cli()),
-        search_attributes=SEARCH_ATTRIBUTES,
-        data_converter=pydantic_data_converter,
-    )
+    env = await start_dev_server(home / "temporal.db")
     async with env, running_worker(env.client, settings), running_api(settings, env.client) as api:
         async with httpx.AsyncClient(base_url=api, headers={"Authorization": "Bearer key-a"}) as http:
             jobs = {
