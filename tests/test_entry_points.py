@@ -77,13 +77,17 @@ def _start_dev(home: Path, ports: dict[str, str]) -> subprocess.Popen[str]:
 
 @pytest.fixture
 def stop_on_exit() -> Iterator[list[subprocess.Popen[str]]]:
-    """Processes to kill if a test fails midway."""
+    """Processes to stop if a test fails midway: SIGTERM first, so `redrive dev` stops its server too."""
     started: list[subprocess.Popen[str]] = []
     yield started
     for process in started:
         if process.poll() is None:
+            process.terminate()
+        try:
+            process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
             process.kill()
-        process.communicate()
+            process.communicate()
 
 
 @pytest.mark.timeout(240)
