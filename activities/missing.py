@@ -12,7 +12,7 @@ from temporalio import activity
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
-HANDLER_MISSING = "HandlerMissing"
+from redrive.status import ErrorReason
 
 
 @activity.defn(dynamic=True)
@@ -23,6 +23,6 @@ async def handler_missing(_args: Sequence[RawValue]) -> None:
         f"no handler for activity {name!r} on worker {activity.info().task_queue}; "
         "deploy a worker that registers it, then retry the job",
         {"attempt": activity.info().attempt},
-        type=HANDLER_MISSING,
+        type=ErrorReason.HANDLER_MISSING.value,
         non_retryable=True,
     )

@@ -26,12 +26,6 @@ from redrive.status import SEARCH_ATTRIBUTES
 
 T = TypeVar("T")
 
-FAST_DEMO = """
-[job_types.demo]
-initial_interval = "1s"
-backoff_coefficient = 1
-"""
-
 
 def settings_for(database_url: str, home: Path, config: Path | None = None, **extra: Any) -> Settings:
     """Settings for one test: its own task queue, database and keys for tenants `a` and `b`."""

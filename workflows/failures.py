@@ -17,8 +17,6 @@ with workflow.unsafe.imports_passed_through():
     from redrive.jobtypes.registry import StageSpec
     from redrive.status import ErrorReason
 
-HANDLER_MISSING = "HandlerMissing"
-
 
 @dataclass(frozen=True)
 class StageFailure:
@@ -44,7 +42,7 @@ def classify(error: ActivityError, stage: StageSpec) -> StageFailure:
     if isinstance(cause, ApplicationError):
         attempts = _attempt(cause, max_attempts)
         error_type = cause.type or "ApplicationError"
-        if error_type == HANDLER_MISSING:
+        if error_type == ErrorReason.HANDLER_MISSING.value:
             return StageFailure(ErrorReason.HANDLER_MISSING, error_type, cause.message, attempts)
         if error.retry_state == RetryState.NON_RETRYABLE_FAILURE or cause.non_retryable:
             return StageFailure(ErrorReason.VALIDATION, error_type, cause.message, attempts)
