@@ -56,7 +56,7 @@ class StageActivities:
         try:
             output = await handler(context)
         except Exception as error:
-            raise await self._failure(stage_input, error) from error
+            raise await self._failure(stage_input, run_id, error) from error
         projected = await self._best_effort("finish", self._finished(stage_input, run_id))
         return StageResult(output=output, projected_complete=projected and stage_input.last)
 
@@ -83,15 +83,21 @@ class StageActivities:
         await self.deps.projection.write(lambda jobs: jobs.stage_started(start))
 
     async def _finished(self, stage_input: StageInput, run_id: str) -> None:
-        job_id, stage, now = stage_input.job_id, stage_input.stage.name, self.deps.now()
-        await self.deps.projection.write(lambda jobs: jobs.stage_finished(job_id, stage, now))
-        if stage_input.last:
-            # Saves the workflow a local activity (an extra activation and marker) per job.
-            await self.deps.projection.write(
-                lambda jobs: jobs.set_status(job_id, run_id, JobStatus.COMPLETE, now, stage)
-            )
+        job_id, stage, last, now = (
+            stage_input.job_id,
+            stage_input.stage.name,
+            stage_input.last,
+            self.deps.now(),
+        )
 
-    async def _failure(self, stage_input: StageInput, error: Exception) -> ApplicationError:
+        async def write(jobs: JobRepository) -> None:
+            await jobs.stage_finished(job_id, stage, now)
+            if last:  # saves the workflow a local activity (an extra activation and marker) per job
+                await jobs.set_status(job_id, run_id, JobStatus.COMPLETE, now, stage)
+
+        await self.deps.projection.write(write)
+
+    async def _failure(self, stage_input: StageInput, run_id: str, error: Exception) -> ApplicationError:
         """Classify `error`, record the attempt, and build the error Temporal acts on."""
         info = activity.info()
         declaration = stage_input.stage.retry
@@ -107,7 +113,7 @@ class StageActivities:
         failed_at = self.deps.now()
         failure = StageFailure(
             job_id=stage_input.job_id,
-            run_id=_run_id(info),
+            run_id=run_id,
             stage=stage_input.stage.name,
             attempt=info.attempt,
             error_type=name,
