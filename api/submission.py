@@ -65,14 +65,16 @@ async def submit(state: AppState, tenant_id: str, request: JobCreate) -> tuple[J
     if request.idempotency_key is not None:  # a random id cannot exist yet
         async with state.sessions() as session:
             existing = await JobRepository(session).get(tenant_id, job_id)
-    if existing is not None and (existing.type, existing.payload) != (request.type, request.payload):
-        raise Problem(
-            409,
-            "Idempotency key reused",
-            "idempotency_key was already used for a different type or payload; use a new key",
-            field="body.idempotency_key",
-        )
-    run_id = existing.run_id if existing is not None else None
+    if existing is not None:
+        if (existing.type, existing.payload) != (request.type, request.payload):
+            raise Problem(
+                409,
+                "Idempotency key reused",
+                "idempotency_key was already used for a different type or payload; use a new key",
+                field="body.idempotency_key",
+            )
+        return existing, False  # a row is only ever written after its workflow started
+    run_id = None
     status = JobStatus.QUEUED.value
     try:
         run_id = await start_job(
@@ -108,4 +110,4 @@ async def submit(state: AppState, tenant_id: str, request: JobCreate) -> tuple[J
                 updated_at=now,
             )
         )
-    return job, existing is None
+    return job, True
