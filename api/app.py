@@ -27,7 +27,9 @@ def create_app(settings: Settings, temporal: Client | None = None) -> FastAPI:
         engine = create_engine(settings.resolved_database_url())
         client = temporal or await connect(settings)
         janitor = RunJanitor(client, settings.temporal_namespace)
-        app.state.redrive = AppState(settings, registry, session_factory(engine), client, janitor)
+        app.state.redrive = AppState(
+            settings, settings.tenants_by_key(), registry, session_factory(engine), client, janitor
+        )
         try:
             yield
         finally:

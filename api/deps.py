@@ -42,7 +42,7 @@ def get_tenant(request: Request, state: StateDep) -> str:
             headers={"WWW-Authenticate": "Bearer"},
         )
     tenant = None
-    for known, owner in state.settings.tenants_by_key().items():
+    for known, owner in state.tenants_by_key.items():
         if hmac.compare_digest(known.encode(), key.encode()):
             tenant = owner
     if tenant is None:

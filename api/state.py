@@ -15,9 +15,10 @@ from redrive.settings import Settings
 
 @dataclass(frozen=True)
 class AppState:
-    """Settings, job types, database sessions, the Temporal client and background clean-up."""
+    """Settings, API keys, job types, database sessions, the Temporal client and background clean-up."""
 
     settings: Settings
+    tenants_by_key: dict[str, str]
     registry: JobTypeRegistry
     sessions: async_sessionmaker[AsyncSession]
     temporal: Client
