@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -14,7 +14,16 @@ from temporalio.testing import WorkflowEnvironment
 
 from redrive.binaries import temporal_test_server
 from redrive.store import upgrade
-from tests.support import register_search_attributes, start_dev_server
+from tests.skipping import Stack
+from tests.support import (
+    Mailbox,
+    register_search_attributes,
+    running_api,
+    running_worker,
+    settings_for,
+    smtp_server,
+    start_dev_server,
+)
 
 POSTGRES_URL = os.environ.get("REDRIVE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -76,3 +85,30 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     else:
         async for url in _postgres_database():
             yield url
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A migrated PostgreSQL database for one test."""
+    async for url in _postgres_database():
+        yield url
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    """A real SMTP server (aiosmtpd) in the test process."""
+    with smtp_server() as box:
+        yield box
+
+
+@pytest.fixture
+async def stack(
+    skipping_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path, mailbox: Mailbox
+) -> AsyncIterator[Stack]:
+    """A worker and the API over HTTP on SQLite against the time-skipping server, alerts to `mailbox`."""
+    settings = settings_for(sqlite_url, tmp_path, **mailbox.settings())
+    async with (
+        running_worker(skipping_env.client, settings),
+        running_api(settings, skipping_env.client) as url,
+    ):
+        yield Stack(skipping_env, settings, url, mailbox)

@@ -1,17 +1,21 @@
-"""The migration and the table models agree, on SQLite and PostgreSQL; repository writes are idempotent."""
+"""The migrations and the table models agree, on SQLite and PostgreSQL; repository writes are idempotent;
+row-level security keeps tenants apart on PostgreSQL."""
 
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-from redrive.store import DeadLetter, create_engine, session_factory
-from redrive.store.dead_letters import DeadLetterRepository
+from redrive.fingerprints import fingerprint
+from redrive.store import DeadLetter, create_engine, session_factory, upgrade
+from redrive.store.dead_letters import DeadLetterFilter, DeadLetterRepository
 from redrive.store.types import utcnow
 
 
@@ -57,10 +61,107 @@ async def test_dead_letter_insert_is_idempotent_per_run(database_url: str) -> No
             assert await repository.list_pending("b") == []
             assert await repository.get("b", first.id) is None
             now = utcnow()
-            assert await repository.mark_replayed(first.id, now, "req-1", "ops")
-            assert not await repository.mark_replayed(first.id, now, "req-2", "ops")
+            assert not await repository.mark_replayed("b", first.id, now, "req-0", "ops")
+            assert await repository.mark_replayed("a", first.id, now, "req-1", "ops")
+            assert not await repository.mark_replayed("a", first.id, now, "req-2", "ops")
             assert await repository.purge(replayed_before=now) == 0
             assert await repository.purge(replayed_before=utcnow()) == 1
             assert await repository.get("a", uuid.UUID(str(first.id))) is None
+    finally:
+        await engine.dispose()
+
+
+def _entry(**overrides: Any) -> DeadLetter:
+    values: dict[str, Any] = {
+        "original_job_id": "job-1",
+        "run_id": "run-1",
+        "app_id": "a",
+        "type": "webhook",
+        "stage": "deliver",
+        "payload": {},
+        "error_reason": "MaxRetries",
+        "error_type": "ServiceUnavailable",
+        "error_message": "HTTP 503 from https://x.example/a?id=1",
+        "attempts": 4,
+        "error_history": [],
+    }
+    return DeadLetter(**{**values, **overrides})
+
+
+async def test_replay_chain_and_groups(database_url: str) -> None:
+    """A job that dies again after a replay links to its previous entry; same failures share a group."""
+    engine = create_engine(database_url)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            repository = DeadLetterRepository(session)
+            first = await repository.insert(_entry())
+            assert (first.replay_of, first.replay_count) == (None, 0)
+            assert await repository.mark_replayed("a", first.id, utcnow(), "r", "ops")
+            second = await repository.insert(
+                _entry(run_id="run-2", error_message="HTTP 503 from https://x.example/b?id=2")
+            )
+            assert (second.replay_of, second.replay_count) == (first.id, 1)
+            assert second.fingerprint == first.fingerprint
+            await repository.insert(_entry(original_job_id="job-2", error_type="ValidationError"))
+            await repository.insert(_entry(original_job_id="job-3", app_id="b"))
+            groups = await repository.groups(DeadLetterFilter("a"), 10)
+            counts = [(g.error_type, g.count) for g in groups]
+            assert counts == [("ServiceUnavailable", 2), ("ValidationError", 1)]
+            assert groups[0].first_seen <= groups[0].last_seen
+            pending = DeadLetterFilter("a", fingerprint=first.fingerprint, pending=True)
+            assert [e.id for e in await repository.search(pending, 10)] == [second.id]
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrade_from_the_core_schema_keeps_rows(tmp_path: Path) -> None:
+    """A database at revision 0001 with a dead letter upgrades to head and gains its fingerprint."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    await upgrade(url, "0001")
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                sa.text(
+                    "INSERT INTO dead_letters (id, original_job_id, run_id, app_id, type, stage, payload,"
+                    " error_reason, error_type, error_message, attempts, error_history, dlq_at)"
+                    " VALUES ('0123456789abcdef0123456789abcdef', 'job-1', 'run-1', 'a', 'demo', 'process',"
+                    " '{}', 'MaxRetries', 'TemporaryFailure', 'failed 3 times', 4, '[]',"
+                    " '2026-01-01 00:00:00')"
+                )
+            )
+        await upgrade(url)
+        async with session_factory(engine)() as session:
+            (entry,) = await DeadLetterRepository(session).list_pending("a")
+            assert entry.fingerprint == fingerprint("demo", "process", "TemporaryFailure", "failed 9 times")
+            assert entry.replay_count == 0
+    finally:
+        await engine.dispose()
+
+
+async def test_row_level_security_hides_other_tenants(postgres_url: str) -> None:
+    """A non-superuser PostgreSQL connection scoped to tenant a reads none of b's rows, even by SELECT *."""
+    engine = create_engine(postgres_url)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            repository = DeadLetterRepository(session)
+            await repository.insert(_entry(app_id="a"))
+            await repository.insert(_entry(app_id="b", original_job_id="job-b"))
+        async with engine.connect() as connection:
+            await connection.execute(sa.text("DROP ROLE IF EXISTS redrive_rls_probe"))
+            await connection.execute(sa.text("CREATE ROLE redrive_rls_probe NOSUPERUSER NOBYPASSRLS"))
+            await connection.execute(sa.text("GRANT SELECT, UPDATE ON dead_letters TO redrive_rls_probe"))
+            await connection.commit()
+            async with connection.begin():
+                await connection.execute(sa.text("SET LOCAL ROLE redrive_rls_probe"))
+                assert (await connection.execute(sa.text("SELECT * FROM dead_letters"))).all() == []
+                await connection.execute(sa.text("SELECT set_config('redrive.tenant', 'a', true)"))
+                rows = (await connection.execute(sa.text("SELECT app_id FROM dead_letters"))).all()
+                assert [row.app_id for row in rows] == ["a"]
+                updated = await connection.execute(sa.text("UPDATE dead_letters SET user_id = 'x'"))
+                assert updated.rowcount == 1
+            await connection.execute(sa.text("DROP OWNED BY redrive_rls_probe"))
+            await connection.execute(sa.text("DROP ROLE redrive_rls_probe"))
+            await connection.commit()
     finally:
         await engine.dispose()

@@ -2,9 +2,10 @@
 
 from redrive.store.engine import create_engine, session_factory
 from redrive.store.migrate import upgrade
-from redrive.store.models import DeadLetter, Job, JobStage, StageFailure
+from redrive.store.models import AlertWindow, DeadLetter, Job, JobStage, StageFailure
 
 __all__ = [
+    "AlertWindow",
     "DeadLetter",
     "Job",
     "JobStage",

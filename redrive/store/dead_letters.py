@@ -1,27 +1,52 @@
-"""Reads and writes of the dead-letter queue."""
+"""Reads and writes of the dead-letter queue, each scoped to one tenant (row-level security on
+PostgreSQL, explicit filters everywhere)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from redrive.fingerprints import fingerprint
 from redrive.store.models import DeadLetter
+from redrive.store.tenancy import ALL_TENANTS, scope_to
+from redrive.store.types import UTCDateTime
 from redrive.store.upsert import dialect_insert
 
 
 @dataclass(frozen=True)
 class DeadLetterFilter:
-    """What a dead-letter listing is narrowed to (always one tenant)."""
+    """What a dead-letter listing or bulk replay is narrowed to (always one tenant)."""
 
     app_id: str
     type: str | None = None
     reason: str | None = None
     pending: bool | None = None
+    stage: str | None = None
+    fingerprint: str | None = None
+    dlq_before: datetime | None = None
+    dlq_after: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DeadLetterGroup:
+    """Pending dead letters that failed the same way."""
+
+    fingerprint: str
+    type: str
+    stage: str
+    error_type: str
+    error_reason: str
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+    sample_id: uuid.UUID
+    sample_message: str
 
 
 class DeadLetterRepository:
@@ -31,21 +56,43 @@ class DeadLetterRepository:
         self.session = session
 
     async def insert(self, entry: DeadLetter) -> DeadLetter:
-        """Store `entry` once per (job, run): a repeated insert returns the first row."""
-        statement = dialect_insert(self.session, DeadLetter).values(**entry.model_dump())
+        """Store `entry` once per (job, run): a repeated insert returns the first row.
+
+        Fills in the fingerprint and, when the job died before in another run, the replay chain."""
+        await scope_to(self.session, entry.app_id)
+        values = entry.model_dump()
+        values["fingerprint"] = entry.fingerprint or fingerprint(
+            entry.type, entry.stage, entry.error_type, entry.error_message
+        )
+        previous = await self._previous(entry)
+        if previous is not None:
+            values["replay_of"] = previous.id
+            values["replay_count"] = previous.replay_count + (previous.replayed_at is not None)
+        statement = dialect_insert(self.session, DeadLetter).values(**values)
         await self.session.exec(statement.on_conflict_do_nothing())
         query = select(DeadLetter).where(
             DeadLetter.original_job_id == entry.original_job_id, DeadLetter.run_id == entry.run_id
         )
         return (await self.session.exec(query.execution_options(populate_existing=True))).one()
 
+    async def _previous(self, entry: DeadLetter) -> DeadLetter | None:
+        query = (
+            select(DeadLetter)
+            .where(DeadLetter.original_job_id == entry.original_job_id, DeadLetter.run_id != entry.run_id)
+            .order_by(col(DeadLetter.dlq_at).desc())
+            .limit(1)
+        )
+        return (await self.session.exec(query)).first()
+
     async def get(self, app_id: str, entry_id: uuid.UUID) -> DeadLetter | None:
-        """The tenant's entry, or None."""
-        entry = await self.session.get(DeadLetter, entry_id)
-        return entry if entry is not None and entry.app_id == app_id else None
+        """The tenant's entry (any tenant's for `ALL_TENANTS`), or None."""
+        await scope_to(self.session, app_id)
+        entry = await self.session.get(DeadLetter, entry_id, populate_existing=True)
+        return entry if entry is not None and app_id in (entry.app_id, ALL_TENANTS) else None
 
     async def pending_for_job(self, app_id: str, job_id: str, run_id: str) -> DeadLetter | None:
         """The unreplayed entry of the job's run, if any."""
+        await scope_to(self.session, app_id)
         query = select(DeadLetter).where(
             DeadLetter.app_id == app_id,
             DeadLetter.original_job_id == job_id,
@@ -54,37 +101,146 @@ class DeadLetterRepository:
         )
         return (await self.session.exec(query)).first()
 
-    async def search(self, where: DeadLetterFilter, limit: int) -> list[DeadLetter]:
-        """Newest first."""
-        query = select(DeadLetter).where(DeadLetter.app_id == where.app_id)
-        if where.type is not None:
-            query = query.where(DeadLetter.type == where.type)
-        if where.reason is not None:
-            query = query.where(DeadLetter.error_reason == where.reason)
-        if where.pending is not None:
-            replayed = col(DeadLetter.replayed_at)
-            query = query.where(replayed.is_(None) if where.pending else replayed.is_not(None))
-        query = query.order_by(col(DeadLetter.dlq_at).desc(), col(DeadLetter.id)).limit(limit)
-        return list((await self.session.exec(query)).all())
+    async def search(
+        self, where: DeadLetterFilter, limit: int, after: tuple[datetime, uuid.UUID] | None = None
+    ) -> list[DeadLetter]:
+        """Newest first, `limit` rows after the keyset position `after` (dlq_at, id)."""
+        await scope_to(self.session, where.app_id)
+        query = select(DeadLetter).where(*_conditions(where))
+        if after is not None:
+            at, entry_id = after
+            position = sa.tuple_(col(DeadLetter.dlq_at), col(DeadLetter.id))
+            query = query.where(
+                position < sa.tuple_(sa.literal(at, UTCDateTime), sa.literal(entry_id, sa.Uuid))
+            )
+        order = (col(DeadLetter.dlq_at).desc(), col(DeadLetter.id).desc())
+        return list((await self.session.exec(query.order_by(*order).limit(limit))).all())
+
+    async def count(self, where: DeadLetterFilter) -> int:
+        """How many entries match."""
+        await scope_to(self.session, where.app_id)
+        query = select(sa.func.count()).select_from(DeadLetter).where(*_conditions(where))
+        return int((await self.session.exec(query)).one())
 
     async def list_pending(self, app_id: str, type: str | None = None, limit: int = 50) -> list[DeadLetter]:
         """Entries not replayed yet."""
         return await self.search(DeadLetterFilter(app_id, type=type, pending=True), limit)
 
+    async def groups(self, where: DeadLetterFilter, limit: int) -> list[DeadLetterGroup]:
+        """Entries grouped by fingerprint, largest group first."""
+        await scope_to(self.session, where.app_id)
+        d = DeadLetter
+        query = (
+            sa.select(
+                col(d.fingerprint),
+                col(d.type),
+                col(d.stage),
+                col(d.error_type),
+                sa.func.max(col(d.error_reason)),
+                sa.func.count(),
+                sa.func.min(col(d.dlq_at)),
+                sa.func.max(col(d.dlq_at)),
+                sa.func.max(sa.cast(col(d.id), sa.String)),
+                sa.func.max(col(d.error_message)),
+            )
+            .where(*_conditions(where))
+            .group_by(col(d.fingerprint), col(d.type), col(d.stage), col(d.error_type))
+            .order_by(sa.func.count().desc(), sa.func.max(d.dlq_at).desc())
+            .limit(limit)
+        )
+        rows = (await (await self.session.connection()).execute(query)).all()
+        return [
+            DeadLetterGroup(
+                fingerprint=key,
+                type=type_,
+                stage=stage,
+                error_type=error_type,
+                error_reason=reason,
+                count=count,
+                first_seen=_aware(first),
+                last_seen=_aware(last),
+                sample_id=uuid.UUID(str(sample)),
+                sample_message=message,
+            )
+            for key, type_, stage, error_type, reason, count, first, last, sample, message in rows
+        ]
+
     async def mark_replayed(
-        self, entry_id: uuid.UUID, at: datetime, request_id: str | None, user_id: str | None
+        self, app_id: str, entry_id: uuid.UUID, at: datetime, request_id: str | None, user_id: str | None
     ) -> bool:
         """Stamp `replayed_at` once; False when it was already replayed."""
+        await scope_to(self.session, app_id)
         result = await self.session.exec(
             sa.update(DeadLetter)
-            .where(col(DeadLetter.id) == entry_id, col(DeadLetter.replayed_at).is_(None))
+            .where(
+                col(DeadLetter.id) == entry_id,
+                col(DeadLetter.app_id) == app_id,
+                col(DeadLetter.replayed_at).is_(None),
+            )
             .values(replayed_at=at, request_id=request_id, user_id=user_id)
         )
         return bool(getattr(result, "rowcount", 0))
 
+    async def mark_notified(self, entry_id: uuid.UUID, at: datetime) -> bool:
+        """Stamp `notified_at` once; False when a notification was already sent for it."""
+        await scope_to(self.session, ALL_TENANTS)
+        result = await self.session.exec(
+            sa.update(DeadLetter)
+            .where(col(DeadLetter.id) == entry_id, col(DeadLetter.notified_at).is_(None))
+            .values(notified_at=at)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def archive(self, dlq_before: datetime, at: datetime) -> Sequence[tuple[str, str]]:
+        """Archive pending entries that died before `dlq_before`; their (job id, run id) pairs."""
+        await scope_to(self.session, ALL_TENANTS)
+        due = (
+            col(DeadLetter.dlq_at) < dlq_before,
+            col(DeadLetter.replayed_at).is_(None),
+            col(DeadLetter.archived_at).is_(None),
+        )
+        query = select(DeadLetter.original_job_id, DeadLetter.run_id).where(*due)
+        archived = list((await self.session.exec(query)).all())
+        await self.session.exec(sa.update(DeadLetter).where(*due).values(archived_at=at))
+        return archived
+
     async def purge(self, replayed_before: datetime) -> int:
         """Delete entries replayed before `replayed_before`; the number deleted."""
+        await scope_to(self.session, ALL_TENANTS)
         result = await self.session.exec(
             sa.delete(DeadLetter).where(col(DeadLetter.replayed_at) < replayed_before)
         )
         return int(getattr(result, "rowcount", 0))
+
+    async def known_runs(self, run_ids: Sequence[str]) -> set[str]:
+        """Which of `run_ids` already have an entry (any tenant)."""
+        await scope_to(self.session, ALL_TENANTS)
+        query = select(DeadLetter.run_id).where(col(DeadLetter.run_id).in_(run_ids))
+        return set((await self.session.exec(query)).all())
+
+
+def _conditions(where: DeadLetterFilter) -> list[sa.ColumnElement[bool]]:
+    d = DeadLetter
+    conditions = [col(d.app_id) == where.app_id]
+    equal = (
+        (d.type, where.type),
+        (d.error_reason, where.reason),
+        (d.stage, where.stage),
+        (d.fingerprint, where.fingerprint),
+    )
+    conditions += [col(column) == value for column, value in equal if value is not None]
+    if where.pending is not None:
+        replayed = col(d.replayed_at)
+        conditions.append(replayed.is_(None) if where.pending else replayed.is_not(None))
+    if where.dlq_before is not None:
+        conditions.append(col(d.dlq_at) < where.dlq_before)
+    if where.dlq_after is not None:
+        conditions.append(col(d.dlq_at) >= where.dlq_after)
+    return conditions
+
+
+def _aware(value: datetime) -> datetime:
+    # Aggregates bypass the column type, so SQLite hands back naive UTC (or a string).
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

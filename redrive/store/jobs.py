@@ -194,8 +194,35 @@ class JobRepository:
             )
         )
 
-    async def requeue(self, job_id: str, old_run_id: str, new_run_id: str, at: datetime) -> None:
-        """After a reset: the job waits for a worker in its new run (unless that run already started)."""
+    async def claim_retry(self, job_id: str, dead_run: str, at: datetime) -> bool:
+        """Take the dead run for one retry: True for exactly one of any number of racing callers."""
+        dead = (JobStatus.DEAD_LETTER.value, JobStatus.ARCHIVED.value)
+        result = await self.session.exec(
+            sa.update(Job)
+            .where(col(Job.id) == job_id, col(Job.run_id) == dead_run, col(Job.status).in_(dead))
+            .values(status=JobStatus.QUEUED.value, updated_at=at)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def release_retry(self, job_id: str, dead_run: str, status: str, at: datetime) -> None:
+        """Give a claimed run back when its retry could not be started."""
+        await self.session.exec(
+            sa.update(Job)
+            .where(col(Job.id) == job_id, col(Job.run_id) == dead_run)
+            .values(status=status, updated_at=at)
+        )
+
+    async def requeue(
+        self,
+        job_id: str,
+        old_run_id: str,
+        new_run_id: str,
+        at: datetime,
+        reason: str | None = None,
+        by: str | None = None,
+    ) -> None:
+        """After a reset: the job waits for a worker in its new run (unless that run already started);
+        who retried it and why are kept."""
         await self.session.exec(
             sa.update(Job)
             .where(col(Job.id) == job_id, col(Job.run_id) == old_run_id)
@@ -209,5 +236,8 @@ class JobRepository:
                 error_message=None,
                 finished_at=None,
                 updated_at=at,
+                retry_reason=reason,
+                retried_by=by,
+                retried_at=at,
             )
         )

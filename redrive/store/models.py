@@ -37,6 +37,9 @@ class Job(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    retry_reason: str | None = Field(default=None, max_length=500)
+    retried_by: str | None = Field(default=None, max_length=128)
+    retried_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class JobStage(SQLModel, table=True):
@@ -90,6 +93,8 @@ class DeadLetter(SQLModel, table=True):
             postgresql_where=sa.text("replayed_at IS NULL"),
             sqlite_where=sa.text("replayed_at IS NULL"),
         ),
+        sa.Index("ix_dead_letters_request_id", "request_id"),
+        sa.Index("ix_dead_letters_app_fingerprint", "app_id", "fingerprint", "dlq_at"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -108,3 +113,21 @@ class DeadLetter(SQLModel, table=True):
     replayed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     request_id: str | None = Field(default=None, max_length=128)
     user_id: str | None = Field(default=None, max_length=128)
+    fingerprint: str = Field(default="", max_length=64)
+    replay_of: uuid.UUID | None = None
+    """The entry this job had before it was replayed and died again (the replay chain)."""
+    replay_count: int = 0
+    """How many replays of this job ended back in the queue."""
+    notified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    archived_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class AlertWindow(SQLModel, table=True):
+    """One e-mail per error fingerprint per window; later dead letters are counted for a digest."""
+
+    __tablename__ = "alert_windows"
+
+    fingerprint: str = Field(primary_key=True, max_length=64)
+    opened_at: datetime = Field(sa_type=UTCDateTime)
+    suppressed: int = 0
+    sample_job_id: str | None = Field(default=None, max_length=64)
