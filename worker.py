@@ -16,7 +16,9 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import ActivityDeps, build_activities
+from activities.alerts import AlertConfig
 from activities.handlers import HANDLERS
+from activities.notifications import warn_if_off
 from redrive.jobtypes import JobTypeRegistry, load_registry
 from redrive.settings import Settings
 from redrive.store import create_engine, session_factory
@@ -72,7 +74,9 @@ async def activity_deps(settings: Settings) -> AsyncIterator[ActivityDeps]:
             httpx.AsyncClient(timeout=httpx.Timeout(30.0)) as http,
             GroupCommit(sessions) as projection,
         ):
-            yield ActivityDeps(sessions=sessions, projection=projection, http=http)
+            alerts = AlertConfig.from_settings(settings)
+            warn_if_off(alerts)
+            yield ActivityDeps(sessions=sessions, projection=projection, http=http, alerts=alerts)
     finally:
         await engine.dispose()
 

@@ -10,6 +10,7 @@ from activities.dead_letters import DeadLetterActivities
 from activities.deps import ActivityDeps
 from activities.handlers import HANDLERS
 from activities.missing import handler_missing
+from activities.notifications import NotificationActivities
 from activities.projection import ProjectionActivities
 from activities.stages import StageActivities
 
@@ -22,6 +23,7 @@ def build_activities(
     return [
         *(stages.activity(name, handler) for name, handler in handlers.items()),
         DeadLetterActivities(deps).record_dead_letter,
+        NotificationActivities(deps).notify_dead_letter,
         ProjectionActivities(deps).record_status,
         handler_missing,
     ]

@@ -11,17 +11,19 @@ import httpx
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from activities.alerts.config import AlertConfig
 from redrive.store.group_commit import GroupCommit
 from redrive.store.types import utcnow
 
 
 @dataclass(frozen=True)
 class ActivityDeps:
-    """Database sessions, the batched projection writer, an HTTP client, and the clock and
-    randomness (injectable for tests)."""
+    """Database sessions, the batched projection writer, an HTTP client, where alerts go, and the
+    clock and randomness (injectable for tests)."""
 
     sessions: async_sessionmaker[AsyncSession]
     projection: GroupCommit
     http: httpx.AsyncClient
+    alerts: AlertConfig = field(default_factory=AlertConfig)
     now: Callable[[], datetime] = utcnow
     unit_random: Callable[[], float] = field(default=random.random)

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from redrive.status import ErrorReason
+
 MAX_PAGE = 200
 
 
@@ -53,6 +55,9 @@ class JobPublic(BaseModel):
     processing_time_s: float | None
     stages: list[StagePublic] = Field(default_factory=list)
     temporal_url: str
+    retry_reason: str | None = None
+    retried_by: str | None = None
+    retried_at: datetime | None = None
 
 
 class JobPage(BaseModel):
@@ -64,11 +69,15 @@ class JobPage(BaseModel):
 
 
 class RetryRequest(BaseModel):
-    """Retry a dead job from the stage that failed."""
+    """Retry a dead job from the stage that failed, or from an earlier one."""
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str | None = Field(default=None, max_length=500)
+    from_stage: str | None = Field(
+        default=None, min_length=1, max_length=64, description="a stage up to the failed one (default: it)"
+    )
+    reason: str | None = Field(default=None, max_length=500, examples=["upstream fixed in INC-42"])
+    force: bool = Field(default=False, description="replay past the configured replay limit")
 
 
 class RetryPublic(BaseModel):
@@ -79,10 +88,13 @@ class RetryPublic(BaseModel):
     from_stage: str
     mode: Literal["reset", "resubmitted"]
     dead_letter_id: uuid.UUID | None
+    reason: str | None = None
+    retried_by: str
 
 
 class DeadLetterPublic(BaseModel):
-    """A dead-letter entry."""
+    """A dead-letter entry. `state` is `pending`, `replayed`, or `archived` (pending and older than
+    the archive age, whether or not maintenance has run yet)."""
 
     id: uuid.UUID
     original_job_id: str
@@ -97,9 +109,95 @@ class DeadLetterPublic(BaseModel):
     error_history: list[dict[str, Any]]
     dlq_at: datetime
     replayed_at: datetime | None
+    state: Literal["pending", "replayed", "archived"]
+    fingerprint: str
+    replay_of: uuid.UUID | None
+    replay_count: int
+    replayed_by: str | None
+    notified_at: datetime | None
 
 
 class DeadLetterPage(BaseModel):
-    """Dead-letter entries, newest first."""
+    """Dead-letter entries, newest first; `next_cursor` fetches the next page."""
 
     items: list[DeadLetterPublic]
+    next_cursor: str | None = None
+
+
+class DeadLetterGroupPublic(BaseModel):
+    """Dead letters that failed the same way (same fingerprint)."""
+
+    fingerprint: str
+    type: str
+    stage: str
+    error_type: str
+    error_reason: str
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+    sample_id: uuid.UUID
+    sample_message: str
+
+
+class DeadLetterGroupPage(BaseModel):
+    """Groups of pending dead letters, largest first."""
+
+    items: list[DeadLetterGroupPublic]
+
+
+class ReplayRequest(BaseModel):
+    """Replay one dead letter."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    from_stage: str | None = Field(default=None, min_length=1, max_length=64)
+    reason: str | None = Field(default=None, max_length=500)
+    force: bool = Field(default=False, description="replay past the configured replay limit")
+
+
+class ReplayFilter(BaseModel):
+    """Which pending dead letters a bulk replay takes (always the caller's own)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str | None = Field(default=None, max_length=64)
+    reason: ErrorReason | None = None
+    stage: str | None = Field(default=None, max_length=64)
+    fingerprint: str | None = Field(default=None, max_length=64)
+    dlq_before: datetime | None = Field(default=None, description="died before this time")
+    dlq_after: datetime | None = Field(default=None, description="died at or after this time")
+
+
+class BulkReplayRequest(BaseModel):
+    """Replay every pending dead letter matching `filter`, up to `max`, at most `rate` per second."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    filter: ReplayFilter = Field(default_factory=ReplayFilter)
+    dry_run: bool = Field(default=False, description="count and sample only; change nothing")
+    max: int = Field(default=100, ge=1, le=10_000)
+    rate: float | None = Field(default=None, gt=0, le=1000, description="replays per second")
+    reason: str | None = Field(default=None, max_length=500)
+    force: bool = False
+
+
+class ReplayItem(BaseModel):
+    """What a bulk replay did with one entry."""
+
+    dead_letter_id: uuid.UUID
+    job_id: str
+    outcome: Literal["reset", "resubmitted", "skipped", "failed"]
+    run_id: str | None = None
+    detail: str | None = None
+
+
+class BulkReplayPublic(BaseModel):
+    """A bulk replay's outcome: how many matched, a sample, and one result per entry taken."""
+
+    dry_run: bool
+    matched: int
+    sample: list[DeadLetterPublic]
+    results: list[ReplayItem]
+    replayed: int
+    skipped: int
+    failed: int

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Literal
 
 from api.schemas import DeadLetterPublic, JobPublic, StagePublic
 from redrive.settings import Settings
@@ -47,9 +48,20 @@ def job_view(settings: Settings, job: Job, stages: Sequence[JobStage] = ()) -> J
             for stage in stages
         ],
         temporal_url=workflow_url(settings, job.id, job.run_id),
+        retry_reason=job.retry_reason,
+        retried_by=job.retried_by,
+        retried_at=job.retried_at,
     )
 
 
-def dead_letter_view(entry: DeadLetter) -> DeadLetterPublic:
-    """The public shape of a dead-letter entry."""
-    return DeadLetterPublic.model_validate(entry, from_attributes=True)
+def dead_letter_view(settings: Settings, entry: DeadLetter, now: datetime) -> DeadLetterPublic:
+    """The public shape of a dead-letter entry; old pending entries read as archived."""
+    if entry.replayed_at is not None:
+        state: Literal["pending", "replayed", "archived"] = "replayed"
+    elif entry.archived_at is not None or entry.dlq_at < now - settings.archive_after:
+        state = "archived"
+    else:
+        state = "pending"
+    return DeadLetterPublic.model_validate(
+        {**entry.model_dump(), "state": state, "replayed_by": entry.user_id}
+    )

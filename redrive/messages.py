@@ -92,3 +92,17 @@ class DeadLetterResult:
 
     dead_letter_id: str
     dlq_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotifyInput:
+    """The dead letter to announce (its id only: the content stays in the database)."""
+
+    dead_letter_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotifyResult:
+    """What happened: `sent`, `counted` into a later digest, `already` sent, or `off`."""
+
+    outcome: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -26,6 +27,28 @@ class Settings(BaseSettings):
     ui_url: str = ""
     api_keys: str = Field(default="", description="comma-separated key:tenant pairs")
     graceful_shutdown_seconds: float = 10.0
+    archive_after: timedelta = Field(default=timedelta(days=7), description="dead letters older are archived")
+    purge_replayed_after: timedelta = Field(
+        default=timedelta(days=30), description="replayed entries are purged"
+    )
+    maintenance_interval: timedelta = timedelta(hours=1)
+    max_replays: int = Field(
+        default=3, ge=0, description="round trips through the DLQ before a replay needs force"
+    )
+    replay_rate: float = Field(default=20.0, gt=0, description="default bulk replays per second")
+    public_api_url: str = Field(default="", description="base URL of the API in notification links")
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    smtp_sender: str = "redrive@localhost"
+    alert_emails: str = Field(default="", description="comma-separated recipients of dead-letter alerts")
+    alert_window: timedelta = Field(
+        default=timedelta(hours=1), description="one alert per fingerprint per window"
+    )
+    alert_webhook_url: str = ""
+    alert_webhook_secret: str = Field(default="", description="HMAC-SHA256 key for the alert webhook")
 
     @field_validator("api_keys")
     @classmethod
@@ -42,6 +65,14 @@ class Settings(BaseSettings):
     def resolved_ui_url(self) -> str:
         """Base URL of the Temporal Web UI, for links to jobs."""
         return self.ui_url or f"http://localhost:{self.ui_port}"
+
+    def resolved_api_url(self) -> str:
+        """Base URL of the API, for links in notifications."""
+        return self.public_api_url or f"http://{self.api_host}:{self.api_port}"
+
+    def alert_recipients(self) -> list[str]:
+        """Who receives dead-letter e-mails."""
+        return [address.strip() for address in self.alert_emails.split(",") if address.strip()]
 
     def tenants_by_key(self) -> dict[str, str]:
         """API key → tenant id."""

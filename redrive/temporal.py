@@ -19,5 +19,10 @@ async def connect(settings: Settings) -> Client:
 
 def workflow_url(settings: Settings, workflow_id: str, run_id: str | None) -> str:
     """The job's page in the Temporal Web UI."""
-    base = f"{settings.resolved_ui_url()}/namespaces/{settings.temporal_namespace}/workflows/{workflow_id}"
+    return ui_workflow_url(settings.resolved_ui_url(), settings.temporal_namespace, workflow_id, run_id)
+
+
+def ui_workflow_url(ui_url: str, namespace: str, workflow_id: str, run_id: str | None) -> str:
+    """A workflow's page in the Temporal Web UI at `ui_url`."""
+    base = f"{ui_url.rstrip('/')}/namespaces/{namespace}/workflows/{workflow_id}"
     return f"{base}/{run_id}/history" if run_id else base

@@ -7,10 +7,16 @@ import contextlib
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import uvicorn
+from aiosmtpd.controller import Controller
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
@@ -118,3 +124,51 @@ async def eventually(check: Callable[[], Awaitable[T | None]], within: float = 3
             return last
         await asyncio.sleep(0.1)
     raise AssertionError(f"condition not met within {within} s; last value: {last!r}")
+
+
+@contextlib.asynccontextmanager
+async def api_client(
+    client: Client, settings: Settings, headers: dict[str, str]
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A real worker and the real API for `settings`, and an HTTP client sending `headers`."""
+    async with (
+        running_worker(client, settings),
+        running_api(settings, client) as url,
+        httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as http,
+    ):
+        http.headers["X-Task-Queue"] = settings.task_queue  # for the tests' own look-ups
+        yield http
+
+
+@dataclass
+class Mailbox:
+    """A real SMTP server in the test process and the messages it received."""
+
+    host: str
+    port: int
+    messages: list[EmailMessage] = field(default_factory=list)
+
+    async def handle_DATA(self, _server: object, _session: object, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's hook name)
+        """Keep each delivered message."""
+        self.messages.append(message_from_bytes(envelope.content, _class=EmailMessage, policy=default))
+        return "250 OK"
+
+    def settings(self) -> dict[str, Any]:
+        """Settings fields that send alerts here."""
+        return {"smtp_host": self.host, "smtp_port": self.port, "alert_emails": "ops@example.com"}
+
+
+@contextlib.contextmanager
+def smtp_server() -> Iterator[Mailbox]:
+    """An aiosmtpd server on a free port for the duration of the block."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    mailbox = Mailbox("127.0.0.1", port)
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield mailbox
+    finally:
+        controller.stop()

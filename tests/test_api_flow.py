@@ -13,7 +13,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from redrive.settings import Settings
-from tests.support import eventually, running_api, running_worker, settings_for
+from tests.support import api_client, eventually, settings_for
 
 A = {"Authorization": "Bearer key-a"}
 B = {"Authorization": "Bearer key-b"}
@@ -32,12 +32,7 @@ async def api(
     config = tmp_path / "redrive.toml"
     config.write_text(FAST_RETRIES)
     settings = settings_for(database_url, tmp_path, config=config)
-    async with (
-        running_worker(dev_env.client, settings),
-        running_api(settings, dev_env.client) as url,
-        httpx.AsyncClient(base_url=url, headers=A, timeout=30) as http,
-    ):
-        http.headers["X-Task-Queue"] = settings.task_queue  # for the tests' own look-ups
+    async with api_client(dev_env.client, settings, A) as http:
         yield http
 
 
@@ -204,7 +199,7 @@ async def test_retry_of_a_running_job_is_a_conflict(api: httpx.AsyncClient) -> N
     job = (await api.post("/v1/jobs", json={"type": "demo", "payload": {"sleep_ms": 3000}})).json()
     response = await api.post(f"/v1/jobs/{job['id']}/retry")
     assert response.status_code == 409
-    assert "only a job in dead_letter can be retried" in response.json()["detail"]
+    assert "only a dead-lettered job can be retried" in response.json()["detail"]
 
 
 def test_settings_refuse_malformed_api_keys() -> None:

@@ -4,84 +4,26 @@ permanent errors, missing handlers and Retry-After hints, with the dead-letter r
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI, Response
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from redrive.jobtypes import builtin_registry
 from redrive.jobtypes.registry import StageSpec
 from redrive.messages import JOB_WORKFLOW, JobInput
-from redrive.settings import Settings
 from redrive.store import create_engine, session_factory
 from redrive.store.jobs import JobRepository
-from tests.support import running_api, running_worker, serving, settings_for
+from tests.skipping import Stack, dead_letter_of, job_of, run_to_end
+from tests.support import serving
 
 A = {"Authorization": "Bearer key-a"}
-
-
-@dataclass(frozen=True)
-class Stack:
-    """The real API and worker against the time-skipping server."""
-
-    env: WorkflowEnvironment
-    settings: Settings
-    url: str
-
-
-@pytest.fixture
-async def stack(skipping_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
-    """A worker and the API over HTTP on SQLite, for one test."""
-    settings = settings_for(sqlite_url, tmp_path)
-    async with (
-        running_worker(skipping_env.client, settings),
-        running_api(settings, skipping_env.client) as url,
-    ):
-        yield Stack(skipping_env, settings, url)
-
-
-async def _run_to_end(
-    env: WorkflowEnvironment, api: str, body: dict[str, Any]
-) -> tuple[str, BaseException | None]:
-    """Submit over HTTP, then let the server skip time until the job's workflow closes."""
-    async with httpx.AsyncClient(base_url=api, headers=A) as http:
-        created = await http.post("/v1/jobs", json=body)
-        assert created.status_code == 202, created.text
-        job_id: str = created.json()["id"]
-    handle = env.client.get_workflow_handle(job_id)
-    # The job was started by the API, so this handle does not skip time by itself: skip it here.
-    while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-        await env.sleep(timedelta(seconds=15))
-    try:
-        await handle.result()
-    except WorkflowFailureError as failure:
-        return job_id, failure.cause
-    return job_id, None
-
-
-async def _dead_letter(api: str, job_id: str) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=api, headers=A) as http:
-        entries = (await http.get("/v1/dead-letters")).json()["items"]
-    matching: list[dict[str, Any]] = [entry for entry in entries if entry["original_job_id"] == job_id]
-    assert len(matching) == 1, entries
-    return matching[0]
-
-
-async def _job(api: str, job_id: str) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=api, headers=A) as http:
-        response = await http.get(f"/v1/jobs/{job_id}")
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def _gaps(history: list[dict[str, Any]]) -> list[float]:
@@ -92,9 +34,9 @@ def _gaps(history: list[dict[str, Any]]) -> list[float]:
 async def test_default_schedule_is_30_120_480_seconds_with_jitter(stack: Stack) -> None:
     """An always-failing stage runs 4 times, 30 s, 120 s, 480 s apart (+0..25 %), then dead-letters."""
     fail = {"stage": "process", "error": "ServiceUnavailable"}
-    job_id, cause = await _run_to_end(stack.env, stack.url, {"type": "demo", "payload": {"fail": fail}})
-    entry = await _dead_letter(stack.url, job_id)
-    job = await _job(stack.url, job_id)
+    job_id, cause = await run_to_end(stack.env, stack.url, {"type": "demo", "payload": {"fail": fail}})
+    entry = await dead_letter_of(stack.url, job_id)
+    job = await job_of(stack.url, job_id)
     assert isinstance(cause, ApplicationError)
     assert cause.type == "MaxRetries"
     assert (entry["error_reason"], entry["error_type"], entry["attempts"]) == (
@@ -118,9 +60,9 @@ async def test_default_schedule_is_30_120_480_seconds_with_jitter(stack: Stack) 
 async def test_permanent_error_dead_letters_after_one_attempt(stack: Stack) -> None:
     """A permanent error is not retried: one attempt, reason Validation, one history entry."""
     fail = {"stage": "finish", "error": "CorruptedFile"}
-    job_id, cause = await _run_to_end(stack.env, stack.url, {"type": "demo", "payload": {"fail": fail}})
-    entry = await _dead_letter(stack.url, job_id)
-    job = await _job(stack.url, job_id)
+    job_id, cause = await run_to_end(stack.env, stack.url, {"type": "demo", "payload": {"fail": fail}})
+    entry = await dead_letter_of(stack.url, job_id)
+    job = await job_of(stack.url, job_id)
     assert isinstance(cause, ApplicationError)
     assert cause.type == "Validation"
     assert (entry["error_reason"], entry["error_type"], entry["attempts"], entry["stage"]) == (
@@ -141,8 +83,8 @@ async def test_permanent_error_dead_letters_after_one_attempt(stack: Stack) -> N
 
 async def test_success_projects_complete(stack: Stack) -> None:
     """A job without failures completes every stage once and leaves no dead letter."""
-    job_id, cause = await _run_to_end(stack.env, stack.url, {"type": "demo", "payload": {"sleep_ms": 10}})
-    job = await _job(stack.url, job_id)
+    job_id, cause = await run_to_end(stack.env, stack.url, {"type": "demo", "payload": {"sleep_ms": 10}})
+    job = await job_of(stack.url, job_id)
     async with httpx.AsyncClient(base_url=stack.url, headers=A) as http:
         dead = (await http.get("/v1/dead-letters")).json()["items"]
     assert cause is None
@@ -164,7 +106,7 @@ async def test_missing_handler_dead_letters_at_once(stack: Stack) -> None:
         await stack.env.client.execute_workflow(
             JOB_WORKFLOW, job, id=job.job_id, task_queue=stack.settings.task_queue
         )
-    entry = await _dead_letter(stack.url, job.job_id)
+    entry = await dead_letter_of(stack.url, job.job_id)
     assert isinstance(failure.value.cause, ApplicationError)
     assert failure.value.cause.type == "HandlerMissing"
     assert (entry["error_reason"], entry["stage"], entry["attempts"]) == ("HandlerMissing", "render", 1)
@@ -186,8 +128,8 @@ async def test_retry_after_hint_sets_the_next_delay(stack: Stack) -> None:
 
     async with serving(target) as hook_url:
         body = {"type": "webhook", "payload": {"url": f"{hook_url}/hook", "body": {"n": 1}}}
-        job_id, cause = await _run_to_end(stack.env, stack.url, body)
-        job = await _job(stack.url, job_id)
+        job_id, cause = await run_to_end(stack.env, stack.url, body)
+        job = await job_of(stack.url, job_id)
     assert cause is None
     assert len(calls) == 2
     assert job["status"] == "complete"

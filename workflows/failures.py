@@ -33,7 +33,7 @@ def classify(error: ActivityError, stage: StageSpec) -> StageFailure:
     cause = error.cause
     max_attempts = stage.retry.max_attempts
     if isinstance(cause, TimeoutError):
-        timeout = TimeoutType(cause.type).name if cause.type is not None else "Unknown"
+        timeout = _camel(TimeoutType(cause.type).name) if cause.type is not None else "Unknown"
         if cause.type == TimeoutType.SCHEDULE_TO_START:
             reason = ErrorReason.RUNNER_UNAVAILABLE
             return StageFailure(reason, f"{timeout}Timeout", _runner_message(stage), 1)
@@ -64,3 +64,8 @@ def _runner_message(stage: StageSpec) -> str:
         f"no worker started stage {stage.name!r} within {stage.schedule_to_start_timeout}; "
         "check that workers are running on the task queue"
     )
+
+
+def _camel(name: str) -> str:
+    # SCHEDULE_TO_START → ScheduleToStart, to read like the other error type names.
+    return "".join(part.capitalize() for part in name.split("_"))

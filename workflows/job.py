@@ -10,13 +10,16 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from activities.dead_letters import DeadLetterActivities
+    from activities.notifications import NotificationActivities
     from activities.projection import ProjectionActivities
     from redrive.jobtypes.registry import StageSpec
     from redrive.messages import (
         JOB_WORKFLOW,
         DeadLetterInput,
+        DeadLetterResult,
         JobInput,
         JobResult,
+        NotifyInput,
         StageInput,
         StageResult,
         StatusInput,
@@ -27,6 +30,9 @@ with workflow.unsafe.imports_passed_through():
 
 # Bookkeeping must never be the reason a job is lost: retry it until it succeeds, at a modest pace.
 BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+# Alerts are worth a few tries (about 2.5 minutes in all), not a job held open forever.
+ALERT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=10), backoff_coefficient=2, maximum_attempts=5)
+NOTIFY_PATCH = "notify-dead-letter"
 
 
 @workflow.defn(name=JOB_WORKFLOW)
@@ -77,6 +83,7 @@ class JobWorkflow:
                 last=position == len(job.stages) - 1,
             ),
             result_type=StageResult,
+            task_queue=stage.task_queue,
             start_to_close_timeout=stage.start_to_close_timeout,
             schedule_to_start_timeout=stage.schedule_to_start_timeout,
             heartbeat_timeout=stage.heartbeat_timeout,
@@ -90,7 +97,7 @@ class JobWorkflow:
         failure = classify(error, stage)
         self._set(JobStatus.DEAD_LETTER, stage.name)
         workflow.upsert_search_attributes([ERROR_REASON.value_set(failure.reason.value)])
-        await workflow.execute_activity_method(
+        recorded = await workflow.execute_activity_method(
             DeadLetterActivities.record_dead_letter,
             DeadLetterInput(
                 job_id=job.job_id,
@@ -108,12 +115,26 @@ class JobWorkflow:
             retry_policy=BOOKKEEPING_RETRY,
             summary="record dead letter",
         )
+        if workflow.patched(NOTIFY_PATCH):  # histories recorded before alerts existed replay without it
+            await self._notify(recorded)
         raise ApplicationError(
             f"job {job.job_id} dead-lettered in stage {stage.name}: {failure.reason.value} "
             f"after {failure.attempts} attempt(s): {failure.error_type}: {failure.message}",
             type=failure.reason.value,
             non_retryable=True,
         ) from error
+
+    async def _notify(self, recorded: DeadLetterResult) -> None:
+        try:
+            await workflow.execute_activity_method(
+                NotificationActivities.notify_dead_letter,
+                NotifyInput(dead_letter_id=recorded.dead_letter_id),
+                start_to_close_timeout=timedelta(minutes=1),
+                retry_policy=ALERT_RETRY,
+                summary="notify",
+            )
+        except ActivityError as error:  # an unreachable mail server must not keep a dead job open
+            workflow.logger.warning("dead-letter alert not sent: %s", error.cause or error)
 
     def _set(self, status: JobStatus, stage: str | None) -> None:
         self._status, self._stage = status, stage

@@ -1,30 +1,115 @@
-"""`/v1/dead-letters`: the dead-letter queue."""
+"""`/v1/dead-letters`: the dead-letter queue — list, show, group, replay one or many."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import SessionDep, TenantDep
-from api.schemas import MAX_PAGE, DeadLetterPage
+from api.cursors import decode_cursor, encode_cursor
+from api.deps import CallerDep, SessionDep, StateDep, TenantDep
+from api.problems import Problem
+from api.replays import replay_many, replay_one
+from api.schemas import (
+    MAX_PAGE,
+    BulkReplayPublic,
+    BulkReplayRequest,
+    DeadLetterGroupPage,
+    DeadLetterGroupPublic,
+    DeadLetterPage,
+    DeadLetterPublic,
+    ReplayRequest,
+    RetryPublic,
+)
 from api.views import dead_letter_view
 from redrive.status import ErrorReason
 from redrive.store.dead_letters import DeadLetterFilter, DeadLetterRepository
+from redrive.store.types import utcnow
 
 router = APIRouter(prefix="/v1/dead-letters", tags=["dead letters"])
 
 
 @router.get("", summary="List dead letters")
 async def list_dead_letters(
+    state: StateDep,
     tenant: TenantDep,
     session: SessionDep,
     type: Annotated[str | None, Query(max_length=64)] = None,
     reason: ErrorReason | None = None,
+    stage: Annotated[str | None, Query(max_length=64)] = None,
+    fingerprint: Annotated[str | None, Query(max_length=64)] = None,
     pending: bool | None = None,
+    dlq_before: datetime | None = None,
+    dlq_after: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> DeadLetterPage:
     """Newest first; `pending=true` shows only entries not replayed yet."""
-    where = DeadLetterFilter(tenant, type, reason.value if reason else None, pending)
-    entries = await DeadLetterRepository(session).search(where, limit)
-    return DeadLetterPage(items=[dead_letter_view(entry) for entry in entries])
+    reason_value = reason.value if reason else None
+    where = DeadLetterFilter(tenant, type, reason_value, pending, stage, fingerprint, dlq_before, dlq_after)
+    after = _entry_cursor(cursor) if cursor else None
+    entries = await DeadLetterRepository(session).search(where, limit + 1, after)
+    more, entries = len(entries) > limit, entries[:limit]
+    now = utcnow()
+    return DeadLetterPage(
+        items=[dead_letter_view(state.settings, entry, now) for entry in entries],
+        next_cursor=encode_cursor(entries[-1].dlq_at, str(entries[-1].id)) if more else None,
+    )
+
+
+@router.get("/groups", summary="Group dead letters by error fingerprint")
+async def list_groups(
+    tenant: TenantDep,
+    session: SessionDep,
+    type: Annotated[str | None, Query(max_length=64)] = None,
+    pending: bool = True,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+) -> DeadLetterGroupPage:
+    """Entries that failed the same way (job type, stage, error type, message shape), largest first,
+    with counts, first and last seen and a sample; replay a group with `filter.fingerprint`."""
+    groups = await DeadLetterRepository(session).groups(
+        DeadLetterFilter(tenant, type, pending=pending), limit
+    )
+    return DeadLetterGroupPage(items=[DeadLetterGroupPublic(**vars(group)) for group in groups])
+
+
+@router.post("/replay", summary="Replay dead letters in bulk")
+async def bulk_replay(body: BulkReplayRequest, state: StateDep, caller: CallerDep) -> BulkReplayPublic:
+    """Replay the caller's pending entries matching `filter` (up to `max`, paced to `rate` per second),
+    or with `dry_run` only count them and show a sample. One result per entry."""
+    return await replay_many(state, caller, body)
+
+
+@router.get("/{entry_id}", summary="Show a dead letter")
+async def get_dead_letter(
+    entry_id: uuid.UUID, state: StateDep, tenant: TenantDep, session: SessionDep
+) -> DeadLetterPublic:
+    """The entry with its payload and whole error history."""
+    entry = await DeadLetterRepository(session).get(tenant, entry_id)
+    if entry is None:
+        raise Problem(404, "Dead letter not found", f"no dead letter {entry_id} for this API key")
+    return dead_letter_view(state.settings, entry, utcnow())
+
+
+@router.post("/{entry_id}/replay", summary="Replay a dead letter")
+async def replay(
+    entry_id: uuid.UUID, state: StateDep, caller: CallerDep, body: ReplayRequest | None = None
+) -> RetryPublic:
+    """Reset the dead run from the failed stage when its history exists, else start a new run from the
+    stored payload; `mode` says which. 409 if already replayed or past the replay limit."""
+    return await replay_one(state, caller, entry_id, body or ReplayRequest())
+
+
+def _entry_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    at, entry_id = decode_cursor(cursor)
+    try:
+        return at, uuid.UUID(entry_id)
+    except ValueError:
+        raise Problem(
+            422,
+            "Invalid cursor",
+            "cursor: pass next_cursor from the previous page unchanged",
+            field="query.cursor",
+        ) from None

@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from api.cursors import decode_cursor, encode_cursor
-from api.deps import SessionDep, StateDep, TenantDep
+from api.deps import CallerDep, SessionDep, StateDep, TenantDep
 from api.problems import Problem
-from api.retries import retry
+from api.retries import RetryOrder, retry
 from api.schemas import MAX_PAGE, JobCreate, JobPage, JobPublic, RetryPublic, RetryRequest
 from api.submission import submit
 from api.views import job_view
@@ -63,7 +63,9 @@ async def get_job(job_id: str, state: StateDep, tenant: TenantDep, session: Sess
 
 @router.post("/{job_id}/retry", summary="Retry a dead job from the failed stage")
 async def retry_job(
-    job_id: str, state: StateDep, tenant: TenantDep, body: RetryRequest | None = None
+    job_id: str, state: StateDep, caller: CallerDep, body: RetryRequest | None = None
 ) -> RetryPublic:
-    """Reset the dead run to the failed stage: earlier stages are not run again. 409 unless dead."""
-    return await retry(state, tenant, job_id, body or RetryRequest())
+    """Reset the dead run to the failed stage (or `from_stage`, any stage up to it): earlier stages are
+    not run again. The reason and the caller are recorded. 409 unless dead."""
+    request = body or RetryRequest()
+    return await retry(state, caller, job_id, RetryOrder(request.from_stage, request.reason, request.force))

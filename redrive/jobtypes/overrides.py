@@ -64,10 +64,20 @@ _RETRY_KEYS: dict[str, Callable[[Any], Any]] = {
     "jitter": _number,
     "non_retryable": _names,
 }
+
+
+def _queue_name(value: Any) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= 200:
+        raise ValueError("must be a task queue name (1 to 200 characters)")
+    return value
+
+
+# Stage fields other than the retry declaration.
 _TIMEOUT_KEYS: dict[str, Callable[[Any], Any]] = {
     "start_to_close_timeout": _duration,
     "schedule_to_start_timeout": _duration,
     "heartbeat_timeout": _duration,
+    "task_queue": _queue_name,
 }
 
 

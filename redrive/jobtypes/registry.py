@@ -23,6 +23,8 @@ class StageSpec:
     start_to_close_timeout: timedelta = timedelta(minutes=5)
     schedule_to_start_timeout: timedelta | None = None
     heartbeat_timeout: timedelta | None = None
+    task_queue: str | None = None
+    """Workers on another queue run this stage (say, machines with a GPU); None = the job's queue."""
 
 
 @dataclass(frozen=True, kw_only=True)

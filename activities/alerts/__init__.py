@@ -1,0 +1,16 @@
+"""Dead-letter alerts: e-mail over SMTP and a signed webhook."""
+
+from activities.alerts.config import Alert, AlertConfig
+from activities.alerts.email import compose_email, send_email
+from activities.alerts.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, post_webhook, signature
+
+__all__ = [
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "Alert",
+    "AlertConfig",
+    "compose_email",
+    "post_webhook",
+    "send_email",
+    "signature",
+]

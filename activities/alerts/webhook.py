@@ -1,0 +1,35 @@
+"""The alert webhook: a JSON POST signed with HMAC-SHA256 over `<timestamp>.<body>`, so a receiver
+can check it came from us and is fresh (compare the timestamp with its own clock)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import asdict
+
+import httpx
+
+from activities.alerts.config import Alert, AlertConfig
+
+SIGNATURE_HEADER = "X-Redrive-Signature"
+TIMESTAMP_HEADER = "X-Redrive-Timestamp"
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    """`sha256=<hex>` of HMAC-SHA256(secret, timestamp + "." + body)."""
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+async def post_webhook(http: httpx.AsyncClient, alert: Alert, config: AlertConfig) -> None:
+    """POST the alert; any non-2xx answer raises, so the activity retries it."""
+    document = {**asdict(alert), "dlq_at": alert.dlq_at.isoformat(), "job_url": alert.job_url(config)}
+    body = json.dumps({"event": "dead_letter", **document}, sort_keys=True).encode()
+    timestamp = str(int(time.time()))
+    headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp}
+    if config.webhook_secret:
+        headers[SIGNATURE_HEADER] = signature(config.webhook_secret, timestamp, body)
+    response = await http.post(config.webhook_url, content=body, headers=headers)
+    response.raise_for_status()

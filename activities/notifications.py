@@ -1,0 +1,91 @@
+"""`notify_dead_letter`: e-mail and webhook alerts for a new dead letter, at most one e-mail per
+error fingerprint per window (later ones are counted and reported in the next e-mail or digest).
+
+Idempotent per dead letter: `notified_at` is stamped after sending, and a retry of an activity that
+already stamped it sends nothing. A crash between sending and stamping can send twice; the e-mail's
+Message-ID is the dead letter's id so mail clients can tell.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import httpx
+from temporalio import activity
+
+from activities.alerts import Alert, AlertConfig, compose_email, post_webhook, send_email
+from activities.deps import ActivityDeps
+from redrive.messages import NotifyInput, NotifyResult
+from redrive.store.alerts import AlertWindowRepository
+from redrive.store.dead_letters import DeadLetterRepository
+from redrive.store.models import DeadLetter
+from redrive.store.tenancy import ALL_TENANTS
+
+log = logging.getLogger(__name__)
+
+
+class NotificationActivities:
+    """Activities that tell people about dead letters."""
+
+    def __init__(self, deps: ActivityDeps) -> None:
+        self.deps, self.config = deps, deps.alerts
+
+    @activity.defn
+    async def notify_dead_letter(self, request: NotifyInput) -> NotifyResult:
+        """Send (or count) the alert for one dead letter."""
+        if not self.config.enabled:
+            return NotifyResult(outcome="off")
+        now = self.deps.now()
+        entry_id = uuid.UUID(request.dead_letter_id)
+        async with self.deps.sessions() as session, session.begin():
+            entry = await DeadLetterRepository(session).get(ALL_TENANTS, entry_id)
+            if entry is None or entry.notified_at is not None:
+                return NotifyResult(outcome="already")
+            decision = await AlertWindowRepository(session).decide(
+                entry.fingerprint, entry.original_job_id, now - self.config.window
+            )
+            if not decision.send:
+                await DeadLetterRepository(session).mark_notified(entry_id, now)
+                return NotifyResult(outcome="counted")
+        await deliver(self.deps.http, alert_for(entry, decision.digest), self.config)
+        async with self.deps.sessions() as session, session.begin():
+            await AlertWindowRepository(session).opened(entry.fingerprint, now, decision.digest)
+            await DeadLetterRepository(session).mark_notified(entry_id, now)
+        return NotifyResult(outcome="sent")
+
+
+async def deliver(http: httpx.AsyncClient, alert: Alert, config: AlertConfig) -> None:
+    """Send `alert` on every configured channel."""
+    if config.email_on:
+        await send_email(compose_email(alert, config), config)
+    if config.webhook_url:
+        await post_webhook(http, alert, config)
+
+
+def alert_for(entry: DeadLetter, digest: int) -> Alert:
+    """The alert describing `entry`."""
+    return Alert(
+        dead_letter_id=str(entry.id),
+        job_id=entry.original_job_id,
+        run_id=entry.run_id,
+        tenant_id=entry.app_id,
+        job_type=entry.type,
+        stage=entry.stage,
+        reason=entry.error_reason,
+        error_type=entry.error_type,
+        error_message=entry.error_message,
+        attempts=entry.attempts,
+        fingerprint=entry.fingerprint,
+        dlq_at=entry.dlq_at,
+        digest=digest,
+    )
+
+
+def warn_if_off(config: AlertConfig) -> None:
+    """One warning at start-up when dead letters will not be announced."""
+    if not config.enabled:
+        log.warning(
+            "dead-letter notifications are off: set REDRIVE_SMTP_HOST and REDRIVE_ALERT_EMAILS "
+            "(or REDRIVE_ALERT_WEBHOOK_URL) to be told about dead jobs"
+        )

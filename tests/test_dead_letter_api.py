@@ -1,0 +1,172 @@
+"""The dead-letter queue over HTTP on the dev server with a real worker: retry from a chosen stage
+with a reason, show, group, replay one and many (dry run, rate, races), and the replay limit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from tests.support import api_client, eventually, settings_for
+
+A = {"Authorization": "Bearer key-a"}
+B = {"Authorization": "Bearer key-b"}
+
+
+@pytest.fixture
+async def api(
+    dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    """API and worker on SQLite with a replay limit of 1; an HTTP client as tenant a."""
+    settings = settings_for(sqlite_url, tmp_path, max_replays=1)
+    async with api_client(dev_env.client, settings, A) as http:
+        yield http
+
+
+async def _job(http: httpx.AsyncClient, job_id: str, wanted: str) -> dict[str, Any] | None:
+    body: dict[str, Any] = (await http.get(f"/v1/jobs/{job_id}")).json()
+    return body if body["status"] == wanted else None
+
+
+def _waiter(
+    http: httpx.AsyncClient, job_id: str, wanted: str
+) -> Callable[[], Awaitable[dict[str, Any] | None]]:
+    return lambda: _job(http, job_id, wanted)
+
+
+async def _dead_job(http: httpx.AsyncClient, breaker: Path, stage: str = "process", **headers: str) -> str:
+    """Submit a demo job that fails permanently in `stage` while `breaker` exists; wait until it is dead."""
+    fail = {"stage": stage, "error": "ValidationError", "while_exists": str(breaker)}
+    created = await http.post("/v1/jobs", json={"type": "demo", "payload": {"fail": fail}}, headers=headers)
+    assert created.status_code == 202, created.text
+    job_id: str = created.json()["id"]
+    if not headers:  # another tenant's job cannot be watched with this client's key
+        await eventually(lambda: _job(http, job_id, "dead_letter"))
+    return job_id
+
+
+async def test_retry_from_an_earlier_stage_records_reason_and_caller(
+    api: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """from_stage re-runs that stage and the ones after it; the reason and the caller are shown on the job."""
+    breaker = tmp_path / "break"
+    breaker.touch()
+    job_id = await _dead_job(api, breaker, stage="finish")
+    wrong = await api.post(f"/v1/jobs/{job_id}/retry", json={"from_stage": "deliver"})
+    assert (wrong.status_code, wrong.json()["field"]) == (422, "body.from_stage")
+    assert "prepare, process, finish" in wrong.json()["detail"]
+    too_long = await api.post(f"/v1/jobs/{job_id}/retry", json={"reason": "x" * 501})
+    assert too_long.status_code == 422
+    assert (await _job(api, job_id, "dead_letter")) is not None  # bad requests changed nothing
+
+    breaker.unlink()
+    retried = await api.post(
+        f"/v1/jobs/{job_id}/retry", json={"from_stage": "process", "reason": "INC-7 fixed"}
+    )
+    assert retried.status_code == 200, retried.text
+    body = retried.json()
+    assert (body["mode"], body["from_stage"], body["reason"]) == ("reset", "process", "INC-7 fixed")
+    assert body["retried_by"].startswith("a/key-")
+    done = await eventually(lambda: _job(api, job_id, "complete"), within=60)
+    assert [(s["name"], s["executions"]) for s in done["stages"]] == [
+        ("prepare", 1),
+        ("process", 2),
+        ("finish", 2),
+    ]
+    assert (done["retry_reason"], done["retried_by"]) == ("INC-7 fixed", body["retried_by"])
+    assert done["retried_at"] is not None
+
+
+async def test_show_group_and_replay_dead_letters(api: httpx.AsyncClient, tmp_path: Path) -> None:
+    """Groups count alike failures; dry run changes nothing; bulk and single replay drain the queue once."""
+    breaker = tmp_path / "break"
+    breaker.touch()
+    jobs = [await _dead_job(api, breaker) for _ in range(3)]
+    await _dead_job(api, breaker, **B)
+
+    groups = (await api.get("/v1/dead-letters/groups")).json()["items"]
+    assert [(g["type"], g["stage"], g["error_type"], g["count"]) for g in groups] == [
+        ("demo", "process", "ValidationError", 3)
+    ]
+    fingerprint = groups[0]["fingerprint"]
+    entry = (await api.get(f"/v1/dead-letters/{groups[0]['sample_id']}")).json()
+    assert (entry["state"], entry["fingerprint"], entry["error_reason"]) == (
+        "pending",
+        fingerprint,
+        "Validation",
+    )
+    assert (await api.get(f"/v1/dead-letters/{entry['id']}", headers=B)).status_code == 404
+    assert (await api.get("/v1/dead-letters/not-a-uuid")).status_code == 422
+
+    dry = (
+        await api.post(
+            "/v1/dead-letters/replay", json={"filter": {"fingerprint": fingerprint}, "dry_run": True}
+        )
+    ).json()
+    assert (dry["matched"], len(dry["sample"]), dry["results"]) == (3, 3, [])
+    assert len((await api.get("/v1/dead-letters", params={"pending": True})).json()["items"]) == 3
+
+    breaker.unlink()
+    bulk = {"filter": {"fingerprint": fingerprint}, "max": 2, "rate": 5, "reason": "bulk"}
+    first = (await api.post("/v1/dead-letters/replay", json=bulk)).json()
+    assert (first["matched"], first["replayed"], first["skipped"], first["failed"]) == (3, 2, 0, 0)
+    (left,) = (await api.get("/v1/dead-letters", params={"pending": True})).json()["items"]
+    single = await api.post(f"/v1/dead-letters/{left['id']}/replay", json={"reason": "last one"})
+    assert single.status_code == 200, single.text
+    assert single.json()["mode"] == "reset"
+    again = await api.post(f"/v1/dead-letters/{left['id']}/replay")
+    assert again.status_code == 409
+    for job_id in jobs:
+        await eventually(_waiter(api, job_id, "complete"), within=60)
+    assert (await api.get("/v1/dead-letters", params={"pending": True})).json()["items"] == []
+    other = (await api.get("/v1/dead-letters", headers=B, params={"pending": True})).json()["items"]
+    assert len(other) == 1  # tenant b's entry was never in a's filter
+
+
+async def test_racing_bulk_replays_make_one_run_per_job(api: httpx.AsyncClient, tmp_path: Path) -> None:
+    """Two identical bulk replays at once: every job gets exactly one new run between them."""
+    breaker = tmp_path / "break"
+    breaker.touch()
+    jobs = {await _dead_job(api, breaker) for _ in range(4)}
+    breaker.unlink()
+    body = {"filter": {"type": "demo"}, "rate": 100}
+    first, second = await asyncio.gather(
+        api.post("/v1/dead-letters/replay", json=body), api.post("/v1/dead-letters/replay", json=body)
+    )
+    runs: dict[str, set[str]] = {}
+    for item in first.json()["results"] + second.json()["results"]:
+        if item["outcome"] in ("reset", "resubmitted"):
+            runs.setdefault(item["job_id"], set()).add(item["run_id"])
+        else:
+            assert item["outcome"] == "skipped", item
+    assert set(runs) == jobs
+    assert all(len(run_ids) == 1 for run_ids in runs.values()), runs
+    for job_id, (run_id,) in runs.items():
+        done = await eventually(_waiter(api, job_id, "complete"), within=60)
+        assert done["run_id"] == run_id
+
+
+async def test_replay_limit_needs_force(api: httpx.AsyncClient, tmp_path: Path) -> None:
+    """A job dead again after a replay links to its first entry; past the limit only force replays it."""
+    breaker = tmp_path / "break"
+    breaker.touch()
+    job_id = await _dead_job(api, breaker)
+    (first,) = (await api.get("/v1/dead-letters", params={"pending": True})).json()["items"]
+    assert (await api.post(f"/v1/dead-letters/{first['id']}/replay")).status_code == 200
+    await eventually(lambda: _job(api, job_id, "dead_letter"), within=60)  # still broken: dies again
+    (second,) = (await api.get("/v1/dead-letters", params={"pending": True})).json()["items"]
+    assert (second["replay_of"], second["replay_count"]) == (first["id"], 1)
+
+    refused = await api.post(f"/v1/dead-letters/{second['id']}/replay")
+    assert (refused.status_code, refused.json()["title"]) == (409, "Replay limit reached")
+    bulk = (await api.post("/v1/dead-letters/replay", json={})).json()
+    assert (bulk["replayed"], bulk["skipped"]) == (0, 1)
+    breaker.unlink()
+    forced = await api.post(f"/v1/dead-letters/{second['id']}/replay", json={"force": True})
+    assert forced.status_code == 200, forced.text
+    await eventually(lambda: _job(api, job_id, "complete"), within=60)
