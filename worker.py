@@ -20,11 +20,12 @@ from activities.alerts import AlertConfig
 from activities.handlers import HANDLERS
 from activities.notifications import warn_if_off
 from redrive.jobtypes import JobTypeRegistry, load_registry
+from redrive.schedules import ensure_maintenance_schedule
 from redrive.settings import Settings
 from redrive.store import create_engine, session_factory
 from redrive.store.group_commit import GroupCommit
 from redrive.temporal import connect
-from workflows import JobWorkflow
+from workflows import JobWorkflow, MaintenanceWorkflow
 
 log = logging.getLogger("redrive.worker")
 
@@ -47,7 +48,7 @@ def build_worker(client: Client, settings: Settings, deps: ActivityDeps) -> Work
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[JobWorkflow],
+        workflows=[JobWorkflow, MaintenanceWorkflow],
         activities=build_activities(deps),
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
@@ -65,7 +66,7 @@ def warn_missing_handlers(registry: JobTypeRegistry) -> None:
 
 
 @asynccontextmanager
-async def activity_deps(settings: Settings) -> AsyncIterator[ActivityDeps]:
+async def activity_deps(settings: Settings, client: Client | None = None) -> AsyncIterator[ActivityDeps]:
     """Engine and HTTP client for the worker's lifetime."""
     engine = create_engine(settings.resolved_database_url())
     sessions = session_factory(engine)
@@ -76,7 +77,9 @@ async def activity_deps(settings: Settings) -> AsyncIterator[ActivityDeps]:
         ):
             alerts = AlertConfig.from_settings(settings)
             warn_if_off(alerts)
-            yield ActivityDeps(sessions=sessions, projection=projection, http=http, alerts=alerts)
+            yield ActivityDeps(
+                sessions=sessions, projection=projection, http=http, alerts=alerts, temporal=client
+            )
     finally:
         await engine.dispose()
 
@@ -85,8 +88,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event, client: Client | N
     """Run until `stop` is set, then shut down gracefully."""
     warn_missing_handlers(load_registry(settings.config))
     client = client or await connect(settings)
-    async with activity_deps(settings) as deps:
+    async with activity_deps(settings, client) as deps:
         worker = build_worker(client, settings, deps)
+        await ensure_maintenance_schedule(client, settings)
         async with worker:
             log.info("worker polling task queue %s on %s", settings.task_queue, settings.temporal_address)
             await stop.wait()

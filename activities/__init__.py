@@ -9,6 +9,7 @@ from activities.context import Handler
 from activities.dead_letters import DeadLetterActivities
 from activities.deps import ActivityDeps
 from activities.handlers import HANDLERS
+from activities.maintenance import MaintenanceActivities
 from activities.missing import handler_missing
 from activities.notifications import NotificationActivities
 from activities.projection import ProjectionActivities
@@ -24,8 +25,18 @@ def build_activities(
         *(stages.activity(name, handler) for name, handler in handlers.items()),
         DeadLetterActivities(deps).record_dead_letter,
         NotificationActivities(deps).notify_dead_letter,
+        *_maintenance(MaintenanceActivities(deps)),
         ProjectionActivities(deps).record_status,
         handler_missing,
+    ]
+
+
+def _maintenance(activities: MaintenanceActivities) -> list[Callable[..., Any]]:
+    return [
+        activities.archive_dead_letters,
+        activities.purge_replayed,
+        activities.reconcile_closed_runs,
+        activities.send_digests,
     ]
 
 

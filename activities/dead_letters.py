@@ -23,45 +23,50 @@ class DeadLetterActivities:
     @activity.defn
     async def record_dead_letter(self, entry: DeadLetterInput) -> DeadLetterResult:
         """Insert the entry (once per run) and project `dead_letter`, in one transaction."""
-        now = self.deps.now()
-        async with self.deps.sessions() as session, session.begin():
-            jobs = JobRepository(session)
-            failures = await jobs.failures(entry.job_id, entry.run_id)
-            stored = await DeadLetterRepository(session).insert(
-                DeadLetter(
-                    original_job_id=entry.job_id,
-                    run_id=entry.run_id,
-                    app_id=entry.tenant_id,
-                    type=entry.job_type,
-                    stage=entry.stage,
-                    payload=entry.payload,
-                    error_reason=entry.error_reason.value,
-                    error_type=entry.error_type,
-                    error_message=entry.error_message,
-                    attempts=entry.attempts,
-                    error_history=error_history(failures, entry, now.isoformat()),
-                    dlq_at=now,
-                )
-            )
-            job = Job(
-                id=entry.job_id,
-                tenant_id=entry.tenant_id,
-                type=entry.job_type,
-                status=JobStatus.DEAD_LETTER.value,
+        return await store_dead_letter(self.deps, entry)
+
+
+async def store_dead_letter(deps: ActivityDeps, entry: DeadLetterInput) -> DeadLetterResult:
+    """Insert `entry` with its run's whole error history (once per run) and project `dead_letter`."""
+    now = deps.now()
+    async with deps.sessions() as session, session.begin():
+        jobs = JobRepository(session)
+        failures = await jobs.failures(entry.job_id, entry.run_id)
+        stored = await DeadLetterRepository(session).insert(
+            DeadLetter(
+                original_job_id=entry.job_id,
                 run_id=entry.run_id,
-                payload=entry.payload,
-                created_at=now,
-                updated_at=now,
-            )
-            await jobs.project_terminal(
-                job,
+                app_id=entry.tenant_id,
+                type=entry.job_type,
                 stage=entry.stage,
-                attempt=entry.attempts,
+                payload=entry.payload,
                 error_reason=entry.error_reason.value,
                 error_type=entry.error_type,
                 error_message=entry.error_message,
+                attempts=entry.attempts,
+                error_history=error_history(failures, entry, now.isoformat()),
+                dlq_at=now,
             )
-        return DeadLetterResult(dead_letter_id=str(stored.id), dlq_at=stored.dlq_at)
+        )
+        job = Job(
+            id=entry.job_id,
+            tenant_id=entry.tenant_id,
+            type=entry.job_type,
+            status=JobStatus.DEAD_LETTER.value,
+            run_id=entry.run_id,
+            payload=entry.payload,
+            created_at=now,
+            updated_at=now,
+        )
+        await jobs.project_terminal(
+            job,
+            stage=entry.stage,
+            attempt=entry.attempts,
+            error_reason=entry.error_reason.value,
+            error_type=entry.error_type,
+            error_message=entry.error_message,
+        )
+    return DeadLetterResult(dead_letter_id=str(stored.id), dlq_at=stored.dlq_at)
 
 
 def error_history(failures: list[StageFailure], entry: DeadLetterInput, now_iso: str) -> list[dict[str, Any]]:

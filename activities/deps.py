@@ -10,6 +10,7 @@ from datetime import datetime
 import httpx
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import Client
 
 from activities.alerts.config import AlertConfig
 from redrive.store.group_commit import GroupCommit
@@ -25,5 +26,7 @@ class ActivityDeps:
     projection: GroupCommit
     http: httpx.AsyncClient
     alerts: AlertConfig = field(default_factory=AlertConfig)
+    temporal: Client | None = None
+    """For maintenance, which lists and reads closed runs."""
     now: Callable[[], datetime] = utcnow
     unit_random: Callable[[], float] = field(default=random.random)

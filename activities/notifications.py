@@ -29,30 +29,35 @@ class NotificationActivities:
     """Activities that tell people about dead letters."""
 
     def __init__(self, deps: ActivityDeps) -> None:
-        self.deps, self.config = deps, deps.alerts
+        self.deps = deps
 
     @activity.defn
     async def notify_dead_letter(self, request: NotifyInput) -> NotifyResult:
         """Send (or count) the alert for one dead letter."""
-        if not self.config.enabled:
-            return NotifyResult(outcome="off")
-        now = self.deps.now()
-        entry_id = uuid.UUID(request.dead_letter_id)
-        async with self.deps.sessions() as session, session.begin():
-            entry = await DeadLetterRepository(session).get(ALL_TENANTS, entry_id)
-            if entry is None or entry.notified_at is not None:
-                return NotifyResult(outcome="already")
-            decision = await AlertWindowRepository(session).decide(
-                entry.fingerprint, entry.original_job_id, now - self.config.window
-            )
-            if not decision.send:
-                await DeadLetterRepository(session).mark_notified(entry_id, now)
-                return NotifyResult(outcome="counted")
-        await deliver(self.deps.http, alert_for(entry, decision.digest), self.config)
-        async with self.deps.sessions() as session, session.begin():
-            await AlertWindowRepository(session).opened(entry.fingerprint, now, decision.digest)
+        return NotifyResult(outcome=await announce(self.deps, uuid.UUID(request.dead_letter_id)))
+
+
+async def announce(deps: ActivityDeps, entry_id: uuid.UUID) -> str:
+    """Alert about dead letter `entry_id`: `sent`, `counted` for a digest, `already` done, or `off`."""
+    config = deps.alerts
+    if not config.enabled:
+        return "off"
+    now = deps.now()
+    async with deps.sessions() as session, session.begin():
+        entry = await DeadLetterRepository(session).get(ALL_TENANTS, entry_id)
+        if entry is None or entry.notified_at is not None:
+            return "already"
+        decision = await AlertWindowRepository(session).decide(
+            entry.fingerprint, entry.original_job_id, now - config.window
+        )
+        if not decision.send:
             await DeadLetterRepository(session).mark_notified(entry_id, now)
-        return NotifyResult(outcome="sent")
+            return "counted"
+    await deliver(deps.http, alert_for(entry, decision.digest), config)
+    async with deps.sessions() as session, session.begin():
+        await AlertWindowRepository(session).opened(entry.fingerprint, now, decision.digest)
+        await DeadLetterRepository(session).mark_notified(entry_id, now)
+    return "sent"
 
 
 async def deliver(http: httpx.AsyncClient, alert: Alert, config: AlertConfig) -> None:

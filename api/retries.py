@@ -72,7 +72,7 @@ async def retry_job(
     state: AppState, caller: Caller, job: Job, entry: DeadLetter | None, order: RetryOrder
 ) -> RetryPublic:
     """Restart `job` (dead, with its pending dead letter `entry` if any) as `order` says."""
-    dead_run, failed_stage = job.run_id, job.stage
+    dead_run, failed_stage = job.run_id, job.stage  # an archived job is dead too: RETRYABLE has both
     if job.status not in RETRYABLE or dead_run is None or failed_stage is None:
         raise Problem(
             409, "Job is not dead", f"job {job.id} is {job.status}; only a dead-lettered job can be retried"
@@ -177,8 +177,9 @@ async def _reset(
 
 async def _resubmit(state: AppState, job: Job) -> str:
     # The history is gone (past retention): start the job again from its stored payload.
-    stages = state.registry.get(job.type).stages
+    job_type = state.registry.get(job.type)
     restart = JobInput(
-        job_id=job.id, tenant_id=job.tenant_id, job_type=job.type, payload=job.payload, stages=stages
+        job_id=job.id, tenant_id=job.tenant_id, job_type=job.type, payload=job.payload, stages=job_type.stages
     )
-    return await start_job(state, restart, WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY)
+    reuse = WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
+    return await start_job(state, restart, reuse, job_type.execution_timeout)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from datetime import timedelta
 
 from temporalio.common import (
     SearchAttributePair,
@@ -33,8 +34,10 @@ def job_id_for(tenant_id: str, idempotency_key: str | None) -> str:
     return f"job-{digest[:32]}"
 
 
-async def start_job(state: AppState, job: JobInput, reuse: WorkflowIDReusePolicy) -> str:
-    """Start the job's workflow (or join the running one); its run id."""
+async def start_job(
+    state: AppState, job: JobInput, reuse: WorkflowIDReusePolicy, run_limit: timedelta | None = None
+) -> str:
+    """Start the job's workflow (or join the running one); its run id. `run_limit` bounds the run."""
     handle = await state.temporal.start_workflow(
         JOB_WORKFLOW,
         job,
@@ -42,6 +45,7 @@ async def start_job(state: AppState, job: JobInput, reuse: WorkflowIDReusePolicy
         task_queue=state.settings.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=reuse,
+        run_timeout=run_limit,
         search_attributes=TypedSearchAttributes(
             [
                 SearchAttributePair(JOB_TYPE, job.job_type),
@@ -87,6 +91,7 @@ async def submit(state: AppState, tenant_id: str, request: JobCreate) -> tuple[J
                 stages=job_type.stages,
             ),
             WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            job_type.execution_timeout,
         )
     except WorkflowAlreadyStartedError:
         # The job ran to its end already. If its row is missing (a restored database), rebuild

@@ -8,7 +8,9 @@ from typing import Literal
 
 from api.schemas import DeadLetterPublic, JobPublic, StagePublic
 from redrive.settings import Settings
+from redrive.store.jobs import shown_status
 from redrive.store.models import DeadLetter, Job, JobStage
+from redrive.store.types import utcnow
 from redrive.temporal import workflow_url
 
 
@@ -22,7 +24,7 @@ def job_view(settings: Settings, job: Job, stages: Sequence[JobStage] = ()) -> J
     return JobPublic(
         id=job.id,
         type=job.type,
-        status=job.status,
+        status=shown_status(job, utcnow() - settings.archive_after),
         stage=job.stage,
         run_id=job.run_id,
         attempt=job.attempt,

@@ -7,7 +7,7 @@ end, with defaults, so that old histories still decode.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from redrive.jobtypes.registry import StageSpec
@@ -15,6 +15,8 @@ from redrive.status import ErrorReason, JobStatus
 
 JOB_WORKFLOW = "JobWorkflow"
 """The workflow type name; the API starts it by name so it never imports workflow or activity code."""
+MAINTENANCE_WORKFLOW = "MaintenanceWorkflow"
+"""Run by the maintenance schedule, which the worker creates by this name."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,3 +108,24 @@ class NotifyResult:
     """What happened: `sent`, `counted` into a later digest, `already` sent, or `off`."""
 
     outcome: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class MaintenanceInput:
+    """One maintenance pass: the ages that decide what is archived and purged, and how far back to
+    look for runs that closed without reaching the dead-letter queue."""
+
+    task_queue: str
+    archive_after: timedelta
+    purge_replayed_after: timedelta
+    reconcile_lookback: timedelta
+
+
+@dataclass(frozen=True, kw_only=True)
+class MaintenanceResult:
+    """What one pass did."""
+
+    archived: int = 0
+    purged: int = 0
+    reconciled: int = 0
+    digests: int = 0

@@ -32,6 +32,7 @@ class Settings(BaseSettings):
         default=timedelta(days=30), description="replayed entries are purged"
     )
     maintenance_interval: timedelta = timedelta(hours=1)
+    reconcile_lookback: timedelta = timedelta(days=2)
     max_replays: int = Field(
         default=3, ge=0, description="round trips through the DLQ before a replay needs force"
     )
@@ -86,5 +87,7 @@ def parse_api_keys(value: str) -> dict[str, str]:
         key, sep, tenant = entry.partition(":")
         if not sep or not key or not tenant:
             raise ValueError(f"REDRIVE_API_KEYS entry {entry[:4]}… must look like key:tenant")
+        if tenant == "*":
+            raise ValueError("REDRIVE_API_KEYS: '*' is reserved (it means every tenant); name the tenant")
         keys[key] = tenant
     return keys

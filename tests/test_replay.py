@@ -50,8 +50,8 @@ class ReversedJobWorkflow(JobWorkflow):
 
 
 def test_histories_were_recorded() -> None:
-    """The complete, dead-letter and retried-after-reset histories are present."""
-    assert {path.stem for path in HISTORIES} == {"complete", "dead_letter", "retried"}
+    """The complete, dead-letter (before and after alerts) and retried-after-reset histories are present."""
+    assert {path.stem for path in HISTORIES} == {"complete", "dead_letter", "dead_letter_alerted", "retried"}
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda path: path.stem)

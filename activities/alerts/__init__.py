@@ -1,7 +1,7 @@
 """Dead-letter alerts: e-mail over SMTP and a signed webhook."""
 
 from activities.alerts.config import Alert, AlertConfig
-from activities.alerts.email import compose_email, send_email
+from activities.alerts.email import compose_digest, compose_email, send_email
 from activities.alerts.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, post_webhook, signature
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "TIMESTAMP_HEADER",
     "Alert",
     "AlertConfig",
+    "compose_digest",
     "compose_email",
     "post_webhook",
     "send_email",

@@ -14,11 +14,8 @@ SMTP_TIMEOUT_S = 30.0
 
 def compose_email(alert: Alert, config: AlertConfig) -> EmailMessage:
     """The message for `alert`; its Message-ID is the dead letter's, so a resend is recognisable."""
-    message = EmailMessage()
-    message["From"] = config.sender
-    message["To"] = ", ".join(config.recipients)
-    message["Subject"] = (
-        f"[redrive] dead letter: {alert.job_type}/{alert.stage} {alert.reason} (job {alert.job_id})"
+    message = _addressed(
+        config, f"[redrive] dead letter: {alert.job_type}/{alert.stage} {alert.reason} (job {alert.job_id})"
     )
     message["Message-ID"] = f"<{alert.dead_letter_id}@redrive>"
     message["Date"] = format_datetime(alert.dlq_at)
@@ -40,6 +37,33 @@ def compose_email(alert: Alert, config: AlertConfig) -> EmailMessage:
         ]
     lines += ["", f"Retry it from the failed stage: POST {alert.job_url(config)}/retry"]
     message.set_content("\n".join(lines) + "\n")
+    return message
+
+
+def compose_digest(alert: Alert, config: AlertConfig) -> EmailMessage:
+    """The digest for `alert.digest` dead letters that were counted, not e-mailed, in a closed window."""
+    message = _addressed(
+        config,
+        f"[redrive] digest: {alert.digest} more dead letter(s) {alert.job_type}/{alert.stage} {alert.reason}",
+    )
+    lines = [
+        f"{alert.digest} dead letter(s) failed like this one and were not e-mailed one by one:",
+        "",
+        f"Type/stage: {alert.job_type}/{alert.stage}",
+        f"Reason:     {alert.reason}",
+        f"Error:      {alert.error_type}: {alert.error_message}",
+        f"Latest job: {alert.job_url(config)}",
+        f"Fingerprint {alert.fingerprint}: GET /v1/dead-letters?fingerprint={alert.fingerprint}",
+    ]
+    message.set_content("\n".join(lines) + "\n")
+    return message
+
+
+def _addressed(config: AlertConfig, subject: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = config.sender
+    message["To"] = ", ".join(config.recipients)
+    message["Subject"] = subject
     return message
 
 

@@ -15,6 +15,7 @@ from api.submission import submit
 from api.views import job_view
 from redrive.status import JobStatus
 from redrive.store.jobs import JobFilter, JobRepository
+from redrive.store.types import utcnow
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -39,7 +40,8 @@ async def list_jobs(
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> JobPage:
     """Newest first; `next_cursor` fetches the next page. `counts` are per status for the same type."""
-    where = JobFilter(tenant, status.value if status else None, type)
+    archived_before = utcnow() - state.settings.archive_after
+    where = JobFilter(tenant, status.value if status else None, type, archived_before)
     repository = JobRepository(session)
     after = decode_cursor(cursor) if cursor else None
     jobs = await repository.page(where, limit + 1, after)

@@ -135,7 +135,15 @@ def apply_overrides(registry: JobTypeRegistry, document: Mapping[str, Any]) -> J
 def _override_type(job_type: JobType, defaults: dict[str, Any], raw: Any) -> JobType:
     where = f"job_types.{job_type.name}"
     table = _table(raw, where)
-    type_level = _parse_table(table, where, {"stages"})
+    type_level = _parse_table(table, where, {"stages", "execution_timeout"})
+    execution_timeout = job_type.execution_timeout
+    if "execution_timeout" in table:
+        try:
+            execution_timeout = _duration(table["execution_timeout"])
+        except ValueError as error:
+            raise ConfigError(
+                f"{where}.execution_timeout = {table['execution_timeout']!r}: {error}"
+            ) from None
     stage_tables = _table(table.get("stages", {}), f"{where}.stages")
     known = [stage.name for stage in job_type.stages]
     for name in stage_tables:
@@ -146,7 +154,7 @@ def _override_type(job_type: JobType, defaults: dict[str, Any], raw: Any) -> Job
         stage_where = f"{where}.stages.{stage.name}"
         own = _parse_table(_table(stage_tables.get(stage.name, {}), stage_where), stage_where, set())
         stages.append(_apply(stage, {**defaults, **type_level, **own}, stage_where))
-    return dataclasses.replace(job_type, stages=tuple(stages))
+    return dataclasses.replace(job_type, stages=tuple(stages), execution_timeout=execution_timeout)
 
 
 def load_registry(path: Path | None) -> JobTypeRegistry:

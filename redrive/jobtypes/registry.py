@@ -34,6 +34,8 @@ class JobType:
     name: str
     stages: tuple[StageSpec, ...]
     description: str = ""
+    execution_timeout: timedelta | None = None
+    """A run still open after this is closed by Temporal and recorded as a `Timeout` dead letter."""
 
     def __post_init__(self) -> None:
         names = [stage.name for stage in self.stages]

@@ -59,3 +59,12 @@ class AlertWindowRepository:
             col(AlertWindow.opened_at) <= window_opened_before, col(AlertWindow.suppressed) > 0
         )
         return list((await self.session.exec(query)).all())
+
+    async def digest_sent(self, fingerprint: str, count: int) -> None:
+        """`count` counted dead letters were reported in a digest; the window stays as it is."""
+        left = col(AlertWindow.suppressed) - count
+        await self.session.exec(
+            sa.update(AlertWindow)
+            .where(col(AlertWindow.fingerprint) == fingerprint)
+            .values(suppressed=sa.case((left < 0, 0), else_=left))
+        )

@@ -116,6 +116,14 @@ class DeadLetterRepository:
         order = (col(DeadLetter.dlq_at).desc(), col(DeadLetter.id).desc())
         return list((await self.session.exec(query.order_by(*order).limit(limit))).all())
 
+    async def search_any(self, where: DeadLetterFilter, limit: int) -> list[DeadLetter]:
+        """Like `search`, across every tenant (`where.app_id` is ignored): for maintenance only."""
+        await scope_to(self.session, ALL_TENANTS)
+        query = select(DeadLetter).where(*_conditions(where)[1:])
+        return list(
+            (await self.session.exec(query.order_by(col(DeadLetter.dlq_at).desc()).limit(limit))).all()
+        )
+
     async def count(self, where: DeadLetterFilter) -> int:
         """How many entries match."""
         await scope_to(self.session, where.app_id)
@@ -220,6 +228,7 @@ class DeadLetterRepository:
 
 
 def _conditions(where: DeadLetterFilter) -> list[sa.ColumnElement[bool]]:
+    """The filter as SQL; the tenant's condition comes first."""
     d = DeadLetter
     conditions = [col(d.app_id) == where.app_id]
     equal = (

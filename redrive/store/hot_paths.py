@@ -14,10 +14,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from redrive.status import JobStatus
 from redrive.store.models import Job, JobStage
 
 JOBS: sa.Table = Job.__table__  # type: ignore[attr-defined]  # SQLModel sets it on table models
 JOB_STAGES: sa.Table = JobStage.__table__  # type: ignore[attr-defined]
+
+
+FINAL = (JobStatus.DEAD_LETTER.value, JobStatus.ARCHIVED.value, JobStatus.CANCELLED.value)
+"""A run that reached one of these is over: a late write from one of its activities (a stage that
+finished after its run timed out or was terminated) must not bring it back to life."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,7 @@ def statements(dialect: str) -> Statements:
                 "next_retry_at": None,
                 "updated_at": job.excluded.updated_at,
             },
+            where=sa.or_(JOBS.c.run_id != job.excluded.run_id, JOBS.c.status.not_in(FINAL)),
         ),
         stage_running=stage.on_conflict_do_update(
             index_elements=["job_id", "stage"],
@@ -62,7 +69,11 @@ def statements(dialect: str) -> Statements:
         .where(JOB_STAGES.c.job_id == sa.bindparam("b_job_id"), JOB_STAGES.c.stage == sa.bindparam("b_stage"))
         .values(status=sa.bindparam("b_status"), finished_at=sa.bindparam("b_at")),
         job_status=sa.update(JOBS)
-        .where(JOBS.c.id == sa.bindparam("b_job_id"), JOBS.c.run_id == sa.bindparam("b_run_id"))
+        .where(
+            JOBS.c.id == sa.bindparam("b_job_id"),
+            JOBS.c.run_id == sa.bindparam("b_run_id"),
+            JOBS.c.status.not_in(FINAL),
+        )
         .values(
             status=sa.bindparam("b_status"),
             stage=sa.func.coalesce(sa.bindparam("b_stage", type_=sa.String), JOBS.c.stage),

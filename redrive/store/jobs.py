@@ -23,6 +23,8 @@ class JobFilter:
     tenant_id: str
     status: str | None = None
     type: str | None = None
+    archived_before: datetime | None = None
+    """Dead jobs that finished before this read as `archived` (the maintenance pass may lag)."""
 
 
 @dataclass(frozen=True)
@@ -67,15 +69,17 @@ class JobRepository:
 
     async def counts(self, where: JobFilter) -> dict[str, int]:
         """Jobs per status under the same filter, ignoring the status filter itself."""
-        conditions = self._conditions(JobFilter(where.tenant_id, None, where.type))
-        query = select(Job.status, sa.func.count()).where(*conditions).group_by(col(Job.status))
-        return dict((await self.session.exec(query)).all())
+        conditions = self._conditions(JobFilter(where.tenant_id, None, where.type, where.archived_before))
+        status = effective_status(where.archived_before)
+        query = sa.select(status, sa.func.count()).where(*conditions).group_by(status)
+        rows = (await (await self.session.connection()).execute(query)).all()
+        return {str(name): int(count) for name, count in rows}
 
     @staticmethod
     def _conditions(where: JobFilter) -> list[sa.ColumnElement[bool]]:
         conditions = [col(Job.tenant_id) == where.tenant_id]
         if where.status is not None:
-            conditions.append(col(Job.status) == where.status)
+            conditions.append(effective_status(where.archived_before) == where.status)
         if where.type is not None:
             conditions.append(col(Job.type) == where.type)
         return conditions
@@ -194,6 +198,19 @@ class JobRepository:
             )
         )
 
+    async def archive(self, runs: Sequence[tuple[str, str]], at: datetime) -> None:
+        """Mark the dead jobs of `runs` (job id, run id) archived, unless they have moved on."""
+        for job_id, run_id in runs:
+            await self.session.exec(
+                sa.update(Job)
+                .where(
+                    col(Job.id) == job_id,
+                    col(Job.run_id) == run_id,
+                    col(Job.status) == JobStatus.DEAD_LETTER.value,
+                )
+                .values(status=JobStatus.ARCHIVED.value, updated_at=at)
+            )
+
     async def claim_retry(self, job_id: str, dead_run: str, at: datetime) -> bool:
         """Take the dead run for one retry: True for exactly one of any number of racing callers."""
         dead = (JobStatus.DEAD_LETTER.value, JobStatus.ARCHIVED.value)
@@ -241,3 +258,24 @@ class JobRepository:
                 retried_at=at,
             )
         )
+
+
+def effective_status(archived_before: datetime | None) -> sa.ColumnElement[str]:
+    """`jobs.status`, with dead jobs that finished before `archived_before` reading as archived."""
+    status: sa.ColumnElement[str] = JOBS.c.status
+    if archived_before is None:
+        return status
+    old_and_dead = sa.and_(
+        col(Job.status) == JobStatus.DEAD_LETTER.value, col(Job.finished_at) < archived_before
+    )
+    return sa.case((old_and_dead, JobStatus.ARCHIVED.value), else_=status)
+
+
+def shown_status(job: Job, archived_before: datetime) -> str:
+    """The status a reader sees: `effective_status` for one loaded row."""
+    dead, finished = job.status == JobStatus.DEAD_LETTER.value, job.finished_at
+    return (
+        JobStatus.ARCHIVED.value
+        if dead and finished is not None and finished < archived_before
+        else job.status
+    )

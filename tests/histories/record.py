@@ -1,7 +1,7 @@
 """Record JobWorkflow histories for the replay test: `python -m tests.histories.record`.
 
-Run it only when a workflow change is meant to be incompatible (then version the workflow); the
-committed histories are what running jobs look like to the code that will replay them.
+Existing files are kept: they are what jobs started by older code look like to the code that will
+replay them. Only missing histories are written (delete one on purpose to re-record it).
 """
 
 from __future__ import annotations
@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import httpx
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
 from redrive.store import upgrade
 from tests.support import running_api, running_worker, settings_for, start_dev_server
@@ -48,17 +50,34 @@ async def record() -> None:
                 "retried": (await http.post("/v1/jobs", json={"type": "demo", "payload": failing})).json()[
                     "id"
                 ],
+                "dead_letter_alerted": (
+                    await http.post("/v1/jobs", json={"type": "demo", "payload": {**failing, "sleep_ms": 1}})
+                ).json()["id"],
             }
             await _wait(http, jobs["complete"], "complete")
             await _wait(http, jobs["dead_letter"], "dead_letter")
             await _wait(http, jobs["retried"], "dead_letter")
+            await _wait(http, jobs["dead_letter_alerted"], "dead_letter")
             breaker.unlink()
             await http.post(f"/v1/jobs/{jobs['retried']}/retry", json={"reason": "recorded"})
             await _wait(http, jobs["retried"], "complete")
         for name, job_id in jobs.items():
-            history = await env.client.get_workflow_handle(job_id).fetch_history()
-            (HERE / f"{name}.json").write_text(history.to_json())
+            target = HERE / f"{name}.json"
+            if target.exists():
+                continue
+            handle = env.client.get_workflow_handle(job_id)
+            await _closed(handle)
+            target.write_text((await handle.fetch_history()).to_json())
             print(f"recorded {name}: {job_id}")
+
+
+async def _closed(handle: WorkflowHandle[Any, Any]) -> None:
+    # The API shows dead_letter before the workflow's last steps (the alert) have run.
+    for _ in range(300):
+        if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"{handle.id} never closed")
 
 
 if __name__ == "__main__":

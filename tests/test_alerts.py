@@ -1,0 +1,158 @@
+"""Dead-letter alerts against a real SMTP server and a real webhook receiver: one e-mail per error
+fingerprint per window, the rest counted into the next e-mail or a digest, idempotent per dead
+letter, webhook signed with HMAC-SHA256, and a single warning when no channel is configured."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request, Response
+from temporalio.testing import ActivityEnvironment
+
+from activities import ActivityDeps
+from activities.alerts import SIGNATURE_HEADER, TIMESTAMP_HEADER, AlertConfig, signature
+from activities.maintenance import MaintenanceActivities
+from activities.notifications import NotificationActivities, warn_if_off
+from redrive.messages import MaintenanceInput, NotifyInput
+from redrive.store import DeadLetter, create_engine, session_factory
+from redrive.store.dead_letters import DeadLetterRepository
+from redrive.store.group_commit import GroupCommit
+from redrive.store.types import utcnow
+from tests.support import Mailbox, serving
+
+SECRET = "hook-secret"
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@asynccontextmanager
+async def _deps(
+    sqlite_url: str, config: AlertConfig, clock: Callable[[], datetime]
+) -> AsyncIterator[ActivityDeps]:
+    engine = create_engine(sqlite_url)
+    sessions = session_factory(engine)
+    try:
+        async with httpx.AsyncClient() as http, GroupCommit(sessions) as projection:
+            yield ActivityDeps(sessions=sessions, projection=projection, http=http, alerts=config, now=clock)
+    finally:
+        await engine.dispose()
+
+
+async def _dead_letter(deps: ActivityDeps, job_id: str, message: str) -> str:
+    async with deps.sessions() as session, session.begin():
+        entry = await DeadLetterRepository(session).insert(
+            DeadLetter(
+                original_job_id=job_id,
+                run_id=f"{job_id}-run",
+                app_id="a",
+                type="webhook",
+                stage="deliver",
+                error_reason="MaxRetries",
+                error_type="ServiceUnavailable",
+                error_message=message,
+                attempts=4,
+                dlq_at=deps.now(),
+            )
+        )
+    return str(entry.id)
+
+
+async def test_one_email_per_fingerprint_per_window(sqlite_url: str, mailbox: Mailbox) -> None:
+    """First alike dead letter is e-mailed (and signed to the webhook), repeats within the hour are
+    counted, the first after the hour carries the count; notifying twice sends once; a closed window's
+    count is sent as a digest."""
+    received: list[dict[str, Any]] = []
+    receiver = FastAPI()
+
+    @receiver.post("/alerts")
+    async def alerts(request: Request) -> Response:
+        body = await request.body()
+        expected = signature(SECRET, request.headers[TIMESTAMP_HEADER], body)
+        if request.headers.get(SIGNATURE_HEADER) != expected:
+            return Response(status_code=401)
+        received.append(await request.json())
+        return Response(status_code=204)
+
+    clock = Clock()
+    async with serving(receiver) as url:
+        config = AlertConfig(
+            smtp_host=mailbox.host,
+            smtp_port=mailbox.port,
+            recipients=("ops@example.com",),
+            webhook_url=f"{url}/alerts",
+            webhook_secret=SECRET,
+            window=timedelta(hours=1),
+        )
+        async with _deps(sqlite_url, config, clock) as deps:
+            notify = NotificationActivities(deps).notify_dead_letter
+            env = ActivityEnvironment()
+
+            async def alert(job_id: str, message: str) -> str:
+                entry_id = await _dead_letter(deps, job_id, message)
+                result = await env.run(notify, NotifyInput(dead_letter_id=entry_id))
+                return result.outcome
+
+            assert await alert("job-1", "HTTP 503 from https://x.example/1") == "sent"
+            first = await _dead_letter(deps, "job-1", "ignored")  # same run: the same entry
+            assert (await env.run(notify, NotifyInput(dead_letter_id=first))).outcome == "already"
+            clock.now += timedelta(minutes=10)
+            assert await alert("job-2", "HTTP 502 from https://x.example/2") == "counted"
+            assert await alert("job-3", "HTTP 500 from https://x.example/3") == "counted"
+            assert await alert("job-9", "a different failure") == "sent"
+            clock.now += timedelta(hours=1)
+            assert await alert("job-4", "HTTP 503 from https://x.example/4") == "sent"
+            clock.now += timedelta(minutes=5)
+            assert await alert("job-5", "HTTP 503 from https://x.example/5") == "counted"
+            clock.now += timedelta(hours=2)
+            pass_ = MaintenanceInput(
+                task_queue="unused",
+                archive_after=timedelta(days=7),
+                purge_replayed_after=timedelta(days=30),
+                reconcile_lookback=timedelta(days=2),
+            )
+            assert await env.run(MaintenanceActivities(deps).send_digests, pass_) == 1
+            assert await env.run(MaintenanceActivities(deps).send_digests, pass_) == 0
+
+    subjects = [str(message["Subject"]) for message in mailbox.messages]
+    assert [s.split(" (job ")[-1] for s in subjects[:3]] == ["job-1)", "job-9)", "job-4)"]
+    assert "2 more dead letter(s) with this fingerprint" in mailbox.messages[2].get_content()
+    assert subjects[3].startswith("[redrive] digest: 1 more dead letter(s) webhook/deliver MaxRetries")
+    assert len(subjects) == 4
+    assert [item["job_id"] for item in received] == ["job-1", "job-9", "job-4"]
+    assert received[2]["digest"] == 2
+    assert uuid.UUID(received[0]["dead_letter_id"])
+
+
+def test_a_single_warning_when_notifications_are_off(caplog: pytest.LogCaptureFixture) -> None:
+    """No SMTP and no webhook: one warning that says what to set; configured: none."""
+    with caplog.at_level(logging.WARNING):
+        warn_if_off(AlertConfig())
+        warn_if_off(AlertConfig(smtp_host="mail", recipients=("ops@example.com",)))
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == 1
+    assert "REDRIVE_SMTP_HOST" in warnings[0]
+
+
+async def test_off_sends_nothing(sqlite_url: str) -> None:
+    """Without any channel the activity does nothing and says so."""
+    async with _deps(sqlite_url, AlertConfig(), utcnow) as deps:
+        entry_id = await _dead_letter(deps, "job-off", "x")
+        result = await ActivityEnvironment().run(
+            NotificationActivities(deps).notify_dead_letter, NotifyInput(dead_letter_id=entry_id)
+        )
+    assert result.outcome == "off"
