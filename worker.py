@@ -43,6 +43,9 @@ PASSTHROUGH = (
 )
 
 
+HEARTBEAT_THROTTLE = timedelta(seconds=2)
+
+
 def build_worker(client: Client, settings: Settings, deps: ActivityDeps) -> Worker:
     """A worker for `JobWorkflow` and every registered stage handler."""
     return Worker(
@@ -56,6 +59,9 @@ def build_worker(client: Client, settings: Settings, deps: ActivityDeps) -> Work
         max_concurrent_workflow_task_polls=20,
         max_concurrent_activity_task_polls=20,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+        # A cancelled job waits for its stage to stop, which it learns from its next heartbeat.
+        default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     )
 
 

@@ -32,7 +32,7 @@ async def replay_one(
         entry = await DeadLetterRepository(session).get(caller.tenant, entry_id)
     if entry is None:
         raise Problem(404, "Dead letter not found", f"no dead letter {entry_id} for this API key")
-    order = RetryOrder(request.from_stage, request.reason, request.force)
+    order = RetryOrder(request.from_stage, request.reason, request.force, action="replay")
     return await _replay(state, caller, entry, order)
 
 
@@ -73,7 +73,7 @@ async def replay_many(state: AppState, caller: Caller, request: BulkReplayReques
     sample = [dead_letter_view(state.settings, entry, now) for entry in entries[:SAMPLE]]
     results: list[ReplayItem] = []
     if not request.dry_run:
-        order = RetryOrder(reason=request.reason, force=request.force)
+        order = RetryOrder(reason=request.reason, force=request.force, action="replay")
         results = await _paced(state, caller, entries, order, request.rate or state.settings.replay_rate)
     return BulkReplayPublic(
         dry_run=request.dry_run,

@@ -23,7 +23,7 @@ from redrive.messages import JobInput
 from redrive.status import JobStatus
 from redrive.store.dead_letters import DeadLetterRepository
 from redrive.store.jobs import JobRepository
-from redrive.store.models import DeadLetter, Job
+from redrive.store.models import DeadLetter, Job, JobAction
 from redrive.store.types import utcnow
 
 RETRYABLE = (JobStatus.DEAD_LETTER.value, JobStatus.ARCHIVED.value)
@@ -37,6 +37,8 @@ class RetryOrder:
     reason: str | None = None
     force: bool = False
     field_prefix: str = "body"
+    action: str = "retry"
+    """How the job's action log names it: `retry`, or `replay` when it came through the DLQ."""
 
 
 async def reset_point(client: Client, job_id: str, run_id: str, stage: str) -> int | None:
@@ -103,9 +105,11 @@ async def retry_job(
             await DeadLetterRepository(session).mark_replayed(
                 caller.tenant, entry.id, now, request_id, caller.identity
             )
-        await JobRepository(session).requeue(
-            job.id, dead_run, new_run_id, now, reason=order.reason, by=caller.identity
-        )
+        jobs = JobRepository(session)
+        await jobs.requeue(job.id, dead_run, new_run_id, now)
+        note = f"from stage {from_stage}: {order.reason}" if order.reason else f"from stage {from_stage}"
+        action = JobAction(job_id=job.id, action=order.action, actor=caller.identity, note=note, at=now)
+        await jobs.record_action(action)
     if mode == "reset":
         state.janitor.forget(job.id, dead_run)
     return RetryPublic(

@@ -35,6 +35,15 @@ class StagePublic(BaseModel):
     duration_s: float | None
 
 
+class ActionPublic(BaseModel):
+    """Something a person did to the job: `retry`, `replay`, `cancel` or `review`."""
+
+    action: str
+    by: str
+    note: str | None
+    at: datetime
+
+
 class JobPublic(BaseModel):
     """A job as the API shows it."""
 
@@ -55,9 +64,7 @@ class JobPublic(BaseModel):
     processing_time_s: float | None
     stages: list[StagePublic] = Field(default_factory=list)
     temporal_url: str
-    retry_reason: str | None = None
-    retried_by: str | None = None
-    retried_at: datetime | None = None
+    actions: list[ActionPublic] = Field(default_factory=list)
 
 
 class JobPage(BaseModel):
@@ -78,6 +85,40 @@ class RetryRequest(BaseModel):
     )
     reason: str | None = Field(default=None, max_length=500, examples=["upstream fixed in INC-42"])
     force: bool = Field(default=False, description="replay past the configured replay limit")
+
+
+class CancelRequest(BaseModel):
+    """Stop a queued, running, retrying or waiting job."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=500, examples=["customer withdrew the order"])
+
+
+class CancelPublic(BaseModel):
+    """The cancellation was delivered; the job shows `cancelled` once its stage has stopped."""
+
+    job_id: str
+    run_id: str
+    status: Literal["cancelling"]
+
+
+class ReviewRequest(BaseModel):
+    """A decision on a job waiting in a review stage."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["approve", "reject"]
+    comment: str | None = Field(default=None, max_length=1000)
+
+
+class ReviewPublic(BaseModel):
+    """The decision the job accepted."""
+
+    job_id: str
+    stage: str
+    decision: str
+    reviewer: str
 
 
 class RetryPublic(BaseModel):

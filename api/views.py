@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
-from api.schemas import DeadLetterPublic, JobPublic, StagePublic
+from api.schemas import ActionPublic, DeadLetterPublic, JobPublic, StagePublic
 from redrive.settings import Settings
 from redrive.store.jobs import shown_status
-from redrive.store.models import DeadLetter, Job, JobStage
+from redrive.store.models import DeadLetter, Job, JobAction, JobStage
 from redrive.store.types import utcnow
 from redrive.temporal import workflow_url
 
@@ -18,8 +18,10 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     return (end - start).total_seconds() if start is not None and end is not None else None
 
 
-def job_view(settings: Settings, job: Job, stages: Sequence[JobStage] = ()) -> JobPublic:
-    """The public shape of a job and its stages."""
+def job_view(
+    settings: Settings, job: Job, stages: Sequence[JobStage] = (), actions: Sequence[JobAction] = ()
+) -> JobPublic:
+    """The public shape of a job, its stages and what people did to it."""
     first_start = min((s.started_at for s in stages if s.started_at is not None), default=None)
     return JobPublic(
         id=job.id,
@@ -50,9 +52,7 @@ def job_view(settings: Settings, job: Job, stages: Sequence[JobStage] = ()) -> J
             for stage in stages
         ],
         temporal_url=workflow_url(settings, job.id, job.run_id),
-        retry_reason=job.retry_reason,
-        retried_by=job.retried_by,
-        retried_at=job.retried_at,
+        actions=[ActionPublic(action=a.action, by=a.actor, note=a.note, at=a.at) for a in actions],
     )
 
 

@@ -129,3 +129,21 @@ class MaintenanceResult:
     purged: int = 0
     reconciled: int = 0
     digests: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReviewInput:
+    """A person's decision on a job waiting in a review stage."""
+
+    decision: str
+    """`approve` or `reject`."""
+    reviewer: str
+    comment: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReviewResult:
+    """The decision as the job recorded it, and the stage it decided."""
+
+    stage: str
+    decision: str

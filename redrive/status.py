@@ -29,6 +29,7 @@ class ErrorReason(StrEnum):
     RUNNER_UNAVAILABLE = "RunnerUnavailable"
     TIMEOUT = "Timeout"
     TERMINATED = "Terminated"
+    REJECTED = "Rejected"
 
 
 JOB_TYPE = SearchAttributeKey.for_keyword("JobType")

@@ -78,8 +78,9 @@ async def test_retry_from_an_earlier_stage_records_reason_and_caller(
         ("process", 2),
         ("finish", 2),
     ]
-    assert (done["retry_reason"], done["retried_by"]) == ("INC-7 fixed", body["retried_by"])
-    assert done["retried_at"] is not None
+    (action,) = done["actions"]
+    assert (action["action"], action["by"]) == ("retry", body["retried_by"])
+    assert action["note"] == "from stage process: INC-7 fixed"
 
 
 async def test_show_group_and_replay_dead_letters(api: httpx.AsyncClient, tmp_path: Path) -> None:

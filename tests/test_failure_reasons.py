@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
@@ -16,7 +17,7 @@ from redrive.jobtypes import builtin_registry
 from redrive.jobtypes.registry import StageSpec
 from redrive.messages import JOB_WORKFLOW, JobInput
 from redrive.status import ERROR_REASON, JOB_STAGE, JOB_STATUS
-from tests.skipping import Stack, dead_letter_of, job_of, run_to_end
+from tests.skipping import A, Stack, dead_letter_of, job_of, run_to_end
 from tests.support import Mailbox, eventually, running_api, running_worker, settings_for
 
 
@@ -77,15 +78,24 @@ async def test_handler_missing(stack: Stack) -> None:
     assert entry["attempts"] == 1
 
 
+CONFIG = """
+[job_types.demo.stages.prepare]
+schedule_to_start_timeout = "5s"
+task_queue = "no-gpu-here"
+
+[job_types.demo_review.stages.approval]
+review_timeout = "1h"
+"""
+
+
 @pytest.fixture
-async def no_runner_stack(
+async def configured_stack(
     skipping_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path, mailbox: Mailbox
 ) -> AsyncIterator[Stack]:
-    """The stack, with `prepare` routed to a task queue no worker polls and 5 s to find a worker."""
+    """The stack, with demo's `prepare` routed to a task queue no worker polls (5 s to find one) and
+    demo_review's approval waiting at most an hour."""
     config = tmp_path / "redrive.toml"
-    config.write_text(
-        '[job_types.demo.stages.prepare]\nschedule_to_start_timeout = "5s"\ntask_queue = "no-gpu-here"\n'
-    )
+    config.write_text(CONFIG)
     settings = settings_for(sqlite_url, tmp_path, config=config, **mailbox.settings())
     async with (
         running_worker(skipping_env.client, settings),
@@ -94,13 +104,37 @@ async def no_runner_stack(
         yield Stack(skipping_env, settings, url, mailbox)
 
 
-async def test_runner_unavailable(no_runner_stack: Stack) -> None:
+async def test_runner_unavailable(configured_stack: Stack) -> None:
     """A stage no worker picks up within its schedule-to-start timeout dead-letters as RunnerUnavailable."""
-    stack = no_runner_stack
+    stack = configured_stack
     job_id, _ = await run_to_end(stack.env, stack.url, {"type": "demo", "payload": {}})
     entry = await _assert_announced(stack, job_id, "RunnerUnavailable", "prepare")
     assert (entry["error_type"], entry["attempts"]) == ("ScheduleToStartTimeout", 1)
     assert "no worker started stage 'prepare'" in entry["error_message"]
+
+
+async def test_review_timeout(configured_stack: Stack) -> None:
+    """A review nobody decides within its timeout dead-letters the job as Timeout."""
+    stack = configured_stack
+    job_id, _ = await run_to_end(stack.env, stack.url, {"type": "demo_review", "payload": {}})
+    entry = await _assert_announced(stack, job_id, "Timeout", "approval")
+    assert (entry["error_type"], entry["attempts"]) == ("ReviewTimeout", 1)
+
+
+async def test_rejected(stack: Stack) -> None:
+    """A reviewer's reject dead-letters the job as Rejected, with the reviewer and comment in the error."""
+    async with httpx.AsyncClient(base_url=stack.url, headers=A) as http:
+        job_id = (await http.post("/v1/jobs", json={"type": "demo_review", "payload": {}})).json()["id"]
+        await eventually(lambda: _shown(http, job_id, "pending_review"))
+        decision = {"decision": "reject", "comment": "duplicate order"}
+        assert (await http.post(f"/v1/jobs/{job_id}/review", json=decision)).status_code == 200
+    await _closed(stack.env, job_id)
+    entry = await _assert_announced(stack, job_id, "Rejected", "approval")
+    assert "duplicate order" in entry["error_message"]
+
+
+async def _shown(http: httpx.AsyncClient, job_id: str, status: str) -> bool:
+    return bool((await http.get(f"/v1/jobs/{job_id}")).json()["status"] == status)
 
 
 async def _closed(env: WorkflowEnvironment, job_id: str) -> None:

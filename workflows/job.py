@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
+from typing import NoReturn
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.dead_letters import DeadLetterActivities
@@ -20,12 +23,15 @@ with workflow.unsafe.imports_passed_through():
         JobInput,
         JobResult,
         NotifyInput,
+        ReviewInput,
+        ReviewResult,
         StageInput,
         StageResult,
         StatusInput,
     )
     from redrive.retries import to_retry_policy
-    from redrive.status import ERROR_REASON, JOB_STAGE, JOB_STATUS, JobStatus
+    from redrive.status import ERROR_REASON, JOB_STAGE, JOB_STATUS, ErrorReason, JobStatus
+    from workflows.failures import StageFailure as Failure
     from workflows.failures import classify
 
 # Bookkeeping must never be the reason a job is lost: retry it until it succeeds, at a modest pace.
@@ -42,20 +48,28 @@ class JobWorkflow:
     def __init__(self) -> None:
         self._status = JobStatus.QUEUED
         self._stage: str | None = None
+        self._awaiting_review: str | None = None
+        self._review: ReviewInput | None = None
 
     @workflow.run
     async def run(self, job: JobInput) -> JobResult:
         outputs: dict[str, object] = {}
         result = StageResult()
-        for position, stage in enumerate(job.stages):
-            self._set(JobStatus.RUNNING, stage.name)
-            try:
-                result = await self._run_stage(job, stage, position, outputs)
-            except ActivityError as error:
-                if isinstance(error.cause, CancelledError):
-                    raise
-                await self._dead_letter(job, stage, error)
-            outputs[stage.name] = result.output
+        try:
+            for position, stage in enumerate(job.stages):
+                if stage.kind == "review":
+                    result = await self._await_review(job, stage)
+                else:
+                    result = await self._activity_stage(job, stage, position, outputs)
+                outputs[stage.name] = result.output
+        except asyncio.CancelledError:
+            await self._cancelled(job)
+            raise
+        except ActivityError as error:
+            if not isinstance(error.cause, CancelledError):
+                raise
+            await self._cancelled(job)
+            raise
         self._set(JobStatus.COMPLETE, self._stage)
         if not result.projected_complete:  # the last stage could not write it: do it here, durably
             await self._project(job, JobStatus.COMPLETE)
@@ -65,6 +79,57 @@ class JobWorkflow:
     def status(self) -> tuple[JobStatus, str | None]:
         """The status and stage as the workflow sees them."""
         return self._status, self._stage
+
+    @workflow.update
+    async def review(self, decision: ReviewInput) -> ReviewResult:
+        """A person's decision on the review stage the job is waiting in."""
+        stage = self._awaiting_review or ""
+        self._review = decision
+        return ReviewResult(stage=stage, decision=decision.decision)
+
+    @review.validator
+    def _review_allowed(self, decision: ReviewInput) -> None:
+        if self._awaiting_review is None or self._review is not None:
+            raise ApplicationError(
+                f"job is {self._status.value}, not waiting for a review", type="NotInReview"
+            )
+        if decision.decision not in ("approve", "reject"):
+            raise ApplicationError("decision must be approve or reject", type="InvalidDecision")
+
+    async def _activity_stage(
+        self, job: JobInput, stage: StageSpec, position: int, outputs: dict[str, object]
+    ) -> StageResult:
+        self._set(JobStatus.RUNNING, stage.name)
+        try:
+            return await self._run_stage(job, stage, position, outputs)
+        except ActivityError as error:
+            if isinstance(error.cause, CancelledError):
+                raise
+            await self._dead_letter(job, stage, classify(error, stage), error)
+
+    async def _await_review(self, job: JobInput, stage: StageSpec) -> StageResult:
+        self._set(JobStatus.PENDING_REVIEW, stage.name)
+        self._awaiting_review = stage.name
+        await self._project(job, JobStatus.PENDING_REVIEW)
+        try:
+            await workflow.wait_condition(lambda: self._review is not None, timeout=stage.review_timeout)
+        except TimeoutError:
+            self._awaiting_review = None
+            message = f"no review decision within {stage.review_timeout}"
+            await self._dead_letter(job, stage, Failure(ErrorReason.TIMEOUT, "ReviewTimeout", message, 1))
+        review, self._review, self._awaiting_review = self._review, None, None
+        assert review is not None  # the wait ended on the condition
+        if review.decision == "reject":
+            message = f"rejected by {review.reviewer}: {review.comment or 'no comment'}"
+            await self._dead_letter(job, stage, Failure(ErrorReason.REJECTED, "Rejected", message, 1))
+        return StageResult(
+            output={"decision": review.decision, "by": review.reviewer, "comment": review.comment}
+        )
+
+    async def _cancelled(self, job: JobInput) -> None:
+        # The cancellation was delivered once; the bookkeeping after it runs normally.
+        self._set(JobStatus.CANCELLED, self._stage)
+        await self._project(job, JobStatus.CANCELLED)
 
     async def _run_stage(
         self, job: JobInput, stage: StageSpec, position: int, outputs: dict[str, object]
@@ -88,13 +153,16 @@ class JobWorkflow:
             schedule_to_start_timeout=stage.schedule_to_start_timeout,
             heartbeat_timeout=stage.heartbeat_timeout,
             retry_policy=to_retry_policy(stage.retry),
+            # A cancelled job is over only once its stage has stopped (it sees the cancel on heartbeat).
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             # The activity id names the stage in the UI; a `summary` would cost a payload per stage.
             activity_id=stage.name,
         )
         return result
 
-    async def _dead_letter(self, job: JobInput, stage: StageSpec, error: ActivityError) -> None:
-        failure = classify(error, stage)
+    async def _dead_letter(
+        self, job: JobInput, stage: StageSpec, failure: Failure, error: ActivityError | None = None
+    ) -> NoReturn:
         self._set(JobStatus.DEAD_LETTER, stage.name)
         workflow.upsert_search_attributes([ERROR_REASON.value_set(failure.reason.value)])
         recorded = await workflow.execute_activity_method(

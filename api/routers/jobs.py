@@ -1,4 +1,4 @@
-"""`/v1/jobs`: submit, list, show and retry jobs."""
+"""`/v1/jobs`: submit, list, show, retry, cancel and review jobs."""
 
 from __future__ import annotations
 
@@ -8,9 +8,21 @@ from fastapi import APIRouter, Query, Response
 
 from api.cursors import decode_cursor, encode_cursor
 from api.deps import CallerDep, SessionDep, StateDep, TenantDep
+from api.interventions import cancel, review
 from api.problems import Problem
 from api.retries import RetryOrder, retry
-from api.schemas import MAX_PAGE, JobCreate, JobPage, JobPublic, RetryPublic, RetryRequest
+from api.schemas import (
+    MAX_PAGE,
+    CancelPublic,
+    CancelRequest,
+    JobCreate,
+    JobPage,
+    JobPublic,
+    RetryPublic,
+    RetryRequest,
+    ReviewPublic,
+    ReviewRequest,
+)
 from api.submission import submit
 from api.views import job_view
 from redrive.status import JobStatus
@@ -60,7 +72,7 @@ async def get_job(job_id: str, state: StateDep, tenant: TenantDep, session: Sess
     job = await repository.get(tenant, job_id)
     if job is None:
         raise Problem(404, "Job not found", f"no job {job_id} for this API key")
-    return job_view(state.settings, job, await repository.stages(job_id))
+    return job_view(state.settings, job, await repository.stages(job_id), await repository.actions(job_id))
 
 
 @router.post("/{job_id}/retry", summary="Retry a dead job from the failed stage")
@@ -71,3 +83,19 @@ async def retry_job(
     not run again. The reason and the caller are recorded. 409 unless dead."""
     request = body or RetryRequest()
     return await retry(state, caller, job_id, RetryOrder(request.from_stage, request.reason, request.force))
+
+
+@router.post("/{job_id}/cancel", status_code=202, summary="Cancel a job")
+async def cancel_job(
+    job_id: str, state: StateDep, caller: CallerDep, body: CancelRequest | None = None
+) -> CancelPublic:
+    """Stop a queued, running, retrying or pending_review job; a running stage sees it on its next
+    heartbeat and the job becomes `cancelled` once it has stopped. 409 for a finished job."""
+    return await cancel(state, caller, job_id, body or CancelRequest())
+
+
+@router.post("/{job_id}/review", summary="Approve or reject a job waiting for review")
+async def review_job(job_id: str, body: ReviewRequest, state: StateDep, caller: CallerDep) -> ReviewPublic:
+    """Decide the review stage: `approve` runs the next stage, `reject` dead-letters the job with reason
+    `Rejected`. 409 with the reason when the job is not waiting for a review."""
+    return await review(state, caller, job_id, body)

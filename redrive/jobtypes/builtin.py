@@ -1,4 +1,4 @@
-"""The job types every redrive ships: `webhook` and the failure-on-demand `demo`."""
+"""The job types every redrive ships: `webhook`, the failure-on-demand `demo`, and `demo_review`."""
 
 from __future__ import annotations
 
@@ -24,6 +24,17 @@ DEMO = JobType(
 )
 
 
+DEMO_REVIEW = JobType(
+    name="demo_review",
+    description="The demo's prepare; a person approves or rejects (POST /v1/jobs/{id}/review); finish.",
+    stages=(
+        DEMO.stages[0],
+        StageSpec(name="approval", activity="review", kind="review", review_timeout=timedelta(days=3)),
+        DEMO.stages[2],
+    ),
+)
+
+
 def builtin_registry() -> JobTypeRegistry:
     """The built-in job types with their seed retry declarations."""
-    return JobTypeRegistry([WEBHOOK, DEMO])
+    return JobTypeRegistry([WEBHOOK, DEMO, DEMO_REVIEW])

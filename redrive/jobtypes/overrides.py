@@ -78,6 +78,7 @@ _TIMEOUT_KEYS: dict[str, Callable[[Any], Any]] = {
     "schedule_to_start_timeout": _duration,
     "heartbeat_timeout": _duration,
     "task_queue": _queue_name,
+    "review_timeout": _duration,
 }
 
 

@@ -8,6 +8,8 @@ from datetime import timedelta
 
 from redrive.retries import RetryDeclaration
 
+STAGE_KINDS = ("activity", "review")
+
 
 @dataclass(frozen=True, kw_only=True)
 class StageSpec:
@@ -25,6 +27,10 @@ class StageSpec:
     heartbeat_timeout: timedelta | None = None
     task_queue: str | None = None
     """Workers on another queue run this stage (say, machines with a GPU); None = the job's queue."""
+    kind: str = "activity"
+    """`activity` runs `activity`; `review` parks the job in `pending_review` until a person decides."""
+    review_timeout: timedelta | None = None
+    """A review stage left undecided this long dead-letters the job (reason `Timeout`)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,6 +44,11 @@ class JobType:
     """A run still open after this is closed by Temporal and recorded as a `Timeout` dead letter."""
 
     def __post_init__(self) -> None:
+        for stage in self.stages:
+            if stage.kind not in STAGE_KINDS:
+                raise ValueError(
+                    f"stage {stage.name!r} has kind {stage.kind!r}; kinds: {', '.join(STAGE_KINDS)}"
+                )
         names = [stage.name for stage in self.stages]
         if not names:
             raise ValueError(f"job type {self.name!r} has no stages")
@@ -84,4 +95,9 @@ class JobTypeRegistry:
 
     def activity_names(self) -> set[str]:
         """Every activity some stage names (the worker must register each)."""
-        return {stage.activity for job_type in self._types.values() for stage in job_type.stages}
+        return {
+            stage.activity
+            for job_type in self._types.values()
+            for stage in job_type.stages
+            if stage.kind == "activity"
+        }

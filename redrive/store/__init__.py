@@ -2,12 +2,13 @@
 
 from redrive.store.engine import create_engine, session_factory
 from redrive.store.migrate import upgrade
-from redrive.store.models import AlertWindow, DeadLetter, Job, JobStage, StageFailure
+from redrive.store.models import AlertWindow, DeadLetter, Job, JobAction, JobStage, StageFailure
 
 __all__ = [
     "AlertWindow",
     "DeadLetter",
     "Job",
+    "JobAction",
     "JobStage",
     "StageFailure",
     "create_engine",

@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from redrive.status import JobStatus
 from redrive.store.hot_paths import JOBS, Statements, statements
-from redrive.store.models import Job, JobStage, StageFailure
+from redrive.store.models import Job, JobAction, JobStage, StageFailure
 from redrive.store.upsert import dialect_insert
 
 
@@ -198,6 +198,17 @@ class JobRepository:
             )
         )
 
+    async def record_action(self, action: JobAction) -> None:
+        """Keep what a person did to the job."""
+        self.session.add(action)
+
+    async def actions(self, job_id: str) -> Sequence[JobAction]:
+        """Everything people did to the job, oldest first."""
+        query = (
+            select(JobAction).where(JobAction.job_id == job_id).order_by(col(JobAction.at), col(JobAction.id))
+        )
+        return (await self.session.exec(query)).all()
+
     async def archive(self, runs: Sequence[tuple[str, str]], at: datetime) -> None:
         """Mark the dead jobs of `runs` (job id, run id) archived, unless they have moved on."""
         for job_id, run_id in runs:
@@ -229,17 +240,8 @@ class JobRepository:
             .values(status=status, updated_at=at)
         )
 
-    async def requeue(
-        self,
-        job_id: str,
-        old_run_id: str,
-        new_run_id: str,
-        at: datetime,
-        reason: str | None = None,
-        by: str | None = None,
-    ) -> None:
-        """After a reset: the job waits for a worker in its new run (unless that run already started);
-        who retried it and why are kept."""
+    async def requeue(self, job_id: str, old_run_id: str, new_run_id: str, at: datetime) -> None:
+        """After a reset: the job waits for a worker in its new run (unless that run already started)."""
         await self.session.exec(
             sa.update(Job)
             .where(col(Job.id) == job_id, col(Job.run_id) == old_run_id)
@@ -253,9 +255,6 @@ class JobRepository:
                 error_message=None,
                 finished_at=None,
                 updated_at=at,
-                retry_reason=reason,
-                retried_by=by,
-                retried_at=at,
             )
         )
 

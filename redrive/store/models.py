@@ -37,9 +37,6 @@ class Job(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    retry_reason: str | None = Field(default=None, max_length=500)
-    retried_by: str | None = Field(default=None, max_length=128)
-    retried_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class JobStage(SQLModel, table=True):
@@ -131,3 +128,17 @@ class AlertWindow(SQLModel, table=True):
     opened_at: datetime = Field(sa_type=UTCDateTime)
     suppressed: int = 0
     sample_job_id: str | None = Field(default=None, max_length=64)
+
+
+class JobAction(SQLModel, table=True):
+    """What a person did to a job (retry, replay, cancel, review), who did it, and why."""
+
+    __tablename__ = "job_actions"
+    __table_args__ = (sa.Index("ix_job_actions_job", "job_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(max_length=64)
+    action: str = Field(max_length=32)
+    actor: str = Field(max_length=128)
+    note: str | None = Field(default=None, max_length=1000)
+    at: datetime = Field(sa_type=UTCDateTime)

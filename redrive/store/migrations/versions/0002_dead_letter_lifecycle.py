@@ -1,4 +1,4 @@
-"""dead-letter lifecycle: fingerprints, replay chain, notifications, archive, retry reasons, RLS
+"""dead-letter lifecycle: fingerprints, replay chain, alerts, archive, operator actions, RLS
 
 Revision ID: 0002
 Revises: 0001
@@ -23,10 +23,16 @@ TENANT_POLICY = "current_setting('redrive.tenant', true) IN (app_id, '*')"
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("jobs") as jobs:
-        jobs.add_column(sa.Column("retry_reason", sa.String(500), nullable=True))
-        jobs.add_column(sa.Column("retried_by", sa.String(128), nullable=True))
-        jobs.add_column(sa.Column("retried_at", UTCDateTime, nullable=True))
+    op.create_table(
+        "job_actions",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("job_id", sa.String(64), nullable=False),
+        sa.Column("action", sa.String(32), nullable=False),
+        sa.Column("actor", sa.String(128), nullable=False),
+        sa.Column("note", sa.String(1000), nullable=True),
+        sa.Column("at", UTCDateTime, nullable=False),
+    )
+    op.create_index("ix_job_actions_job", "job_actions", ["job_id", "at"])
     with op.batch_alter_table("dead_letters") as dead_letters:
         dead_letters.add_column(sa.Column("fingerprint", sa.String(64), nullable=False, server_default=""))
         dead_letters.add_column(sa.Column("replay_of", sa.Uuid, nullable=True))
@@ -89,6 +95,4 @@ def downgrade() -> None:
     with op.batch_alter_table("dead_letters") as dead_letters:
         for column in ("archived_at", "notified_at", "replay_count", "replay_of", "fingerprint"):
             dead_letters.drop_column(column)
-    with op.batch_alter_table("jobs") as jobs:
-        for column in ("retried_at", "retried_by", "retry_reason"):
-            jobs.drop_column(column)
+    op.drop_table("job_actions")
