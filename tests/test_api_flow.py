@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +60,14 @@ async def test_dead_job_retries_from_the_failed_stage(
     assert created.json()["status"] == "queued"
 
     retrying = await eventually(lambda: _status(api, job_id, "retrying"))
-    assert retrying["next_retry_at"] is not None
     assert retrying["error_type"] == "ServiceUnavailable"
     assert retrying["max_attempts"] == 4
+    # What we show is what Temporal will do: its pending activity's next attempt, to the second.
+    pending = (await dev_env.client.get_workflow_handle(job_id).describe()).raw_description.pending_activities
+    server_next = pending[0].next_attempt_schedule_time.ToDatetime(tzinfo=UTC)
+    shown_next = datetime.fromisoformat(retrying["next_retry_at"])
+    assert abs((server_next - shown_next).total_seconds()) < 1.0, (server_next, shown_next)
+    assert pending[0].attempt == retrying["attempt"] + 1
 
     dead = await eventually(lambda: _status(api, job_id, "dead_letter"), within=60)
     assert (dead["stage"], dead["error_reason"], dead["attempt"]) == ("process", "MaxRetries", 4)
