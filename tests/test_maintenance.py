@@ -195,6 +195,11 @@ async def test_reconcile_records_terminated_and_timed_out_runs(
         job = (await http.get(f"/v1/jobs/{job_id}")).json()
         assert (job["status"], job["error_reason"]) == ("dead_letter", reason)
         assert any(job_id in str(message["Subject"]) for message in mailbox.messages)
+    # Closed runs keep the search attributes they had (Temporal cannot upsert a closed run); the UI
+    # finds these by ExecutionStatus instead.
+    queue = http.headers["X-Task-Queue"]
+    closed = f'TaskQueue="{queue}" AND (ExecutionStatus="Terminated" OR ExecutionStatus="TimedOut")'
+    assert {execution.id async for execution in dev_env.client.list_workflows(closed)} == {stuck, timed_out}
     await schedule.trigger()
     await asyncio.sleep(2)
     assert len(await _entries(http, 2) or []) == 2

@@ -1,0 +1,156 @@
+"""Bulk replay: N dead letters drained by two identical `POST /v1/dead-letters/replay` calls racing
+each other, against the same N resets done by hand with the Temporal client (fetch the history,
+find the failed stage's reset point, reset) on another N dead jobs, on one dev server in one run.
+
+    python -m bench.bulk_replay [--jobs 1000] [--rate 100] [--concurrency 16]
+
+It prints how long each side took, the rate the API kept to, the runs the racing pair started
+(the goal is exactly N, not 2N), and that every job completed and the queue is empty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+from temporalio.client import Client
+
+from api.retries import reset_point
+from redrive.store import upgrade
+from tests.support import running_api, running_worker, settings_for, start_dev_server
+
+KEY = {"Authorization": "Bearer key-a"}
+
+
+async def _count(client: Client, query: str) -> int:
+    return (await client.count_workflows(query)).count
+
+
+async def _wait_for(client: Client, query: str, count: int) -> None:
+    while await _count(client, query) < count:  # noqa: ASYNC110 -- polling the server
+        await asyncio.sleep(0.2)
+
+
+async def _dead_jobs(
+    http: httpx.AsyncClient, client: Client, task_queue: str, jobs: int, breaker: Path
+) -> None:
+    fail = {"stage": "process", "error": "ValidationError", "while_exists": str(breaker)}
+    gate = asyncio.Semaphore(20)
+
+    async def one(_: int) -> None:
+        async with gate:
+            (await http.post("/v1/jobs", json={"type": "demo", "payload": {"fail": fail}})).raise_for_status()
+
+    await asyncio.gather(*(one(index) for index in range(jobs)))
+    await _wait_for(client, f'TaskQueue="{task_queue}" AND ExecutionStatus="Failed"', jobs)
+
+
+async def _bare_resets(client: Client, job_ids: list[tuple[str, str]], concurrency: int) -> None:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(job_id: str, run_id: str) -> None:
+        async with gate:
+            point = await reset_point(client, job_id, run_id, "process")
+            assert point is not None
+            await client.workflow_service.reset_workflow_execution(
+                ResetWorkflowExecutionRequest(
+                    namespace=client.namespace,
+                    workflow_execution=WorkflowExecution(workflow_id=job_id, run_id=run_id),
+                    reason="bench",
+                    workflow_task_finish_event_id=point,
+                    request_id=str(uuid.uuid4()),
+                )
+            )
+
+    await asyncio.gather(*(one(job_id, run_id) for job_id, run_id in job_ids))
+
+
+async def main(jobs: int, rate: float, concurrency: int) -> None:
+    """Both sides on one server; print times, rate, runs started and what is left in the queue."""
+    home = Path(tempfile.mkdtemp(prefix="redrive-bench-"))
+    env = await start_dev_server(home / "temporal.db")
+    async with env:
+        client = env.client
+        for side in ("bare", "redrive"):
+            database = f"sqlite+aiosqlite:///{home / f'{side}.db'}"
+            await upgrade(database)
+            settings = settings_for(database, home)
+            queue = settings.task_queue
+            breaker = home / f"break-{side}"
+            breaker.touch()
+            async with (
+                running_worker(client, settings),
+                running_api(settings, client) as url,
+                httpx.AsyncClient(base_url=url, headers=KEY, timeout=3600) as http,
+            ):
+                started = time.perf_counter()
+                await _dead_jobs(http, client, queue, jobs, breaker)
+                print(f"{side}: {jobs} dead letters in {time.perf_counter() - started:.1f} s", flush=True)
+                breaker.unlink()
+                started = time.perf_counter()
+                if side == "bare":
+                    failed = client.list_workflows(f'TaskQueue="{queue}" AND ExecutionStatus="Failed"')
+                    runs = [(execution.id, execution.run_id) async for execution in failed]
+                    await _bare_resets(client, runs, concurrency)
+                    replay_s = time.perf_counter() - started
+                    started_runs = len(runs)
+                else:
+                    body = {"filter": {"type": "demo"}, "max": jobs, "rate": rate}
+                    first, second = await asyncio.gather(
+                        http.post("/v1/dead-letters/replay", json=body),
+                        http.post("/v1/dead-letters/replay", json=body),
+                    )
+                    replay_s = time.perf_counter() - started
+                    started_runs = _runs_started(first.json(), second.json())
+                await _wait_for(client, f'TaskQueue="{queue}" AND ExecutionStatus="Completed"', jobs)
+                done_s = time.perf_counter() - started
+                print(
+                    f"{side}: replay calls {replay_s:.1f} s ({jobs / replay_s:.1f}/s), all {jobs} complete "
+                    f"after {done_s:.1f} s, runs started {started_runs}",
+                    flush=True,
+                )
+                if side == "bare":
+                    bare_rate = jobs / replay_s
+                else:
+                    pending = (await http.get("/v1/dead-letters", params={"pending": True})).json()
+                    print(f"redrive: pending dead letters left {len(pending['items'])}")
+                    ratio = jobs / replay_s / bare_rate
+                    print(
+                        f"ratio: redrive bulk replay at {ratio:.2f} of bare resets' rate "
+                        f"(rate limit {rate}/s, bare concurrency {concurrency})"
+                    )
+
+
+def _runs_started(*responses: dict[str, Any]) -> int:
+    runs = {
+        (item["job_id"], item["run_id"])
+        for response in responses
+        for item in response["results"]
+        if item["outcome"] in ("reset", "resubmitted")
+    }
+    skipped = sum(response["skipped"] for response in responses)
+    failed = sum(response["failed"] for response in responses)
+    print(f"redrive: racing pair replayed {len(runs)} distinct runs, skipped {skipped}, failed {failed}")
+    return len(runs)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--concurrency", type=int, default=16)
+    arguments = parser.parse_args()
+    # Every dead job logs its failed activity with a traceback; a thousand of them bury the figures.
+    logging.getLogger("temporalio").setLevel(logging.CRITICAL)
+    asyncio.run(main(arguments.jobs, arguments.rate, arguments.concurrency))
