@@ -28,7 +28,7 @@ def create_app(settings: Settings, temporal: Client | None = None) -> FastAPI:
         client = temporal or await connect(settings)
         janitor = RunJanitor(client, settings.temporal_namespace)
         app.state.redrive = AppState(
-            settings, settings.tenants_by_key(), registry, session_factory(engine), client, janitor
+            settings, settings.static_keys(), registry, session_factory(engine), client, janitor
         )
         try:
             yield

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -13,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.problems import Problem
 from api.state import AppState
+from redrive.store.api_keys import ApiKeyRepository, digest
 
 
 def get_state(request: Request) -> AppState:
@@ -33,44 +33,76 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
+TENANT_HEADER = "X-Redrive-Tenant"
+"""An admin key acts for the tenant this header names."""
+
+
 @dataclass(frozen=True)
 class Caller:
-    """Who sent the request: the key's tenant and a name for the key that never reveals it."""
+    """Who sent the request: the tenant it acts for, its key's public id, and the key's scopes."""
 
     tenant: str
     key_id: str
+    scopes: frozenset[str]
 
     @property
     def identity(self) -> str:
-        """What retries, replays and resets record as their author."""
+        """What retries, replays, cancels and reviews record as their author."""
         return f"{self.tenant}/{self.key_id}"
 
 
-def get_caller(request: Request, state: StateDep) -> Caller:
-    """The caller behind the request's `Authorization: Bearer` key; 401 without a valid one."""
-    scheme, _, key = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not key:
-        raise Problem(
-            401,
-            "Unauthorized",
-            "send an API key as 'Authorization: Bearer <key>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    tenant = None
-    for known, owner in state.tenants_by_key.items():
-        if hmac.compare_digest(known.encode(), key.encode()):
-            tenant = owner
-    if tenant is None:
-        raise Problem(401, "Unauthorized", "the API key is not valid", headers={"WWW-Authenticate": "Bearer"})
-    return Caller(tenant, "key-" + hashlib.sha256(key.encode()).hexdigest()[:8])
+def _unauthorized(detail: str) -> Problem:
+    return Problem(401, "Unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-CallerDep = Annotated[Caller, Depends(get_caller)]
+async def authenticate(request: Request, state: StateDep) -> Caller:
+    """The caller behind `Authorization: Bearer <key>`; 401 without a valid key."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise _unauthorized("send an API key as 'Authorization: Bearer <key>'")
+    caller = _static_caller(state, token) or await _stored_caller(state, token)
+    if caller is None:
+        raise _unauthorized("the API key is not valid (or was revoked)")
+    acting_for = request.headers.get(TENANT_HEADER)
+    if acting_for is not None and acting_for != caller.tenant:
+        if "admin" not in caller.scopes:
+            raise Problem(
+                403,
+                "Forbidden",
+                f"only an admin key may send {TENANT_HEADER}",
+                field=f"header.{TENANT_HEADER}",
+            )
+        caller = Caller(acting_for, caller.key_id, caller.scopes)
+    return caller
 
 
-def get_tenant(caller: CallerDep) -> str:
-    """The caller's tenant: every query is narrowed to it."""
-    return caller.tenant
+def _static_caller(state: AppState, token: str) -> Caller | None:
+    found = None
+    for known, key in state.static_keys.items():
+        if hmac.compare_digest(known.encode(), token.encode()):
+            found = Caller(key.tenant, "env-" + digest(token)[:8], frozenset(key.scopes))
+    return found
 
 
-TenantDep = Annotated[str, Depends(get_tenant)]
+async def _stored_caller(state: AppState, token: str) -> Caller | None:
+    async with state.sessions() as session:
+        key = await ApiKeyRepository(session).authenticate(token)
+    return None if key is None else Caller(key.tenant_id, key.id, frozenset(key.scopes.split(",")))
+
+
+def require(scope: str) -> Callable[[Caller], Caller]:
+    """A dependency that lets through callers whose key has `scope` (or `admin`); 403 otherwise."""
+
+    def check(caller: Annotated[Caller, Depends(authenticate)]) -> Caller:
+        if scope not in caller.scopes and "admin" not in caller.scopes:
+            raise Problem(
+                403, "Forbidden", f"this API key lacks the '{scope}' scope; ask for a key that has it"
+            )
+        return caller
+
+    return check
+
+
+SubmitDep = Annotated[Caller, Depends(require("submit"))]
+ReadDep = Annotated[Caller, Depends(require("read"))]
+OperateDep = Annotated[Caller, Depends(require("operate"))]

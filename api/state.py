@@ -10,7 +10,7 @@ from temporalio.client import Client
 
 from api.janitor import RunJanitor
 from redrive.jobtypes import JobTypeRegistry
-from redrive.settings import Settings
+from redrive.settings import Settings, StaticKey
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class AppState:
     """Settings, API keys, job types, database sessions, the Temporal client and background clean-up."""
 
     settings: Settings
-    tenants_by_key: dict[str, str]
+    static_keys: dict[str, StaticKey]
     registry: JobTypeRegistry
     sessions: async_sessionmaker[AsyncSession]
     temporal: Client

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, TypeVar
 
 import typer
 
 from redrive.jobtypes import ConfigError, load_registry
 from redrive.settings import Settings
+from redrive.store.api_keys import ApiKeyRepository
+from redrive.store.types import utcnow
+
+T = TypeVar("T")
 
 app = typer.Typer(help="Durable jobs with declarative retries and a drainable dead-letter queue.")
 
@@ -60,3 +67,61 @@ def migrate() -> None:
     settings = _settings()
     asyncio.run(upgrade(settings.resolved_database_url()))
     typer.echo("database is up to date")
+
+
+keys = typer.Typer(help="Manage API keys (stored hashed in REDRIVE_DATABASE_URL).")
+app.add_typer(keys, name="keys")
+
+
+@keys.command("create")
+def create_key(
+    tenant: Annotated[str, typer.Option(help="the tenant the key acts for")],
+    scopes: Annotated[
+        str, typer.Option(help="comma-separated: submit, read, operate, admin")
+    ] = "submit,read",
+    name: Annotated[str, typer.Option(help="what the key is for")] = "",
+) -> None:
+    """Create a key and print it once; only its hash is stored."""
+    from redrive.store.api_keys import check_scopes
+
+    try:
+        wanted = check_scopes([scope.strip() for scope in scopes.split(",") if scope.strip()])
+    except ValueError as error:
+        typer.echo(f"--scopes: {error}", err=True)
+        raise typer.Exit(2) from None
+    if not tenant or tenant == "*":
+        typer.echo("--tenant: name a tenant ('*' is reserved)", err=True)
+        raise typer.Exit(2)
+    issued = asyncio.run(_key_store(lambda keys, now: keys.create(tenant, name or tenant, wanted, now)))
+    typer.echo(f"created key {issued.key.id} for tenant {tenant} with scopes {issued.key.scopes}")
+    typer.echo(issued.token)
+
+
+@keys.command("list")
+def list_keys() -> None:
+    """Every key: id, tenant, scopes, name, created, revoked."""
+    for key in asyncio.run(_key_store(lambda keys, _now: keys.list())):
+        revoked = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "live"
+        typer.echo(f"{key.id}  {key.tenant_id:<16} {key.scopes:<28} {revoked:<24} {key.name}")
+
+
+@keys.command("revoke")
+def revoke_key(
+    key_id: Annotated[str, typer.Argument(help="the key's id, as `redrive keys list` shows it")],
+) -> None:
+    """Revoke a key at once; exit 1 when there is no live key with that id."""
+    if not asyncio.run(_key_store(lambda keys, now: keys.revoke(key_id, now))):
+        typer.echo(f"no live key {key_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {key_id}")
+
+
+async def _key_store(action: Callable[[ApiKeyRepository, datetime], Awaitable[T]]) -> T:
+    from redrive.store import create_engine, session_factory
+
+    engine = create_engine(_settings().resolved_database_url())
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            return await action(ApiKeyRepository(session), utcnow())
+    finally:
+        await engine.dispose()

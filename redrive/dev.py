@@ -53,7 +53,7 @@ def dev_settings(settings: Settings) -> Settings:
 
 def banner(settings: Settings, seconds: float) -> str:
     """What a person needs to click through the demo."""
-    key = next(iter(settings.tenants_by_key()))
+    key = next(iter(settings.static_keys()))
     api = f"http://{settings.api_host}:{settings.api_port}"
     breaker = (settings.home / "break-process").resolve()
     fail = {"stage": "process", "error": "ServiceUnavailable", "while_exists": str(breaker)}

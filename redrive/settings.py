@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -75,19 +76,38 @@ class Settings(BaseSettings):
         """Who receives dead-letter e-mails."""
         return [address.strip() for address in self.alert_emails.split(",") if address.strip()]
 
-    def tenants_by_key(self) -> dict[str, str]:
-        """API key → tenant id."""
+    def static_keys(self) -> dict[str, StaticKey]:
+        """API key → its tenant and scopes."""
         return parse_api_keys(self.api_keys)
 
 
-def parse_api_keys(value: str) -> dict[str, str]:
-    """Parse `key:tenant,key:tenant`; a malformed entry is an error that names it."""
-    keys: dict[str, str] = {}
+DEFAULT_SCOPES = ("submit", "read", "operate")
+KNOWN_SCOPES = (*DEFAULT_SCOPES, "admin")
+
+
+@dataclass(frozen=True)
+class StaticKey:
+    """A key from `REDRIVE_API_KEYS` (for development and bootstrapping; `redrive keys` manages the
+    hashed ones in the database)."""
+
+    tenant: str
+    scopes: tuple[str, ...] = DEFAULT_SCOPES
+
+
+def parse_api_keys(value: str) -> dict[str, StaticKey]:
+    """Parse `key:tenant[:scope+scope],…`; a malformed entry is an error that names it."""
+    keys: dict[str, StaticKey] = {}
     for entry in filter(None, (part.strip() for part in value.split(","))):
-        key, sep, tenant = entry.partition(":")
+        key, sep, rest = entry.partition(":")
+        tenant, _, scopes = rest.partition(":")
         if not sep or not key or not tenant:
-            raise ValueError(f"REDRIVE_API_KEYS entry {entry[:4]}… must look like key:tenant")
+            raise ValueError(f"REDRIVE_API_KEYS entry {entry[:4]}… must look like key:tenant[:scope+scope]")
         if tenant == "*":
             raise ValueError("REDRIVE_API_KEYS: '*' is reserved (it means every tenant); name the tenant")
-        keys[key] = tenant
+        wanted = tuple(scopes.split("+")) if scopes else DEFAULT_SCOPES
+        if unknown := set(wanted) - set(KNOWN_SCOPES):
+            raise ValueError(
+                f"REDRIVE_API_KEYS: unknown scope {sorted(unknown)[0]}; scopes: {', '.join(KNOWN_SCOPES)}"
+            )
+        keys[key] = StaticKey(tenant, wanted)
     return keys

@@ -39,10 +39,8 @@ def settings_for(database_url: str, home: Path, config: Path | None = None, **ex
         home=home,
         database_url=database_url,
         task_queue=f"redrive-test-{uuid.uuid4().hex[:8]}",
-        api_keys="key-a:a,key-b:b",
         config=config,
-        graceful_shutdown_seconds=1.0,
-        **extra,
+        **{"api_keys": "key-a:a,key-b:b", "graceful_shutdown_seconds": 1.0, **extra},
     )
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.cursors import decode_cursor, encode_cursor
-from api.deps import CallerDep, SessionDep, StateDep, TenantDep
+from api.deps import OperateDep, ReadDep, SessionDep, StateDep
 from api.problems import Problem
 from api.replays import replay_many, replay_one
 from api.schemas import (
@@ -34,7 +34,7 @@ router = APIRouter(prefix="/v1/dead-letters", tags=["dead letters"])
 @router.get("", summary="List dead letters")
 async def list_dead_letters(
     state: StateDep,
-    tenant: TenantDep,
+    caller: ReadDep,
     session: SessionDep,
     type: Annotated[str | None, Query(max_length=64)] = None,
     reason: ErrorReason | None = None,
@@ -48,7 +48,9 @@ async def list_dead_letters(
 ) -> DeadLetterPage:
     """Newest first; `pending=true` shows only entries not replayed yet."""
     reason_value = reason.value if reason else None
-    where = DeadLetterFilter(tenant, type, reason_value, pending, stage, fingerprint, dlq_before, dlq_after)
+    where = DeadLetterFilter(
+        caller.tenant, type, reason_value, pending, stage, fingerprint, dlq_before, dlq_after
+    )
     after = _entry_cursor(cursor) if cursor else None
     entries = await DeadLetterRepository(session).search(where, limit + 1, after)
     more, entries = len(entries) > limit, entries[:limit]
@@ -61,7 +63,7 @@ async def list_dead_letters(
 
 @router.get("/groups", summary="Group dead letters by error fingerprint")
 async def list_groups(
-    tenant: TenantDep,
+    caller: ReadDep,
     session: SessionDep,
     type: Annotated[str | None, Query(max_length=64)] = None,
     pending: bool = True,
@@ -70,13 +72,13 @@ async def list_groups(
     """Entries that failed the same way (job type, stage, error type, message shape), largest first,
     with counts, first and last seen and a sample; replay a group with `filter.fingerprint`."""
     groups = await DeadLetterRepository(session).groups(
-        DeadLetterFilter(tenant, type, pending=pending), limit
+        DeadLetterFilter(caller.tenant, type, pending=pending), limit
     )
     return DeadLetterGroupPage(items=[DeadLetterGroupPublic(**vars(group)) for group in groups])
 
 
 @router.post("/replay", summary="Replay dead letters in bulk")
-async def bulk_replay(body: BulkReplayRequest, state: StateDep, caller: CallerDep) -> BulkReplayPublic:
+async def bulk_replay(body: BulkReplayRequest, state: StateDep, caller: OperateDep) -> BulkReplayPublic:
     """Replay the caller's pending entries matching `filter` (up to `max`, paced to `rate` per second),
     or with `dry_run` only count them and show a sample. One result per entry."""
     return await replay_many(state, caller, body)
@@ -84,10 +86,10 @@ async def bulk_replay(body: BulkReplayRequest, state: StateDep, caller: CallerDe
 
 @router.get("/{entry_id}", summary="Show a dead letter")
 async def get_dead_letter(
-    entry_id: uuid.UUID, state: StateDep, tenant: TenantDep, session: SessionDep
+    entry_id: uuid.UUID, state: StateDep, caller: ReadDep, session: SessionDep
 ) -> DeadLetterPublic:
     """The entry with its payload and whole error history."""
-    entry = await DeadLetterRepository(session).get(tenant, entry_id)
+    entry = await DeadLetterRepository(session).get(caller.tenant, entry_id)
     if entry is None:
         raise Problem(404, "Dead letter not found", f"no dead letter {entry_id} for this API key")
     return dead_letter_view(state.settings, entry, utcnow())
@@ -95,7 +97,7 @@ async def get_dead_letter(
 
 @router.post("/{entry_id}/replay", summary="Replay a dead letter")
 async def replay(
-    entry_id: uuid.UUID, state: StateDep, caller: CallerDep, body: ReplayRequest | None = None
+    entry_id: uuid.UUID, state: StateDep, caller: OperateDep, body: ReplayRequest | None = None
 ) -> RetryPublic:
     """Reset the dead run from the failed stage when its history exists, else start a new run from the
     stored payload; `mode` says which. 409 if already replayed or past the replay limit."""

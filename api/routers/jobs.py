@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from api.cursors import decode_cursor, encode_cursor
-from api.deps import CallerDep, SessionDep, StateDep, TenantDep
+from api.deps import OperateDep, ReadDep, SessionDep, StateDep, SubmitDep
 from api.interventions import cancel, review
 from api.problems import Problem
 from api.retries import RetryOrder, retry
@@ -33,9 +33,9 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
 @router.post("", status_code=202, summary="Submit a job")
-async def create_job(body: JobCreate, state: StateDep, tenant: TenantDep, response: Response) -> JobPublic:
+async def create_job(body: JobCreate, state: StateDep, caller: SubmitDep, response: Response) -> JobPublic:
     """Start a job of a registered type. With `idempotency_key`, a repeat returns the same job (200)."""
-    job, created = await submit(state, tenant, body)
+    job, created = await submit(state, caller.tenant, body)
     if not created:
         response.status_code = 200
     return job_view(state.settings, job)
@@ -44,7 +44,7 @@ async def create_job(body: JobCreate, state: StateDep, tenant: TenantDep, respon
 @router.get("", summary="List jobs")
 async def list_jobs(
     state: StateDep,
-    tenant: TenantDep,
+    caller: ReadDep,
     session: SessionDep,
     status: JobStatus | None = None,
     type: Annotated[str | None, Query(max_length=64)] = None,
@@ -53,7 +53,7 @@ async def list_jobs(
 ) -> JobPage:
     """Newest first; `next_cursor` fetches the next page. `counts` are per status for the same type."""
     archived_before = utcnow() - state.settings.archive_after
-    where = JobFilter(tenant, status.value if status else None, type, archived_before)
+    where = JobFilter(caller.tenant, status.value if status else None, type, archived_before)
     repository = JobRepository(session)
     after = decode_cursor(cursor) if cursor else None
     jobs = await repository.page(where, limit + 1, after)
@@ -66,10 +66,10 @@ async def list_jobs(
 
 
 @router.get("/{job_id}", summary="Show a job")
-async def get_job(job_id: str, state: StateDep, tenant: TenantDep, session: SessionDep) -> JobPublic:
+async def get_job(job_id: str, state: StateDep, caller: ReadDep, session: SessionDep) -> JobPublic:
     """Status, stage, attempts, next retry time, error, per-stage timings and the Temporal UI link."""
     repository = JobRepository(session)
-    job = await repository.get(tenant, job_id)
+    job = await repository.get(caller.tenant, job_id)
     if job is None:
         raise Problem(404, "Job not found", f"no job {job_id} for this API key")
     return job_view(state.settings, job, await repository.stages(job_id), await repository.actions(job_id))
@@ -77,7 +77,7 @@ async def get_job(job_id: str, state: StateDep, tenant: TenantDep, session: Sess
 
 @router.post("/{job_id}/retry", summary="Retry a dead job from the failed stage")
 async def retry_job(
-    job_id: str, state: StateDep, caller: CallerDep, body: RetryRequest | None = None
+    job_id: str, state: StateDep, caller: OperateDep, body: RetryRequest | None = None
 ) -> RetryPublic:
     """Reset the dead run to the failed stage (or `from_stage`, any stage up to it): earlier stages are
     not run again. The reason and the caller are recorded. 409 unless dead."""
@@ -87,7 +87,7 @@ async def retry_job(
 
 @router.post("/{job_id}/cancel", status_code=202, summary="Cancel a job")
 async def cancel_job(
-    job_id: str, state: StateDep, caller: CallerDep, body: CancelRequest | None = None
+    job_id: str, state: StateDep, caller: OperateDep, body: CancelRequest | None = None
 ) -> CancelPublic:
     """Stop a queued, running, retrying or pending_review job; a running stage sees it on its next
     heartbeat and the job becomes `cancelled` once it has stopped. 409 for a finished job."""
@@ -95,7 +95,7 @@ async def cancel_job(
 
 
 @router.post("/{job_id}/review", summary="Approve or reject a job waiting for review")
-async def review_job(job_id: str, body: ReviewRequest, state: StateDep, caller: CallerDep) -> ReviewPublic:
+async def review_job(job_id: str, body: ReviewRequest, state: StateDep, caller: OperateDep) -> ReviewPublic:
     """Decide the review stage: `approve` runs the next stage, `reject` dead-letters the job with reason
     `Rejected`. 409 with the reason when the job is not waiting for a review."""
     return await review(state, caller, job_id, body)

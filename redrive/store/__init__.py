@@ -2,10 +2,11 @@
 
 from redrive.store.engine import create_engine, session_factory
 from redrive.store.migrate import upgrade
-from redrive.store.models import AlertWindow, DeadLetter, Job, JobAction, JobStage, StageFailure
+from redrive.store.models import AlertWindow, ApiKey, DeadLetter, Job, JobAction, JobStage, StageFailure
 
 __all__ = [
     "AlertWindow",
+    "ApiKey",
     "DeadLetter",
     "Job",
     "JobAction",

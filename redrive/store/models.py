@@ -142,3 +142,18 @@ class JobAction(SQLModel, table=True):
     actor: str = Field(max_length=128)
     note: str | None = Field(default=None, max_length=1000)
     at: datetime = Field(sa_type=UTCDateTime)
+
+
+class ApiKey(SQLModel, table=True):
+    """An API key: only its SHA-256 is stored; `id` is the public part that names it in logs."""
+
+    __tablename__ = "api_keys"
+
+    id: str = Field(primary_key=True, max_length=32)
+    tenant_id: str = Field(max_length=64)
+    name: str = Field(max_length=128)
+    scopes: str = Field(max_length=128)
+    """Comma-separated: submit, read, operate, admin."""
+    secret_hash: str = Field(max_length=64)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
