@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.client import Client
 
+from api.body_limit import BodyLimit
 from api.janitor import RunJanitor
 from api.problems import install_problem_handlers
 from api.routers import dead_letters, health, jobs
@@ -43,6 +44,7 @@ def create_app(settings: Settings, temporal: Client | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     for router in (jobs.router, dead_letters.router, health.router):
         app.include_router(router)
     return app

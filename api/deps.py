@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.problems import Problem
@@ -55,8 +56,16 @@ def _unauthorized(detail: str) -> Problem:
     return Problem(401, "Unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def authenticate(request: Request, state: StateDep) -> Caller:
-    """The caller behind `Authorization: Bearer <key>`; 401 without a valid key."""
+BEARER = HTTPBearer(auto_error=False, description="an API key: `redrive keys create`")
+
+
+async def authenticate(
+    request: Request,
+    state: StateDep,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+) -> Caller:
+    """The caller behind `Authorization: Bearer <key>`; 401 without a valid key. (`_declared` puts the
+    scheme in the OpenAPI document; the header is read here so every failure is problem+json.)"""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise _unauthorized("send an API key as 'Authorization: Bearer <key>'")

@@ -4,6 +4,8 @@ did it and why in the job's action log."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -18,6 +20,7 @@ from redrive.store.models import Job, JobAction
 from redrive.store.types import utcnow
 
 CANCELLABLE = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING, JobStatus.PENDING_REVIEW)
+UPDATE_TIMEOUT = timedelta(seconds=10)
 GONE = (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION)
 """What Temporal answers for a run that has closed meanwhile."""
 
@@ -45,10 +48,14 @@ async def review(state: AppState, caller: Caller, job_id: str, request: ReviewRe
     job = await _job(state, caller, job_id)
     decision = ReviewInput(decision=request.decision, reviewer=caller.identity, comment=request.comment)
     not_waiting = f"job {job_id} is {job.status}, not waiting for a review"
-    if job.run_id is None:
+    if job.run_id is None or job.status != JobStatus.PENDING_REVIEW:
+        # The workflow projects pending_review before it waits, so this spares Temporal (and the
+        # caller) an update that would sit unanswered behind a queued or busy run.
         raise Problem(409, "Job is not in review", not_waiting)
     try:
-        result = await _handle(state, job).execute_update("review", decision, result_type=ReviewResult)
+        result = await _handle(state, job).execute_update(
+            "review", decision, result_type=ReviewResult, rpc_timeout=UPDATE_TIMEOUT
+        )
     except WorkflowUpdateFailedError as error:
         detail = getattr(error.cause, "message", None) or not_waiting
         raise Problem(409, "Job is not in review", f"job {job_id}: {detail}") from None

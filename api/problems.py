@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from temporalio.service import RPCError, RPCStatusCode
 
 PROBLEM_JSON = "application/problem+json"
@@ -58,22 +59,36 @@ async def _validation(_request: Request, error: Exception) -> JSONResponse:
         {"field": _field(item.get("loc", ())), "message": item.get("msg", "invalid")}
         for item in error.errors()
     ]
+    return problem_response(invalid(errors))
+
+
+def invalid(errors: list[dict[str, str]], title: str = "Invalid request") -> Problem:
+    """A 422 listing every `{field, message}`, with the first one in `detail` and `field`."""
     first = errors[0] if errors else {"field": "body", "message": "invalid request"}
     detail = f"{first['field']}: {first['message']}"
-    return problem_response(
-        Problem(422, "Invalid request", detail, field=first["field"], extra={"errors": errors})
-    )
+    return Problem(422, title, detail, field=first["field"], extra={"errors": errors})
 
 
-async def _http(_request: Request, error: Exception) -> JSONResponse:
+async def _http(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     headers = dict(error.headers or {})
+    if error.status_code == 405:  # Starlette names the first matching route's methods only
+        headers["Allow"] = ", ".join(_allowed_methods(request))
     return problem_response(Problem(error.status_code, str(error.detail), str(error.detail), headers=headers))
 
 
 async def _problem(_request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, Problem)
     return problem_response(error)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods - {"HEAD"})
 
 
 def _unavailable(what: str) -> JSONResponse:

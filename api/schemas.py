@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from redrive.status import ErrorReason
 
 MAX_PAGE = 200
 
 
+def _iso_only(value: object) -> object:
+    # Pydantic would read 1700000000 or "0.5" as a Unix time; an API caller meant something else.
+    if isinstance(value, int | float) or (isinstance(value, str) and re.fullmatch(r"[\d.eE+-]*", value)):
+        raise ValueError("expected an ISO 8601 time such as 2026-11-24T09:00:00Z")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]
+"""A point in time written out in ISO 8601."""
+
+
 class JobCreate(BaseModel):
     """A job to run."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # 0 is not false; 0.5 is not a time
 
     type: str = Field(min_length=1, max_length=64, examples=["demo"])
     payload: dict[str, Any] = Field(default_factory=dict, examples=[{"sleep_ms": 100}])
@@ -78,7 +90,7 @@ class JobPage(BaseModel):
 class RetryRequest(BaseModel):
     """Retry a dead job from the stage that failed, or from an earlier one."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # 0 is not false; 0.5 is not a time
 
     from_stage: str | None = Field(
         default=None, min_length=1, max_length=64, description="a stage up to the failed one (default: it)"
@@ -90,7 +102,7 @@ class RetryRequest(BaseModel):
 class CancelRequest(BaseModel):
     """Stop a queued, running, retrying or waiting job."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # 0 is not false; 0.5 is not a time
 
     reason: str | None = Field(default=None, max_length=500, examples=["customer withdrew the order"])
 
@@ -106,7 +118,7 @@ class CancelPublic(BaseModel):
 class ReviewRequest(BaseModel):
     """A decision on a job waiting in a review stage."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # 0 is not false; 0.5 is not a time
 
     decision: Literal["approve", "reject"]
     comment: str | None = Field(default=None, max_length=1000)
@@ -189,7 +201,7 @@ class DeadLetterGroupPage(BaseModel):
 class ReplayRequest(BaseModel):
     """Replay one dead letter."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # 0 is not false; 0.5 is not a time
 
     from_stage: str | None = Field(default=None, min_length=1, max_length=64)
     reason: str | None = Field(default=None, max_length=500)
@@ -199,20 +211,20 @@ class ReplayRequest(BaseModel):
 class ReplayFilter(BaseModel):
     """Which pending dead letters a bulk replay takes (always the caller's own)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # 0 is not false; 0.5 is not a time
 
     type: str | None = Field(default=None, max_length=64)
     reason: ErrorReason | None = None
     stage: str | None = Field(default=None, max_length=64)
     fingerprint: str | None = Field(default=None, max_length=64)
-    dlq_before: datetime | None = Field(default=None, description="died before this time")
-    dlq_after: datetime | None = Field(default=None, description="died at or after this time")
+    dlq_before: IsoTime | None = Field(default=None, description="died before this time")
+    dlq_after: IsoTime | None = Field(default=None, description="died at or after this time")
 
 
 class BulkReplayRequest(BaseModel):
     """Replay every pending dead letter matching `filter`, up to `max`, at most `rate` per second."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # 0 is not false; 0.5 is not a time
 
     filter: ReplayFilter = Field(default_factory=ReplayFilter)
     dry_run: bool = Field(default=False, description="count and sample only; change nothing")
@@ -242,3 +254,32 @@ class BulkReplayPublic(BaseModel):
     replayed: int
     skipped: int
     failed: int
+
+
+class ProblemDocument(BaseModel):
+    """An error (RFC 9457): what went wrong, and the field to fix when one is to blame."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    field: str | None = None
+    errors: list[dict[str, str]] | None = Field(default=None, description="every `{field, message}`")
+
+
+def _problem(description: str) -> dict[str, Any]:
+    schema = ProblemDocument.model_json_schema()
+    return {"description": description, "content": {"application/problem+json": {"schema": schema}}}
+
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    400: _problem("The body is not valid JSON."),
+    401: _problem("No API key, or one that is not valid or was revoked."),
+    403: _problem("The API key lacks the scope this call needs."),
+    404: _problem("No such object for this API key's tenant."),
+    409: _problem("The object is not in a state that allows this; the detail says why."),
+    413: _problem("The request body is over the configured limit."),
+    422: _problem("A field is invalid; `field` names it and `errors` lists all."),
+    503: _problem("Temporal or the database cannot be reached; retry after `Retry-After` seconds."),
+}
+"""Every error a `/v1` route can answer with, documented once for all of them."""

@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import timedelta
+from typing import Any
 
+from pydantic import BaseModel, ValidationError
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -58,12 +60,31 @@ async def start_job(
     return handle.result_run_id or ""
 
 
+def check_payload(model: type[BaseModel] | None, payload: dict[str, Any]) -> None:
+    """422 naming the first field of `payload` that does not fit the job type's model."""
+    if model is None:
+        return
+    try:
+        model.model_validate(payload)
+    except ValidationError as error:
+        errors = [
+            {"field": ".".join(["body", "payload", *map(str, item["loc"])]), "message": item["msg"]}
+            for item in error.errors()
+        ]
+        first = errors[0]
+        detail = f"{first['field']}: {first['message']}"
+        raise Problem(
+            422, "Invalid payload", detail, field=first["field"], extra={"errors": errors}
+        ) from None
+
+
 async def submit(state: AppState, tenant_id: str, request: JobCreate) -> tuple[Job, bool]:
     """Start (or find) the job; True when this call created it."""
     try:
         job_type = state.registry.get(request.type)
     except UnknownJobType as error:
         raise Problem(422, "Unknown job type", str(error), field="body.type") from None
+    check_payload(job_type.payload_model, request.payload)
     job_id = job_id_for(tenant_id, request.idempotency_key)
     existing = None
     if request.idempotency_key is not None:  # a random id cannot exist yet

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     ui_url: str = ""
     api_keys: str = Field(default="", description="comma-separated key:tenant pairs")
     graceful_shutdown_seconds: float = 10.0
+    max_body_bytes: int = Field(default=256 * 1024, gt=0, description="larger request bodies get 413")
     archive_after: timedelta = Field(default=timedelta(days=7), description="dead letters older are archived")
     purge_replayed_after: timedelta = Field(
         default=timedelta(days=30), description="replayed entries are purged"

@@ -166,6 +166,22 @@ async def test_listing_pages_with_a_cursor(api: httpx.AsyncClient) -> None:
         ("post", "/v1/jobs/job-unknown/retry", {}, 404, None),
         ("post", "/v1/jobs/job-unknown/retry", {"reason": "x" * 501}, 422, "body.reason"),
         ("get", "/v1/dead-letters?reason=Bored", None, 422, "query.reason"),
+        ("post", "/v1/jobs", {"type": "webhook", "payload": {}}, 422, "body.payload.url"),
+        (
+            "post",
+            "/v1/jobs",
+            {"type": "webhook", "payload": {"url": "ftp://x.example"}},
+            422,
+            "body.payload.url",
+        ),
+        (
+            "post",
+            "/v1/jobs",
+            {"type": "webhook", "payload": {"url": "https://x.example", "method": "BREW"}},
+            422,
+            "body.payload.method",
+        ),
+        ("post", "/v1/jobs", {"type": "demo", "payload": {"blob": "x" * 300_000}}, 413, "body"),
     ],
 )
 async def test_bad_requests_get_problem_json(
@@ -181,6 +197,19 @@ async def test_bad_requests_get_problem_json(
     if field is not None:
         assert problem["field"] == field
     assert (await api.get("/v1/jobs")).json()["items"] == []
+
+
+async def test_idempotency_key_header(api: httpx.AsyncClient) -> None:
+    """The Idempotency-Key header works like the body field; the two disagreeing is a 422."""
+    key = f"hdr-{uuid.uuid4().hex}"
+    first = await api.post("/v1/jobs", json={"type": "demo"}, headers={"Idempotency-Key": key})
+    again = await api.post("/v1/jobs", json={"type": "demo", "idempotency_key": key})
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert first.json()["id"] == again.json()["id"]
+    clash = await api.post(
+        "/v1/jobs", json={"type": "demo", "idempotency_key": "x"}, headers={"Idempotency-Key": "y"}
+    )
+    assert (clash.status_code, clash.json()["field"]) == (422, "header.Idempotency-Key")
 
 
 async def test_unknown_type_names_the_known_ones(api: httpx.AsyncClient) -> None:

@@ -14,12 +14,14 @@ from api.problems import Problem
 from api.replays import replay_many, replay_one
 from api.schemas import (
     MAX_PAGE,
+    PROBLEMS,
     BulkReplayPublic,
     BulkReplayRequest,
     DeadLetterGroupPage,
     DeadLetterGroupPublic,
     DeadLetterPage,
     DeadLetterPublic,
+    IsoTime,
     ReplayRequest,
     RetryPublic,
 )
@@ -28,7 +30,7 @@ from redrive.status import ErrorReason
 from redrive.store.dead_letters import DeadLetterFilter, DeadLetterRepository
 from redrive.store.types import utcnow
 
-router = APIRouter(prefix="/v1/dead-letters", tags=["dead letters"])
+router = APIRouter(prefix="/v1/dead-letters", tags=["dead letters"], responses=PROBLEMS)
 
 
 @router.get("", summary="List dead letters")
@@ -41,8 +43,8 @@ async def list_dead_letters(
     stage: Annotated[str | None, Query(max_length=64)] = None,
     fingerprint: Annotated[str | None, Query(max_length=64)] = None,
     pending: bool | None = None,
-    dlq_before: datetime | None = None,
-    dlq_after: datetime | None = None,
+    dlq_before: IsoTime | None = None,
+    dlq_after: IsoTime | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> DeadLetterPage:
@@ -82,6 +84,12 @@ async def bulk_replay(body: BulkReplayRequest, state: StateDep, caller: OperateD
     """Replay the caller's pending entries matching `filter` (up to `max`, paced to `rate` per second),
     or with `dry_run` only count them and show a sample. One result per entry."""
     return await replay_many(state, caller, body)
+
+
+@router.api_route("/replay", methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+async def replay_other_methods() -> None:
+    """`/replay` is not a dead letter's id: other methods get 405, not a complaint about the id."""
+    raise Problem(405, "Method Not Allowed", "use POST /v1/dead-letters/replay", headers={"Allow": "POST"})
 
 
 @router.get("/{entry_id}", summary="Show a dead letter")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 
 from api.cursors import decode_cursor, encode_cursor
 from api.deps import OperateDep, ReadDep, SessionDep, StateDep, SubmitDep
@@ -13,6 +13,7 @@ from api.problems import Problem
 from api.retries import RetryOrder, retry
 from api.schemas import (
     MAX_PAGE,
+    PROBLEMS,
     CancelPublic,
     CancelRequest,
     JobCreate,
@@ -29,12 +30,35 @@ from redrive.status import JobStatus
 from redrive.store.jobs import JobFilter, JobRepository
 from redrive.store.types import utcnow
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEMS)
 
 
-@router.post("", status_code=202, summary="Submit a job")
-async def create_job(body: JobCreate, state: StateDep, caller: SubmitDep, response: Response) -> JobPublic:
-    """Start a job of a registered type. With `idempotency_key`, a repeat returns the same job (200)."""
+@router.post(
+    "",
+    status_code=202,
+    summary="Submit a job",
+    responses={
+        200: {"model": JobPublic, "description": "A repeat with the same idempotency key: the same job."}
+    },
+)
+async def create_job(
+    body: JobCreate,
+    state: StateDep,
+    caller: SubmitDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
+) -> JobPublic:
+    """Start a job of a registered type. With an idempotency key (the `Idempotency-Key` header or the
+    body's `idempotency_key`), a repeat returns the same job with 200 instead of 202."""
+    if idempotency_key is not None:
+        if body.idempotency_key not in (None, idempotency_key):
+            raise Problem(
+                422,
+                "Two idempotency keys",
+                "the Idempotency-Key header and body.idempotency_key differ; send one of them",
+                field="header.Idempotency-Key",
+            )
+        body = body.model_copy(update={"idempotency_key": idempotency_key})
     job, created = await submit(state, caller.tenant, body)
     if not created:
         response.status_code = 200

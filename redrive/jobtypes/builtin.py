@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from redrive.jobtypes.payloads import WebhookPayload
 from redrive.jobtypes.registry import JobType, JobTypeRegistry, StageSpec
 
 WEBHOOK = JobType(
@@ -12,6 +13,7 @@ WEBHOOK = JobType(
     stages=(
         StageSpec(name="deliver", activity="webhook.deliver", start_to_close_timeout=timedelta(seconds=60)),
     ),
+    payload_model=WebhookPayload,
 )
 
 DEMO = JobType(

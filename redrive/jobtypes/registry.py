@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from pydantic import BaseModel
+
 from redrive.retries import RetryDeclaration
 
 STAGE_KINDS = ("activity", "review")
@@ -42,6 +44,8 @@ class JobType:
     description: str = ""
     execution_timeout: timedelta | None = None
     """A run still open after this is closed by Temporal and recorded as a `Timeout` dead letter."""
+    payload_model: type[BaseModel] | None = None
+    """When set, a submitted payload must validate against it."""
 
     def __post_init__(self) -> None:
         for stage in self.stages:
