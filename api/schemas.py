@@ -56,6 +56,19 @@ class ActionPublic(BaseModel):
     at: datetime
 
 
+class DeadLetterLink(BaseModel):
+    """One trip of the job through the dead-letter queue."""
+
+    id: uuid.UUID
+    run_id: str
+    stage: str
+    error_reason: str
+    dlq_at: datetime
+    replayed_at: datetime | None
+    replay_of: uuid.UUID | None
+    replay_count: int
+
+
 class JobPublic(BaseModel):
     """A job as the API shows it."""
 
@@ -77,6 +90,9 @@ class JobPublic(BaseModel):
     stages: list[StagePublic] = Field(default_factory=list)
     temporal_url: str
     actions: list[ActionPublic] = Field(default_factory=list)
+    dead_letters: list[DeadLetterLink] = Field(
+        default_factory=list, description="the retry chain, oldest first"
+    )
 
 
 class JobPage(BaseModel):

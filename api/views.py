@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
-from api.schemas import ActionPublic, DeadLetterPublic, JobPublic, StagePublic
+from api.schemas import ActionPublic, DeadLetterLink, DeadLetterPublic, JobPublic, StagePublic
 from redrive.settings import Settings
 from redrive.store.jobs import shown_status
 from redrive.store.models import DeadLetter, Job, JobAction, JobStage
@@ -19,7 +19,11 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
 
 
 def job_view(
-    settings: Settings, job: Job, stages: Sequence[JobStage] = (), actions: Sequence[JobAction] = ()
+    settings: Settings,
+    job: Job,
+    stages: Sequence[JobStage] = (),
+    actions: Sequence[JobAction] = (),
+    chain: Sequence[DeadLetter] = (),
 ) -> JobPublic:
     """The public shape of a job, its stages and what people did to it."""
     first_start = min((s.started_at for s in stages if s.started_at is not None), default=None)
@@ -53,6 +57,7 @@ def job_view(
         ],
         temporal_url=workflow_url(settings, job.id, job.run_id),
         actions=[ActionPublic(action=a.action, by=a.actor, note=a.note, at=a.at) for a in actions],
+        dead_letters=[DeadLetterLink.model_validate(entry, from_attributes=True) for entry in chain],
     )
 
 

@@ -241,3 +241,25 @@ def test_settings_refuse_malformed_api_keys() -> None:
     """REDRIVE_API_KEYS entries must be key:tenant."""
     with pytest.raises(ValueError, match="key:tenant"):
         Settings(api_keys="just-a-key")
+
+
+async def test_list_filters(api: httpx.AsyncClient, tmp_path: Path) -> None:
+    """stage, error_reason and creation-time filters narrow the page; counts follow the same filter."""
+    before = datetime.now(UTC)
+    fail = {"stage": "finish", "error": "ValidationError"}
+    dead = (await api.post("/v1/jobs", json={"type": "demo", "payload": {"fail": fail}})).json()["id"]
+    ok = (await api.post("/v1/jobs", json={"type": "demo", "payload": {}})).json()["id"]
+    await eventually(lambda: _status(api, dead, "dead_letter"))
+    await eventually(lambda: _status(api, ok, "complete"))
+
+    async def ids(**params: str) -> list[str]:
+        return [job["id"] for job in (await api.get("/v1/jobs", params=params)).json()["items"]]
+
+    assert await ids(error_reason="Validation") == [dead]
+    assert await ids(stage="finish", status="dead_letter") == [dead]
+    assert sorted(await ids(created_after=before.isoformat())) == sorted([dead, ok])
+    assert await ids(created_before=before.isoformat()) == []
+    counts = (await api.get("/v1/jobs", params={"error_reason": "Validation"})).json()["counts"]
+    assert counts == {"dead_letter": 1}
+    bad = await api.get("/v1/jobs", params={"created_after": "1700000000"})
+    assert (bad.status_code, bad.json()["field"]) == (422, "query.created_after")

@@ -170,4 +170,7 @@ async def test_replay_limit_needs_force(api: httpx.AsyncClient, tmp_path: Path) 
     breaker.unlink()
     forced = await api.post(f"/v1/dead-letters/{second['id']}/replay", json={"force": True})
     assert forced.status_code == 200, forced.text
-    await eventually(lambda: _job(api, job_id, "complete"), within=60)
+    done = await eventually(lambda: _job(api, job_id, "complete"), within=60)
+    chain = [(e["id"], e["replay_of"], e["replayed_at"] is not None) for e in done["dead_letters"]]
+    assert chain == [(first["id"], None, True), (second["id"], first["id"], True)]
+    assert [a["action"] for a in done["actions"]] == ["replay", "replay"]

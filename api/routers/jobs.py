@@ -16,6 +16,7 @@ from api.schemas import (
     PROBLEMS,
     CancelPublic,
     CancelRequest,
+    IsoTime,
     JobCreate,
     JobPage,
     JobPublic,
@@ -26,7 +27,8 @@ from api.schemas import (
 )
 from api.submission import submit
 from api.views import job_view
-from redrive.status import JobStatus
+from redrive.status import ErrorReason, JobStatus
+from redrive.store.dead_letters import DeadLetterRepository
 from redrive.store.jobs import JobFilter, JobRepository
 from redrive.store.types import utcnow
 
@@ -71,13 +73,28 @@ async def list_jobs(
     caller: ReadDep,
     session: SessionDep,
     status: JobStatus | None = None,
-    type: Annotated[str | None, Query(max_length=64)] = None,
+    type: Annotated[str | None, Query(max_length=64, examples=["webhook"])] = None,
+    stage: Annotated[str | None, Query(max_length=64, examples=["deliver"])] = None,
+    error_reason: ErrorReason | None = None,
+    created_after: IsoTime | None = None,
+    created_before: IsoTime | None = None,
+    include_archived: bool = False,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> JobPage:
-    """Newest first; `next_cursor` fetches the next page. `counts` are per status for the same type."""
-    archived_before = utcnow() - state.settings.archive_after
-    where = JobFilter(caller.tenant, status.value if status else None, type, archived_before)
+    """Newest first; `next_cursor` fetches the next page. Archived jobs are left out unless
+    `include_archived=true` or `status=archived`. `counts` are per status for the same filter."""
+    where = JobFilter(
+        caller.tenant,
+        status=status.value if status else None,
+        type=type,
+        archived_before=utcnow() - state.settings.archive_after,
+        stage=stage,
+        error_reason=error_reason.value if error_reason else None,
+        created_after=created_after,
+        created_before=created_before,
+        include_archived=include_archived,
+    )
     repository = JobRepository(session)
     after = decode_cursor(cursor) if cursor else None
     jobs = await repository.page(where, limit + 1, after)
@@ -96,7 +113,10 @@ async def get_job(job_id: str, state: StateDep, caller: ReadDep, session: Sessio
     job = await repository.get(caller.tenant, job_id)
     if job is None:
         raise Problem(404, "Job not found", f"no job {job_id} for this API key")
-    return job_view(state.settings, job, await repository.stages(job_id), await repository.actions(job_id))
+    chain = await DeadLetterRepository(session).for_job(caller.tenant, job_id)
+    return job_view(
+        state.settings, job, await repository.stages(job_id), await repository.actions(job_id), chain
+    )
 
 
 @router.post("/{job_id}/retry", summary="Retry a dead job from the failed stage")

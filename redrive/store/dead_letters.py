@@ -101,6 +101,12 @@ class DeadLetterRepository:
         )
         return (await self.session.exec(query)).first()
 
+    async def for_job(self, app_id: str, job_id: str) -> list[DeadLetter]:
+        """The job's entries, oldest first: its trips through the queue (the replay chain)."""
+        await scope_to(self.session, app_id)
+        query = select(DeadLetter).where(DeadLetter.app_id == app_id, DeadLetter.original_job_id == job_id)
+        return list((await self.session.exec(query.order_by(col(DeadLetter.dlq_at)))).all())
+
     async def search(
         self, where: DeadLetterFilter, limit: int, after: tuple[datetime, uuid.UUID] | None = None
     ) -> list[DeadLetter]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +26,12 @@ class JobFilter:
     type: str | None = None
     archived_before: datetime | None = None
     """Dead jobs that finished before this read as `archived` (the maintenance pass may lag)."""
+    stage: str | None = None
+    error_reason: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    include_archived: bool = False
+    """Archived jobs are left out unless asked for (or `status` is `archived`)."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +76,8 @@ class JobRepository:
 
     async def counts(self, where: JobFilter) -> dict[str, int]:
         """Jobs per status under the same filter, ignoring the status filter itself."""
-        conditions = self._conditions(JobFilter(where.tenant_id, None, where.type, where.archived_before))
+        archived_too = where.include_archived or where.status == JobStatus.ARCHIVED.value
+        conditions = self._conditions(dataclasses.replace(where, status=None, include_archived=archived_too))
         status = effective_status(where.archived_before)
         query = sa.select(status, sa.func.count()).where(*conditions).group_by(status)
         rows = (await (await self.session.connection()).execute(query)).all()
@@ -77,11 +85,18 @@ class JobRepository:
 
     @staticmethod
     def _conditions(where: JobFilter) -> list[sa.ColumnElement[bool]]:
+        status = effective_status(where.archived_before)
         conditions = [col(Job.tenant_id) == where.tenant_id]
         if where.status is not None:
-            conditions.append(effective_status(where.archived_before) == where.status)
-        if where.type is not None:
-            conditions.append(col(Job.type) == where.type)
+            conditions.append(status == where.status)
+        elif not where.include_archived:
+            conditions.append(status != JobStatus.ARCHIVED.value)
+        equal = ((Job.type, where.type), (Job.stage, where.stage), (Job.error_reason, where.error_reason))
+        conditions += [col(column) == value for column, value in equal if value is not None]
+        if where.created_after is not None:
+            conditions.append(col(Job.created_at) >= where.created_after)
+        if where.created_before is not None:
+            conditions.append(col(Job.created_at) < where.created_before)
         return conditions
 
     async def stages(self, job_id: str) -> Sequence[JobStage]:
