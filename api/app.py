@@ -6,13 +6,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from temporalio.client import Client
 
 from api.body_limit import BodyLimit
 from api.janitor import RunJanitor
 from api.problems import install_problem_handlers
-from api.routers import dead_letters, health, jobs
+from api.routers import codec, dead_letters, health, jobs
 from api.state import AppState
+from redrive.codec import data_converter
 from redrive.jobtypes import load_registry
 from redrive.settings import Settings
 from redrive.store import create_engine, session_factory
@@ -28,8 +30,9 @@ def create_app(settings: Settings, temporal: Client | None = None) -> FastAPI:
         engine = create_engine(settings.resolved_database_url())
         client = temporal or await connect(settings)
         janitor = RunJanitor(client, settings.temporal_namespace)
+        codec = data_converter(settings.payload_key).payload_codec
         app.state.redrive = AppState(
-            settings, settings.static_keys(), registry, session_factory(engine), client, janitor
+            settings, settings.static_keys(), registry, session_factory(engine), client, janitor, codec
         )
         try:
             yield
@@ -45,6 +48,13 @@ def create_app(settings: Settings, temporal: Client | None = None) -> FastAPI:
     )
     install_problem_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    for router in (jobs.router, dead_letters.router, health.router):
+    app.add_middleware(
+        CORSMiddleware,  # the Temporal Web UI calls /codec from its own origin
+        allow_origins=[settings.resolved_ui_url()],
+        allow_methods=["POST"],
+        allow_headers=["Authorization", "Content-Type", "X-Namespace"],
+        allow_credentials=True,
+    )
+    for router in (jobs.router, dead_letters.router, codec.router, health.router):
         app.include_router(router)
     return app

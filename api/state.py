@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
+from temporalio.converter import PayloadCodec
 
 from api.janitor import RunJanitor
 from redrive.jobtypes import JobTypeRegistry
@@ -23,3 +24,4 @@ class AppState:
     sessions: async_sessionmaker[AsyncSession]
     temporal: Client
     janitor: RunJanitor
+    codec: PayloadCodec | None = None

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     ui_url: str = ""
     api_keys: str = Field(default="", description="comma-separated key:tenant pairs")
     graceful_shutdown_seconds: float = 10.0
+    payload_key: str = Field(default="", description="32-byte URL-safe base64 key: encrypt Temporal payloads")
     max_body_bytes: int = Field(default=256 * 1024, gt=0, description="larger request bodies get 413")
     archive_after: timedelta = Field(default=timedelta(days=7), description="dead letters older are archived")
     purge_replayed_after: timedelta = Field(
@@ -52,6 +53,15 @@ class Settings(BaseSettings):
     )
     alert_webhook_url: str = ""
     alert_webhook_secret: str = Field(default="", description="HMAC-SHA256 key for the alert webhook")
+
+    @field_validator("payload_key")
+    @classmethod
+    def _check_payload_key(cls, value: str) -> str:
+        if value:
+            from redrive.codec import parse_key  # cryptography loads only when a key is set
+
+            parse_key(value)
+        return value
 
     @field_validator("api_keys")
     @classmethod
