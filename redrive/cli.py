@@ -10,6 +10,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
+from redrive import remote
 from redrive.jobtypes import ConfigError, load_registry
 from redrive.settings import Settings
 from redrive.store.api_keys import ApiKeyRepository
@@ -69,8 +70,22 @@ def migrate() -> None:
     typer.echo("database is up to date")
 
 
+@app.command()
+def doctor() -> None:
+    """Check Temporal, namespace retention, search attributes, migrations and SMTP; exit 1 on a failure."""
+    from redrive.doctor import diagnose
+
+    findings = asyncio.run(diagnose(_settings()))
+    for finding in findings:
+        typer.echo(f"{finding.level:<5} {finding.check}: {finding.message}")
+    if any(finding.level == "fail" for finding in findings):
+        raise typer.Exit(1)
+
+
 keys = typer.Typer(help="Manage API keys (stored hashed in REDRIVE_DATABASE_URL).")
 app.add_typer(keys, name="keys")
+app.add_typer(remote.jobs, name="jobs")
+app.add_typer(remote.dlq, name="dlq")
 
 
 @keys.command("create")

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     )
     replay_rate: float = Field(default=20.0, gt=0, description="default bulk replays per second")
     public_api_url: str = Field(default="", description="base URL of the API in notification links")
+    api_url: str = Field(default="", description="where `redrive jobs|dlq` send requests")
+    api_key: str = Field(default="", description="the key `redrive jobs|dlq` send")
     smtp_host: str = ""
     smtp_port: int = 25
     smtp_username: str = ""

@@ -1,0 +1,303 @@
+"""`redrive jobs …` and `redrive dlq …`: the REST API from a terminal (REDRIVE_API_URL, REDRIVE_API_KEY).
+
+Exit codes scripts can rely on: 0 done; 1 the API refused (4xx: not found, conflict, invalid —
+the detail is printed); 2 bad usage; 3 the API could not be reached or is unavailable (5xx, 503).
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from redrive.settings import Settings
+
+REFUSED, UNAVAILABLE = 1, 3
+BULK_BATCH = 50
+"""A bulk replay is sent in batches of this size so the progress bar moves."""
+
+jobs = typer.Typer(
+    help="Submit, list, show, retry, cancel and review jobs over the REST API.", no_args_is_help=True
+)
+dlq = typer.Typer(help="List, show, group and replay dead letters (REST).", no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+
+class Output(StrEnum):
+    """How results are printed."""
+
+    TABLE = "table"
+    JSON = "json"
+
+
+OutputOption = Annotated[Output, typer.Option("--output", "-o", help="table for people, json for scripts")]
+
+
+def _call(method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+    settings = Settings()
+    base = settings.api_url or settings.resolved_api_url()
+    headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+    query = {key: value for key, value in (params or {}).items() if value is not None}
+    try:
+        with httpx.Client(base_url=base, headers=headers, timeout=120) as http:
+            response = http.request(method, path, json=body, params=query)
+    except httpx.TransportError as error:
+        err.print(f"cannot reach the API at {base}: {error}; check REDRIVE_API_URL")
+        raise typer.Exit(UNAVAILABLE) from None
+    if response.status_code >= 400:
+        problem = _problem(response)
+        err.print(
+            f"{response.status_code} {problem.get('title', '')}: {problem.get('detail', response.text)}"
+        )
+        raise typer.Exit(UNAVAILABLE if response.status_code >= 500 else REFUSED)
+    return response.json() if response.content else None
+
+
+def _problem(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _given(**fields: Any) -> dict[str, Any]:
+    """The fields that were given (not None)."""
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def _show(
+    data: Any, output: Output, columns: list[str] | None = None, rows: list[dict[str, Any]] | None = None
+) -> None:
+    if output == Output.JSON:
+        print(json.dumps(data, indent=2, sort_keys=True))
+        return
+    if columns is None or rows is None:
+        table = Table(show_header=False, box=None)
+        for key, value in data.items():
+            table.add_row(key, _cell(value))
+    else:
+        table = Table(*columns)
+        for row in rows:
+            table.add_row(*(_cell(row.get(column)) for column in columns))
+    out.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict | list):
+        return json.dumps(value)[:200]
+    return str(value)
+
+
+def _payload(payload: str | None) -> dict[str, Any]:
+    if payload is None:
+        return {}
+    try:
+        parsed = json.loads(payload)
+    except json.JSONDecodeError as error:
+        err.print(f"--payload: not JSON ({error})")
+        raise typer.Exit(2) from None
+    if not isinstance(parsed, dict):
+        err.print("--payload: must be a JSON object")
+        raise typer.Exit(2)
+    return parsed
+
+
+JOB_COLUMNS = ["id", "type", "status", "stage", "attempt", "error_reason", "created_at"]
+DLQ_COLUMNS = ["id", "original_job_id", "type", "stage", "error_reason", "attempts", "state", "dlq_at"]
+
+
+@jobs.command("submit")
+def submit(
+    job_type: Annotated[str, typer.Argument(help="a registered job type, such as demo or webhook")],
+    payload: Annotated[str | None, typer.Option(help="the payload as a JSON object")] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="a repeat with the same key returns the same job")
+    ] = None,
+    output: OutputOption = Output.TABLE,
+) -> None:
+    """Submit a job; prints it."""
+    body = _given(type=job_type, payload=_payload(payload), idempotency_key=idempotency_key)
+    _show(_call("POST", "/v1/jobs", body=body), output)
+
+
+@jobs.command("list")
+def list_jobs(
+    status: Annotated[str | None, typer.Option()] = None,
+    job_type: Annotated[str | None, typer.Option("--type")] = None,
+    stage: Annotated[str | None, typer.Option()] = None,
+    error_reason: Annotated[str | None, typer.Option()] = None,
+    include_archived: Annotated[bool, typer.Option()] = False,
+    limit: Annotated[int, typer.Option(min=1, max=200)] = 50,
+    cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page")] = None,
+    output: OutputOption = Output.TABLE,
+) -> None:
+    """List jobs, newest first, with counts per status."""
+    params = {
+        "status": status,
+        "type": job_type,
+        "stage": stage,
+        "error_reason": error_reason,
+        "include_archived": include_archived or None,
+        "limit": limit,
+        "cursor": cursor,
+    }
+    page = _call("GET", "/v1/jobs", params=params)
+    _show(page, output, JOB_COLUMNS, page["items"])
+    if output == Output.TABLE:
+        out.print(
+            f"counts: {page['counts']}"
+            + (f"  next: --cursor {page['next_cursor']}" if page["next_cursor"] else "")
+        )
+
+
+@jobs.command("show")
+def show_job(job_id: str, output: OutputOption = Output.TABLE) -> None:
+    """A job with its stages, actions and retry chain."""
+    job = _call("GET", f"/v1/jobs/{job_id}")
+    if output == Output.JSON:
+        _show(job, output)
+        return
+    _show({k: v for k, v in job.items() if k not in ("stages", "actions", "dead_letters")}, output)
+    _show(job, output, ["name", "status", "executions", "attempt", "duration_s"], job["stages"])
+
+
+@jobs.command("retry")
+def retry_job(
+    job_id: str,
+    from_stage: Annotated[str | None, typer.Option(help="a stage up to the failed one")] = None,
+    reason: Annotated[str | None, typer.Option(help="why (kept on the job)")] = None,
+    force: Annotated[bool, typer.Option(help="past the replay limit")] = False,
+    output: OutputOption = Output.TABLE,
+) -> None:
+    """Retry a dead job from the failed stage (or --from-stage)."""
+    body = _given(from_stage=from_stage, reason=reason, force=force)
+    _show(_call("POST", f"/v1/jobs/{job_id}/retry", body=body), output)
+
+
+@jobs.command("cancel")
+def cancel_job(
+    job_id: str, reason: Annotated[str | None, typer.Option()] = None, output: OutputOption = Output.TABLE
+) -> None:
+    """Cancel a queued, running, retrying or waiting job."""
+    _show(_call("POST", f"/v1/jobs/{job_id}/cancel", body={"reason": reason} if reason else {}), output)
+
+
+@jobs.command("review")
+def review_job(
+    job_id: str,
+    decision: Annotated[str, typer.Option(help="approve or reject")],
+    comment: Annotated[str | None, typer.Option()] = None,
+    output: OutputOption = Output.TABLE,
+) -> None:
+    """Approve or reject a job waiting in a review stage."""
+    body = {"decision": decision, **({"comment": comment} if comment else {})}
+    _show(_call("POST", f"/v1/jobs/{job_id}/review", body=body), output)
+
+
+@dlq.command("list")
+def list_dead_letters(
+    job_type: Annotated[str | None, typer.Option("--type")] = None,
+    reason: Annotated[str | None, typer.Option()] = None,
+    stage: Annotated[str | None, typer.Option()] = None,
+    fingerprint: Annotated[str | None, typer.Option()] = None,
+    pending: Annotated[bool | None, typer.Option("--pending/--replayed", help="default: both")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200)] = 50,
+    output: OutputOption = Output.TABLE,
+) -> None:
+    """Dead letters, newest first."""
+    params = _given(
+        type=job_type, reason=reason, stage=stage, fingerprint=fingerprint, limit=limit, pending=pending
+    )
+    page = _call("GET", "/v1/dead-letters", params=params)
+    _show(page, output, DLQ_COLUMNS, page["items"])
+
+
+@dlq.command("show")
+def show_dead_letter(entry_id: str, output: OutputOption = Output.TABLE) -> None:
+    """One dead letter with the error of every attempt."""
+    entry = _call("GET", f"/v1/dead-letters/{entry_id}")
+    if output == Output.JSON:
+        _show(entry, output)
+        return
+    _show({k: v for k, v in entry.items() if k != "error_history"}, output)
+    _show(entry, output, ["attempt", "error_type", "message", "timestamp"], entry["error_history"])
+
+
+@dlq.command("groups")
+def groups(output: OutputOption = Output.TABLE) -> None:
+    """Pending dead letters grouped by error fingerprint, largest first."""
+    page = _call("GET", "/v1/dead-letters/groups")
+    columns = ["fingerprint", "count", "type", "stage", "error_type", "last_seen", "sample_message"]
+    _show(page, output, columns, page["items"])
+
+
+@dlq.command("replay")
+def replay(
+    entry_id: Annotated[str | None, typer.Argument(help="one dead letter; omit to replay by filter")] = None,
+    job_type: Annotated[str | None, typer.Option("--type")] = None,
+    reason: Annotated[str | None, typer.Option(help="error reason to match, such as MaxRetries")] = None,
+    stage: Annotated[str | None, typer.Option()] = None,
+    fingerprint: Annotated[str | None, typer.Option()] = None,
+    dry_run: Annotated[bool, typer.Option(help="count and sample only")] = False,
+    max_entries: Annotated[int, typer.Option("--max", min=1, max=10_000)] = 100,
+    rate: Annotated[float | None, typer.Option(min=0.01, max=1000, help="replays per second")] = None,
+    note: Annotated[str | None, typer.Option("--note", help="why (kept on each job)")] = None,
+    force: Annotated[bool, typer.Option(help="past the replay limit")] = False,
+    output: OutputOption = Output.TABLE,
+) -> None:
+    """Replay one dead letter, or every pending one matching the filter (with a progress bar)."""
+    if entry_id is not None:
+        body = _given(reason=note, force=force)
+        _show(_call("POST", f"/v1/dead-letters/{entry_id}/replay", body=body), output)
+        return
+    where = _given(type=job_type, reason=reason, stage=stage, fingerprint=fingerprint)
+    preview = _call("POST", "/v1/dead-letters/replay", body={"filter": where, "dry_run": True})
+    if dry_run:
+        _show(preview, output, DLQ_COLUMNS, preview["sample"])
+        if output == Output.TABLE:
+            out.print(f"{preview['matched']} pending dead letter(s) match")
+        return
+    results = _replay_in_batches(where, min(preview["matched"], max_entries), rate, note, force, output)
+    totals = {
+        outcome: sum(r["outcome"] == outcome for r in results)
+        for outcome in ("reset", "resubmitted", "skipped", "failed")
+    }
+    _show(
+        {"matched": preview["matched"], **totals, "results": results},
+        output,
+        ["dead_letter_id", "job_id", "outcome", "detail"],
+        results,
+    )
+    if output == Output.TABLE:
+        out.print(", ".join(f"{count} {outcome}" for outcome, count in totals.items()))
+    if totals["failed"]:
+        raise typer.Exit(REFUSED)
+
+
+def _replay_in_batches(
+    where: dict[str, Any], total: int, rate: float | None, note: str | None, force: bool, output: Output
+) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    with Progress(console=err, disable=output == Output.JSON) as progress:
+        task = progress.add_task("replaying", total=total)
+        while len(results) < total:
+            batch = min(BULK_BATCH, total - len(results))
+            body = _given(filter=where, max=batch, rate=rate, reason=note, force=force)
+            answer = _call("POST", "/v1/dead-letters/replay", body=body)
+            results += answer["results"]
+            progress.update(task, advance=len(answer["results"]))
+            if len(answer["results"]) < batch or not any(
+                r["outcome"] in ("reset", "resubmitted") for r in answer["results"]
+            ):
+                break  # nothing left that can be replayed (skipped entries stay pending)
+    return results
