@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from temporalio.service import RPCError, RPCStatusCode
@@ -121,3 +122,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RPCError, _rpc)
     app.add_exception_handler(OperationalError, _database)
     app.add_exception_handler(DBAPIError, _database)
+    app.add_exception_handler(SQLTimeoutError, _database)  # no pooled connection came free
+    # asyncpg raises the socket's own error when PostgreSQL refuses the connection; the API makes no
+    # other network calls of its own, so an OSError here means the database is out of reach.
+    app.add_exception_handler(OSError, _database)

@@ -50,6 +50,22 @@ class StagePublic(BaseModel):
 class ActionPublic(BaseModel):
     """Something a person did to the job: `retry`, `replay`, `cancel` or `review`."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "process",
+                    "status": "complete",
+                    "executions": 2,
+                    "attempt": 1,
+                    "started_at": "2026-11-24T09:00:01Z",
+                    "finished_at": "2026-11-24T09:00:02Z",
+                    "duration_s": 1.0,
+                }
+            ]
+        }
+    )
+
     action: str
     by: str
     note: str | None
@@ -98,6 +114,34 @@ class JobPublic(BaseModel):
 class JobPage(BaseModel):
     """One page of jobs, newest first, with counts per status for the same filter."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "job-5f3a9c0e8b7d4e21a0b1c2d3e4f5a6b7",
+                    "type": "webhook",
+                    "status": "retrying",
+                    "stage": "deliver",
+                    "run_id": "01a20cd4-3866-7336-8b77-6b6560ce5b63",
+                    "attempt": 2,
+                    "max_attempts": 4,
+                    "next_retry_at": "2026-11-24T09:02:31Z",
+                    "error_reason": None,
+                    "error_type": "ServiceUnavailable",
+                    "error_message": "POST https://example.com/hook answered 503: busy",
+                    "created_at": "2026-11-24T09:00:00Z",
+                    "updated_at": "2026-11-24T09:00:31Z",
+                    "finished_at": None,
+                    "processing_time_s": None,
+                    "stages": [],
+                    "temporal_url": "http://localhost:8233/namespaces/default/workflows/job-5f3a…/01a20cd4…/history",
+                    "actions": [],
+                    "dead_letters": [],
+                }
+            ]
+        }
+    )
+
     items: list[JobPublic]
     next_cursor: str | None
     counts: dict[str, int]
@@ -126,6 +170,18 @@ class CancelRequest(BaseModel):
 class CancelPublic(BaseModel):
     """The cancellation was delivered; the job shows `cancelled` once its stage has stopped."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "job_id": "job-5f3a9c0e8b7d4e21a0b1c2d3e4f5a6b7",
+                    "run_id": "01a20cd4-3866-7336-8b77-6b6560ce5b63",
+                    "status": "cancelling",
+                }
+            ]
+        }
+    )
+
     job_id: str
     run_id: str
     status: Literal["cancelling"]
@@ -143,6 +199,19 @@ class ReviewRequest(BaseModel):
 class ReviewPublic(BaseModel):
     """The decision the job accepted."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "job_id": "job-5f3a9c0e8b7d4e21a0b1c2d3e4f5a6b7",
+                    "stage": "approval",
+                    "decision": "approve",
+                    "reviewer": "a/1b8e0992eadb",
+                }
+            ]
+        }
+    )
+
     job_id: str
     stage: str
     decision: str
@@ -151,6 +220,22 @@ class ReviewPublic(BaseModel):
 
 class RetryPublic(BaseModel):
     """What a retry did: `reset` reused the history; `resubmitted` started anew from the stored payload."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "job_id": "job-5f3a9c0e8b7d4e21a0b1c2d3e4f5a6b7",
+                    "run_id": "01a20cd5-0000-7000-8000-000000000001",
+                    "from_stage": "deliver",
+                    "mode": "reset",
+                    "dead_letter_id": "0b8e5a3c-2f1d-4c6b-9a7e-5d4c3b2a1f0e",
+                    "reason": "upstream fixed in INC-42",
+                    "retried_by": "a/rdk-1b8e0992eadb",
+                }
+            ]
+        }
+    )
 
     job_id: str
     run_id: str
@@ -164,6 +249,41 @@ class RetryPublic(BaseModel):
 class DeadLetterPublic(BaseModel):
     """A dead-letter entry. `state` is `pending`, `replayed`, or `archived` (pending and older than
     the archive age, whether or not maintenance has run yet)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "0b8e5a3c-2f1d-4c6b-9a7e-5d4c3b2a1f0e",
+                    "original_job_id": "job-5f3a9c0e8b7d4e21a0b1c2d3e4f5a6b7",
+                    "run_id": "01a20cd4-3866-7336-8b77-6b6560ce5b63",
+                    "type": "webhook",
+                    "stage": "deliver",
+                    "payload": {"url": "https://example.com/hook"},
+                    "error_reason": "MaxRetries",
+                    "error_type": "ServiceUnavailable",
+                    "error_message": "POST https://example.com/hook answered 503: busy",
+                    "attempts": 4,
+                    "error_history": [
+                        {
+                            "attempt": 1,
+                            "error_type": "ServiceUnavailable",
+                            "message": "…",
+                            "timestamp": "2026-11-24T09:00:01Z",
+                        }
+                    ],
+                    "dlq_at": "2026-11-24T09:10:31Z",
+                    "replayed_at": None,
+                    "state": "pending",
+                    "fingerprint": "4f1c2b9a7d3e6f80",
+                    "replay_of": None,
+                    "replay_count": 0,
+                    "replayed_by": None,
+                    "notified_at": "2026-11-24T09:10:32Z",
+                }
+            ]
+        }
+    )
 
     id: uuid.UUID
     original_job_id: str
@@ -195,6 +315,25 @@ class DeadLetterPage(BaseModel):
 
 class DeadLetterGroupPublic(BaseModel):
     """Dead letters that failed the same way (same fingerprint)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "fingerprint": "4f1c2b9a7d3e6f80",
+                    "type": "webhook",
+                    "stage": "deliver",
+                    "error_type": "ServiceUnavailable",
+                    "error_reason": "MaxRetries",
+                    "count": 41,
+                    "first_seen": "2026-11-24T08:02:11Z",
+                    "last_seen": "2026-11-24T09:10:31Z",
+                    "sample_id": "0b8e5a3c-2f1d-4c6b-9a7e-5d4c3b2a1f0e",
+                    "sample_message": "POST https://example.com/hook answered 503: busy",
+                }
+            ]
+        }
+    )
 
     fingerprint: str
     type: str
@@ -262,6 +401,30 @@ class ReplayItem(BaseModel):
 
 class BulkReplayPublic(BaseModel):
     """A bulk replay's outcome: how many matched, a sample, and one result per entry taken."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "dry_run": False,
+                    "matched": 41,
+                    "sample": [],
+                    "replayed": 40,
+                    "skipped": 1,
+                    "failed": 0,
+                    "results": [
+                        {
+                            "dead_letter_id": "0b8e5a3c-2f1d-4c6b-9a7e-5d4c3b2a1f0e",
+                            "job_id": "job-5f3a9c0e8b7d4e21a0b1c2d3e4f5a6b7",
+                            "outcome": "reset",
+                            "run_id": "01a20cd5-0000-7000-8000-000000000001",
+                            "detail": None,
+                        }
+                    ],
+                }
+            ]
+        }
+    )
 
     dry_run: bool
     matched: int

@@ -7,17 +7,29 @@ from sqlmodel import select
 
 from api.deps import SessionDep, StateDep
 from api.problems import Problem
+from api.schemas import PROBLEMS
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="Liveness")
+@router.get(
+    "/healthz",
+    summary="Liveness",
+    responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}},
+)
 async def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness")
+@router.get(
+    "/readyz",
+    summary="Readiness",
+    responses={
+        200: {"content": {"application/json": {"example": {"status": "ready"}}}},
+        503: PROBLEMS[503],
+    },
+)
 async def readyz(state: StateDep, session: SessionDep) -> dict[str, str]:
     """The database and Temporal both answer; 503 naming the one that does not."""
     await session.exec(select(1))
