@@ -263,3 +263,17 @@ async def test_list_filters(api: httpx.AsyncClient, tmp_path: Path) -> None:
     assert counts == {"dead_letter": 1}
     bad = await api.get("/v1/jobs", params={"created_after": "1700000000"})
     assert (bad.status_code, bad.json()["field"]) == (422, "query.created_after")
+
+
+async def test_malformed_json_and_wrong_types(api: httpx.AsyncClient) -> None:
+    """A body that is not JSON, or has a field of the wrong type, is a 4xx problem naming the body."""
+    broken = await api.post(
+        "/v1/jobs", content=b'{"type": "demo",', headers={"Content-Type": "application/json"}
+    )
+    assert broken.status_code in (400, 422), broken.text
+    assert broken.headers["content-type"] == "application/problem+json"
+    assert broken.json()["field"].startswith("body")
+    wrong = await api.post("/v1/jobs", json={"type": 5, "payload": {}})
+    assert (wrong.status_code, wrong.json()["field"]) == (422, "body.type")
+    flag = await api.post("/v1/dead-letters/replay", json={"dry_run": "yes"})
+    assert (flag.status_code, flag.json()["field"]) == (422, "body.dry_run")

@@ -101,10 +101,14 @@ async def test_codec_keeps_the_secret_out_of_the_history(
         started = json.loads(history)["events"][0]["workflowExecutionStartedEventAttributes"]["input"]
         decoded = await http.post("/codec/decode", json=started)
         refused = await http.post("/codec/decode", json=started, headers={"Authorization": ""})
+        ui_origin = settings.resolved_ui_url()
+        cors = {"Origin": ui_origin, "Access-Control-Request-Method": "POST"}
+        preflight = await http.options("/codec/decode", headers=cors)
         entry = (await http.get("/v1/dead-letters")).json()["items"][0]
     assert SECRET not in _everything_in(history)
     assert SECRET not in await _plain_fields(plain, job_id)
     assert decoded.status_code == 200, decoded.text
     assert SECRET in _everything_in(json.dumps(decoded.json()))
     assert refused.status_code == 401
+    assert preflight.headers.get("access-control-allow-origin") == ui_origin
     assert SECRET in entry["error_message"]  # the operator still sees it, in our own database
