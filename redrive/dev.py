@@ -72,6 +72,9 @@ redrive is up in {seconds:.1f} s
 2. Watch it:  curl -s {api}/v1/jobs/<id> {auth}     and     curl -s {api}/v1/dead-letters {auth}
 3. Remove the failure and retry from the failed stage ('prepare' does not run again):
   rm {breaker}; curl -s -X POST {api}/v1/jobs/<id>/retry {auth}
+The same from the command line (in another shell):
+  export REDRIVE_API_URL={api} REDRIVE_API_KEY={key}
+  redrive jobs list; redrive dlq groups; redrive dlq replay --type demo --dry-run
 Press Ctrl-C to stop everything.
 """
 

@@ -108,12 +108,23 @@ def test_redrive_dev_runs_everything_and_restarts_on_its_data(
     while httpx.get(f"{api}/v1/jobs/{job['id']}", headers=headers).json()["status"] != "complete":
         assert time.monotonic() < deadline, "demo job did not complete"
         time.sleep(0.2)
+    cli_env = {**os.environ, "REDRIVE_API_URL": api, "REDRIVE_API_KEY": key}  # as the banner says
+    listed = subprocess.run(
+        [sys.executable, "-m", "redrive", "jobs", "list", "-o", "json"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert [item["id"] for item in json.loads(listed.stdout)["items"]] == [job["id"]], listed.stderr
 
     dev.send_signal(signal.SIGTERM)
     output, _ = dev.communicate(timeout=60)
     assert dev.returncode == 0, output
     assert "redrive is up in" in output
     assert "curl -s -X POST" in output
+    assert f"export REDRIVE_API_URL={api} REDRIVE_API_KEY={key}" in output
     assert _refused(int(dev_ports["REDRIVE_TEMPORAL_PORT"]))
     assert _refused(int(dev_ports["REDRIVE_UI_PORT"]))
 
