@@ -82,10 +82,12 @@ class MaintenanceActivities:
     async def _dead_letter_for(self, client: Client, execution: WorkflowExecution) -> DeadLetterInput | None:
         reason, error_type = CLOSED_WITHOUT_US[execution.status or WorkflowExecutionStatus.TERMINATED]
         handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
-        started = message = None
+        started = message = last_scheduled = None
         async for event in handle.fetch_history_events():
             if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
                 started = event.workflow_execution_started_event_attributes
+            elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                last_scheduled = event.activity_task_scheduled_event_attributes.activity_id
             elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
                 attributes = event.workflow_execution_terminated_event_attributes
                 message = (
@@ -96,11 +98,19 @@ class MaintenanceActivities:
         (job,) = await client.data_converter.decode(started.input.payloads, [JobInput])
         if message is None:
             message = f"the run exceeded its time limit of {started.workflow_run_timeout.ToTimedelta()}"
-        stage = execution.typed_search_attributes.get(JOB_STAGE) or job.stages[0].name
         async with self.deps.sessions() as session:
             row = await JobRepository(session).get(job.tenant_id, job.job_id)
         if row is not None and row.run_id not in (None, execution.run_id):
             return None  # the job has moved on to a newer run; this one is history
+        # Where it stopped: the projection knows it; else the last stage scheduled (activity ids are
+        # stage names) or the stage a review waits in. JobStage is unset while a job runs.
+        stages = [stage.name for stage in job.stages]
+        candidates = (
+            row.stage if row is not None else None,
+            last_scheduled,
+            execution.typed_search_attributes.get(JOB_STAGE),
+        )
+        stage = next((name for name in candidates if name is not None and name in stages), stages[0])
         return DeadLetterInput(
             job_id=job.job_id,
             run_id=execution.run_id,

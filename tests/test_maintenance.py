@@ -176,10 +176,10 @@ async def test_reconcile_records_terminated_and_timed_out_runs(
     async with serving(slow) as slow_url:
         webhook = {"type": "webhook", "payload": {"url": f"{slow_url}/hook"}}
         timed_out = (await http.post("/v1/jobs", json=webhook)).json()["id"]
-        stuck = (await http.post("/v1/jobs", json={"type": "demo", "payload": {"sleep_ms": 60_000}})).json()[
+        stuck = (await http.post("/v1/jobs", json={"type": "demo", "payload": {"sleep_ms": 4_000}})).json()[
             "id"
         ]
-        await eventually(lambda: _status_is(http, stuck, "running"))
+        await eventually(lambda: _in_stage(http, stuck, "process"), within=15)
         await dev_env.client.get_workflow_handle(stuck).terminate(reason="host lost")
         await eventually(lambda: _closed_as(dev_env, timed_out, WorkflowExecutionStatus.TIMED_OUT), within=20)
         await eventually(lambda: _closed_as(dev_env, stuck, WorkflowExecutionStatus.TERMINATED))
@@ -188,7 +188,7 @@ async def test_reconcile_records_terminated_and_timed_out_runs(
         await schedule.trigger()
         entries = await eventually(lambda: _entries(http, 2), within=30)
     by_job = {entry["original_job_id"]: entry for entry in entries}
-    assert (by_job[stuck]["error_reason"], by_job[stuck]["stage"]) == ("Terminated", "prepare")
+    assert (by_job[stuck]["error_reason"], by_job[stuck]["stage"]) == ("Terminated", "process")
     assert "host lost" in by_job[stuck]["error_message"]
     assert (by_job[timed_out]["error_reason"], by_job[timed_out]["stage"]) == ("Timeout", "deliver")
     for job_id, reason in ((stuck, "Terminated"), (timed_out, "Timeout")):
@@ -205,8 +205,9 @@ async def test_reconcile_records_terminated_and_timed_out_runs(
     assert len(await _entries(http, 2) or []) == 2
 
 
-async def _status_is(http: httpx.AsyncClient, job_id: str, wanted: str) -> bool:
-    return bool((await http.get(f"/v1/jobs/{job_id}")).json()["status"] == wanted)
+async def _in_stage(http: httpx.AsyncClient, job_id: str, stage: str) -> bool:
+    job = (await http.get(f"/v1/jobs/{job_id}")).json()
+    return bool(job["status"] == "running" and job["stage"] == stage)
 
 
 async def _closed_as(env: WorkflowEnvironment, job_id: str, status: WorkflowExecutionStatus) -> bool:

@@ -50,8 +50,16 @@ class ReversedJobWorkflow(JobWorkflow):
 
 
 def test_histories_were_recorded() -> None:
-    """The complete, dead-letter (before and after alerts) and retried-after-reset histories are present."""
-    assert {path.stem for path in HISTORIES} == {"complete", "dead_letter", "dead_letter_alerted", "retried"}
+    """The complete, dead-letter (before and after alerts) and retried-after-reset histories are
+    present, the complete and retried ones also from after search attributes moved to status changes."""
+    assert {path.stem for path in HISTORIES} == {
+        "complete",
+        "dead_letter",
+        "dead_letter_alerted",
+        "retried",
+        "complete_status_attributes",
+        "retried_status_attributes",
+    }
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda path: path.stem)

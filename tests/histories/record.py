@@ -53,14 +53,24 @@ async def record() -> None:
                 "dead_letter_alerted": (
                     await http.post("/v1/jobs", json={"type": "demo", "payload": {**failing, "sleep_ms": 1}})
                 ).json()["id"],
+                # Recorded once search attributes were upserted on status changes only.
+                "complete_status_attributes": (
+                    await http.post("/v1/jobs", json={"type": "demo", "payload": {"sleep_ms": 2}})
+                ).json()["id"],
+                "retried_status_attributes": (
+                    await http.post("/v1/jobs", json={"type": "demo", "payload": {**failing, "sleep_ms": 2}})
+                ).json()["id"],
             }
             await _wait(http, jobs["complete"], "complete")
             await _wait(http, jobs["dead_letter"], "dead_letter")
             await _wait(http, jobs["retried"], "dead_letter")
             await _wait(http, jobs["dead_letter_alerted"], "dead_letter")
+            await _wait(http, jobs["complete_status_attributes"], "complete")
+            await _wait(http, jobs["retried_status_attributes"], "dead_letter")
             breaker.unlink()
-            await http.post(f"/v1/jobs/{jobs['retried']}/retry", json={"reason": "recorded"})
-            await _wait(http, jobs["retried"], "complete")
+            for retried in ("retried", "retried_status_attributes"):
+                await http.post(f"/v1/jobs/{jobs[retried]}/retry", json={"reason": "recorded"})
+                await _wait(http, jobs[retried], "complete")
         for name, job_id in jobs.items():
             target = HERE / f"{name}.json"
             if target.exists():
