@@ -10,6 +10,7 @@ from temporalio import activity
 
 from activities.deps import ActivityDeps
 from redrive.messages import StatusInput
+from redrive.store.hot_paths import status_changed
 
 
 class ProjectionActivities:
@@ -23,5 +24,5 @@ class ProjectionActivities:
         """Write `change` to the job's row, if the row still belongs to that run."""
         now = self.deps.now()
         await self.deps.projection.write(
-            lambda jobs: jobs.set_status(change.job_id, change.run_id, change.status, now, change.stage)
+            status_changed(change.job_id, change.run_id, change.status, now, change.stage)
         )

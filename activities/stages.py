@@ -16,8 +16,10 @@ from redrive.errors import error_type_name, is_permanent, retry_after_hint
 from redrive.messages import StageInput, StageResult
 from redrive.retries import next_delay
 from redrive.status import JobStatus
-from redrive.store.jobs import JobRepository, StageStart
-from redrive.store.models import Job, StageFailure
+from redrive.store import hot_paths
+from redrive.store.hot_paths import StageStart
+from redrive.store.jobs import JobRepository
+from redrive.store.models import StageFailure
 
 log = logging.getLogger(__name__)
 
@@ -61,41 +63,26 @@ class StageActivities:
         return StageResult(output=output, projected_complete=projected and stage_input.last)
 
     async def _started(self, stage_input: StageInput, attempt: int, run_id: str) -> None:
-        now = self.deps.now()
-        job = Job(
-            id=stage_input.job_id,
+        start = StageStart(
+            job_id=stage_input.job_id,
             tenant_id=stage_input.tenant_id,
-            type=stage_input.job_type,
-            status=JobStatus.RUNNING.value,
+            job_type=stage_input.job_type,
             run_id=run_id,
             payload=stage_input.payload,
-            created_at=now,
-            updated_at=now,
-        )
-        start = StageStart(
-            job=job,
             stage=stage_input.stage.name,
             position=stage_input.position,
             attempt=attempt,
             max_attempts=stage_input.stage.retry.max_attempts,
-            at=now,
+            at=self.deps.now(),
         )
-        await self.deps.projection.write(lambda jobs: jobs.stage_started(start))
+        await self.deps.projection.write(hot_paths.stage_started(start))
 
     async def _finished(self, stage_input: StageInput, run_id: str) -> None:
-        job_id, stage, last, now = (
-            stage_input.job_id,
-            stage_input.stage.name,
-            stage_input.last,
-            self.deps.now(),
-        )
-
-        async def write(jobs: JobRepository) -> None:
-            await jobs.stage_finished(job_id, stage, now)
-            if last:  # saves the workflow a local activity (an extra activation and marker) per job
-                await jobs.set_status(job_id, run_id, JobStatus.COMPLETE, now, stage)
-
-        await self.deps.projection.write(write)
+        job_id, stage, now = stage_input.job_id, stage_input.stage.name, self.deps.now()
+        rows = hot_paths.stage_finished(job_id, stage, now)
+        if stage_input.last:  # saves the workflow a local activity (an extra activation and marker) per job
+            rows += hot_paths.status_changed(job_id, run_id, JobStatus.COMPLETE, now, stage)
+        await self.deps.projection.write(rows)
 
     async def _failure(self, stage_input: StageInput, run_id: str, error: Exception) -> ApplicationError:
         """Classify `error`, record the attempt, and build the error Temporal acts on."""

@@ -11,11 +11,13 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col, select
 
 from redrive.fingerprints import fingerprint
-from redrive.store import DeadLetter, create_engine, session_factory, upgrade
+from redrive.status import JobStatus
+from redrive.store import DeadLetter, Job, JobStage, create_engine, hot_paths, session_factory, upgrade
 from redrive.store.dead_letters import DeadLetterFilter, DeadLetterRepository
+from redrive.store.jobs import JobRepository
 from redrive.store.types import utcnow
 
 
@@ -32,6 +34,44 @@ async def test_migration_matches_models(database_url: str) -> None:
             assert await connection.run_sync(_diff) == []
     finally:
         await engine.dispose()
+
+
+async def test_projection_batch_of_several_jobs(database_url: str) -> None:
+    """One group-commit batch (each statement once, for every job's row) projects every job, and
+    a late write still cannot revive a job that went to the dead-letter queue."""
+    engine = create_engine(database_url)
+    now = utcnow()
+    jobs = ["job-a", "job-b", "job-c"]
+
+    def started(job_id: str, stage: str, position: int) -> list[hot_paths.Row]:
+        start = hot_paths.StageStart(job_id, "t", "demo", "run-1", {}, stage, position, 1, 4, now)
+        return hot_paths.stage_started(start)
+
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            await JobRepository(session).apply([row for job in jobs for row in started(job, "prepare", 0)])
+        async with session_factory(engine)() as session, session.begin():
+            await session.exec(sa.update(Job).where(col(Job.id) == "job-c").values(status="dead_letter"))
+        async with session_factory(engine)() as session, session.begin():
+            rows = [
+                row
+                for job in jobs
+                for row in hot_paths.stage_finished(job, "prepare", now)
+                + hot_paths.status_changed(job, "run-1", JobStatus.COMPLETE, now, "prepare")
+            ]
+            await JobRepository(session).apply(rows + started("job-d", "prepare", 0))
+        async with session_factory(engine)() as session:
+            statuses = {job.id: job.status for job in (await session.exec(select(Job))).all()}
+            stages = {(row.job_id, row.status) for row in (await session.exec(select(JobStage))).all()}
+    finally:
+        await engine.dispose()
+    assert statuses == {"job-a": "complete", "job-b": "complete", "job-c": "dead_letter", "job-d": "running"}
+    assert stages == {
+        ("job-a", "complete"),
+        ("job-b", "complete"),
+        ("job-c", "complete"),
+        ("job-d", "running"),
+    }
 
 
 async def test_dead_letter_insert_is_idempotent_per_run(database_url: str) -> None:

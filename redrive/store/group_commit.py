@@ -1,5 +1,6 @@
 """Group commit for the job projection: the writes of many concurrent activities share one
-transaction, so bookkeeping costs one commit per batch instead of one per status change.
+transaction, so bookkeeping costs one commit per batch instead of one per status change, and each
+prebuilt statement runs once per batch for all its rows (see `hot_paths.execute`).
 
 Each caller still waits until its own write is committed, so ordering per job is kept (a stage's
 `running` is stored before its handler runs). Under no load a batch is a single write and nothing
@@ -11,14 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from redrive.store.hot_paths import Row
 from redrive.store.jobs import JobRepository
 
-Write = Callable[[JobRepository], Awaitable[None]]
+Write = Sequence[Row]
 
 MAX_BATCH = 500
 
@@ -46,7 +48,10 @@ class GroupCommit:
                 future.set_exception(RuntimeError("projection writer stopped"))
 
     async def write(self, write: Write) -> None:
-        """Apply `write` in the next batch; return once it is committed (or raise its error)."""
+        """Apply `write` in the next batch; return once it is committed (or raise its error).
+
+        A caller has at most one write of a job in flight, which the batch may regroup by statement.
+        """
         if self._task is None or self._task.done():
             raise RuntimeError("GroupCommit is not running; use it as an async context manager")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -85,6 +90,4 @@ class GroupCommit:
 
     async def _commit(self, writes: list[Write]) -> None:
         async with self._sessions() as session, session.begin():
-            repository = JobRepository(session)
-            for write in writes:
-                await write(repository)
+            await JobRepository(session).apply([row for write in writes for row in write])

@@ -8,11 +8,14 @@ cheap next to Temporal's own work (see bench/throughput.py).
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from redrive.status import JobStatus
 from redrive.store.models import Job, JobStage
@@ -24,6 +27,32 @@ JOB_STAGES: sa.Table = JobStage.__table__  # type: ignore[attr-defined]
 FINAL = (JobStatus.DEAD_LETTER.value, JobStatus.ARCHIVED.value, JobStatus.CANCELLED.value)
 """A run that reached one of these is over: a late write from one of its activities (a stage that
 finished after its run timed out or was terminated) must not bring it back to life."""
+
+
+def _not_final() -> sa.ColumnElement[bool]:
+    # Not `not_in(FINAL)`: an expanding IN cannot run in an executemany, and batches do.
+    return sa.and_(*(JOBS.c.status != status for status in FINAL))
+
+
+StatementName = Literal["job_running", "stage_running", "stage_complete", "job_status"]
+Row = tuple[StatementName, dict[str, Any]]
+"""One prebuilt statement, by its `Statements` field, and the parameters of one execution."""
+
+
+@dataclass(frozen=True)
+class StageStart:
+    """A stage attempt that has just started on a worker."""
+
+    job_id: str
+    tenant_id: str
+    job_type: str
+    run_id: str
+    payload: dict[str, Any]
+    stage: str
+    position: int
+    attempt: int
+    max_attempts: int
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -54,7 +83,7 @@ def statements(dialect: str) -> Statements:
                 "next_retry_at": None,
                 "updated_at": job.excluded.updated_at,
             },
-            where=sa.or_(JOBS.c.run_id != job.excluded.run_id, JOBS.c.status.not_in(FINAL)),
+            where=sa.or_(JOBS.c.run_id != job.excluded.run_id, _not_final()),
         ),
         stage_running=stage.on_conflict_do_update(
             index_elements=["job_id", "stage"],
@@ -72,7 +101,7 @@ def statements(dialect: str) -> Statements:
         .where(
             JOBS.c.id == sa.bindparam("b_job_id"),
             JOBS.c.run_id == sa.bindparam("b_run_id"),
-            JOBS.c.status.not_in(FINAL),
+            _not_final(),
         )
         .values(
             status=sa.bindparam("b_status"),
@@ -82,3 +111,76 @@ def statements(dialect: str) -> Statements:
             next_retry_at=None,
         ),
     )
+
+
+def stage_started(start: StageStart) -> list[Row]:
+    """Project `running`; creates the job row if the API crashed before writing it."""
+    running = JobStatus.RUNNING.value
+    job = {
+        "id": start.job_id,
+        "tenant_id": start.tenant_id,
+        "type": start.job_type,
+        "status": running,
+        "stage": start.stage,
+        "run_id": start.run_id,
+        "payload": start.payload,
+        "idempotency_key": None,
+        "attempt": start.attempt,
+        "max_attempts": start.max_attempts,
+        "next_retry_at": None,
+        "error_reason": None,
+        "error_type": None,
+        "error_message": None,
+        "created_at": start.at,
+        "updated_at": start.at,
+        "finished_at": None,
+    }
+    stage = {
+        "job_id": start.job_id,
+        "stage": start.stage,
+        "position": start.position,
+        "status": running,
+        "executions": 1,
+        "attempt": start.attempt,
+        "started_at": start.at,
+        "finished_at": None,
+    }
+    return [("job_running", job), ("stage_running", stage)]
+
+
+def stage_finished(job_id: str, stage: str, at: datetime) -> list[Row]:
+    """Mark the stage complete."""
+    return [
+        (
+            "stage_complete",
+            {"b_job_id": job_id, "b_stage": stage, "b_status": JobStatus.COMPLETE.value, "b_at": at},
+        )
+    ]
+
+
+def status_changed(
+    job_id: str, run_id: str, status: JobStatus, at: datetime, stage: str | None = None
+) -> list[Row]:
+    """Project a status the workflow reached in run `run_id` (a stale run changes nothing)."""
+    terminal = status in (JobStatus.COMPLETE, JobStatus.DEAD_LETTER, JobStatus.CANCELLED)
+    parameters = {
+        "b_job_id": job_id,
+        "b_run_id": run_id,
+        "b_status": status.value,
+        "b_stage": stage,
+        "b_at": at,
+        "b_finished_at": at if terminal else None,
+    }
+    return [("job_status", parameters)]
+
+
+async def execute(connection: AsyncConnection, rows: Sequence[Row]) -> None:
+    """Run `rows`: each statement once with all its parameter sets (one executemany), statements
+    in the order first seen. Callers batch writes of different jobs, at most one per job (each
+    waits for its own), so regrouping them keeps every job's order."""
+    prebuilt = statements(connection.dialect.name)
+    grouped: dict[StatementName, list[dict[str, Any]]] = {}
+    for name, parameters in rows:
+        grouped.setdefault(name, []).append(parameters)
+    for name, batch in grouped.items():
+        await connection.execute(getattr(prebuilt, name), batch if len(batch) > 1 else batch[0])

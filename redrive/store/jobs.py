@@ -12,7 +12,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from redrive.status import JobStatus
-from redrive.store.hot_paths import JOBS, Statements, statements
+from redrive.store import hot_paths
+from redrive.store.hot_paths import JOBS, Row
 from redrive.store.models import Job, JobAction, JobStage, StageFailure
 from redrive.store.upsert import dialect_insert
 
@@ -32,18 +33,6 @@ class JobFilter:
     created_before: datetime | None = None
     include_archived: bool = False
     """Archived jobs are left out unless asked for (or `status` is `archived`)."""
-
-
-@dataclass(frozen=True)
-class StageStart:
-    """A stage attempt that has just started on a worker."""
-
-    job: Job
-    stage: str
-    position: int
-    attempt: int
-    max_attempts: int
-    at: datetime
 
 
 class JobRepository:
@@ -104,46 +93,9 @@ class JobRepository:
         query = select(JobStage).where(JobStage.job_id == job_id).order_by(col(JobStage.position))
         return (await self.session.exec(query)).all()
 
-    async def stage_started(self, start: StageStart) -> None:
-        """Project `running`; creates the job row if the API crashed before writing it."""
-        job = start.job
-        prebuilt = await self._statements()
-        connection = await self.session.connection()
-        await connection.execute(
-            prebuilt.job_running,
-            {
-                **job.model_dump(),
-                "status": JobStatus.RUNNING.value,
-                "stage": start.stage,
-                "attempt": start.attempt,
-                "max_attempts": start.max_attempts,
-                "updated_at": start.at,
-            },
-        )
-        await connection.execute(
-            prebuilt.stage_running,
-            {
-                "job_id": job.id,
-                "stage": start.stage,
-                "position": start.position,
-                "status": JobStatus.RUNNING.value,
-                "executions": 1,
-                "attempt": start.attempt,
-                "started_at": start.at,
-                "finished_at": None,
-            },
-        )
-
-    async def stage_finished(self, job_id: str, stage: str, at: datetime) -> None:
-        """Mark the stage complete."""
-        prebuilt = await self._statements()
-        await (await self.session.connection()).execute(
-            prebuilt.stage_complete,
-            {"b_job_id": job_id, "b_stage": stage, "b_status": JobStatus.COMPLETE.value, "b_at": at},
-        )
-
-    async def _statements(self) -> Statements:
-        return statements(self.session.get_bind().dialect.name)
+    async def apply(self, rows: Sequence[Row]) -> None:
+        """Run prebuilt projection writes (see `hot_paths`) in this session's transaction."""
+        await hot_paths.execute(await self.session.connection(), rows)
 
     async def stage_failed(self, failure: StageFailure, will_retry: bool) -> None:
         """Record a failed attempt; project `retrying` with the next attempt's time if one follows."""
@@ -175,24 +127,6 @@ class JobRepository:
             .order_by(col(StageFailure.failed_at), col(StageFailure.attempt))
         )
         return list((await self.session.exec(query)).all())
-
-    async def set_status(
-        self, job_id: str, run_id: str, status: JobStatus, at: datetime, stage: str | None = None
-    ) -> None:
-        """Project a status the workflow reached in run `run_id` (a stale run changes nothing)."""
-        terminal = status in (JobStatus.COMPLETE, JobStatus.DEAD_LETTER, JobStatus.CANCELLED)
-        prebuilt = await self._statements()
-        await (await self.session.connection()).execute(
-            prebuilt.job_status,
-            {
-                "b_job_id": job_id,
-                "b_run_id": run_id,
-                "b_status": status.value,
-                "b_stage": stage,
-                "b_at": at,
-                "b_finished_at": at if terminal else None,
-            },
-        )
 
     async def project_terminal(self, job: Job, **fields: object) -> None:
         """Upsert `job` in its final status (the row may be missing if nothing was projected before);
