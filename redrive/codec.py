@@ -20,8 +20,9 @@ from collections.abc import Sequence
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
+
+from redrive.converter import DATA_CONVERTER
 
 ENCODING = b"binary/encrypted"
 NONCE_BYTES = 12
@@ -85,9 +86,9 @@ def parse_key(value: str) -> bytes:
 def data_converter(payload_key: str) -> DataConverter:
     """Pydantic payloads, sealed (with failure messages too) when `payload_key` is set."""
     if not payload_key:
-        return pydantic_data_converter
+        return DATA_CONVERTER
     return dataclasses.replace(
-        pydantic_data_converter,
+        DATA_CONVERTER,
         payload_codec=EncryptionCodec(parse_key(payload_key)),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )

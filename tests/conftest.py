@@ -9,10 +9,10 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from redrive.binaries import temporal_test_server
+from redrive.converter import DATA_CONVERTER
 from redrive.store import upgrade
 from tests.skipping import Stack
 from tests.support import (
@@ -41,7 +41,7 @@ async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """The time-skipping test server: 30 s / 120 s / 480 s backoffs pass in milliseconds."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(temporal_test_server()),
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,
     )
     async with env:
         await register_search_attributes(env.client)

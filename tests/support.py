@@ -20,12 +20,12 @@ from aiosmtpd.controller import Controller
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 import worker
 from api import create_app
 from redrive.binaries import temporal_cli
+from redrive.converter import DATA_CONVERTER
 from redrive.devserver import SQLITE_PRAGMAS
 from redrive.settings import Settings
 from redrive.status import SEARCH_ATTRIBUTES
@@ -63,7 +63,7 @@ async def start_dev_server(db_file: Path) -> WorkflowEnvironment:
         dev_server_database_filename=str(db_file),
         dev_server_extra_args=list(SQLITE_PRAGMAS),
         search_attributes=SEARCH_ATTRIBUTES,
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,
     )
 
 

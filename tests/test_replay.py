@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 from temporalio.workflow import NondeterminismError
 
 import worker
+from redrive.converter import DATA_CONVERTER
 from redrive.messages import JOB_WORKFLOW, JobInput, JobResult
 from workflows import JobWorkflow
 
@@ -22,7 +22,7 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 def _replayer(*workflows: type) -> Replayer:
     return Replayer(
         workflows=list(workflows),
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules(*worker.PASSTHROUGH)
         ),

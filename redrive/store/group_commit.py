@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -21,6 +22,8 @@ from redrive.store.hot_paths import Row
 from redrive.store.jobs import JobRepository
 
 Write = Sequence[Row]
+
+log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
 
@@ -71,6 +74,7 @@ class GroupCommit:
         try:
             await self._commit([write for write, _ in batch])
         except Exception:
+            log.warning("projection batch of %d failed; retrying write by write", len(batch), exc_info=True)
             for write, future in batch:
                 await self._flush_one(write, future)
             return
