@@ -18,6 +18,7 @@ from redrive.codec import data_converter
 from redrive.jobtypes import load_registry
 from redrive.settings import Settings
 from redrive.store import create_engine, session_factory
+from redrive.store.group_commit import GroupCommit
 from redrive.temporal import connect
 
 
@@ -28,14 +29,16 @@ def create_app(settings: Settings, temporal: Client | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.resolved_database_url())
+        sessions = session_factory(engine)
         client = temporal or await connect(settings)
         janitor = RunJanitor(client, settings.temporal_namespace)
         codec = data_converter(settings.payload_key).payload_codec
-        app.state.redrive = AppState(
-            settings, settings.static_keys(), registry, session_factory(engine), client, janitor, codec
-        )
         try:
-            yield
+            async with GroupCommit(sessions) as projection:
+                app.state.redrive = AppState(
+                    settings, settings.static_keys(), registry, sessions, projection, client, janitor, codec
+                )
+                yield
         finally:
             await janitor.close()
             await engine.dispose()

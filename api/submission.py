@@ -23,6 +23,7 @@ from api.state import AppState
 from redrive.jobtypes import UnknownJobType
 from redrive.messages import JOB_WORKFLOW, JobInput
 from redrive.status import JOB_STATUS, JOB_TYPE, TENANT_ID, JobStatus
+from redrive.store.hot_paths import job_created
 from redrive.store.jobs import JobRepository
 from redrive.store.models import Job
 from redrive.store.types import utcnow
@@ -101,6 +102,7 @@ async def submit(state: AppState, tenant_id: str, request: JobCreate) -> tuple[J
         return existing, False  # a row is only ever written after its workflow started
     run_id = None
     status = JobStatus.QUEUED.value
+    started = True
     try:
         run_id = await start_job(
             state,
@@ -117,23 +119,28 @@ async def submit(state: AppState, tenant_id: str, request: JobCreate) -> tuple[J
     except WorkflowAlreadyStartedError:
         # The job ran to its end already. If its row is missing (a restored database), rebuild
         # it from what Temporal recorded rather than showing a job that never moves.
+        started = False
         description = await state.temporal.get_workflow_handle(job_id).describe()
         run_id = description.run_id
         status = description.typed_search_attributes.get(JOB_STATUS) or status
     now = utcnow()
+    job = Job(
+        id=job_id,
+        tenant_id=tenant_id,
+        type=job_type.name,
+        status=status,
+        run_id=run_id,
+        payload=request.payload,
+        idempotency_key=request.idempotency_key,
+        max_attempts=job_type.stages[0].retry.max_attempts,
+        created_at=now,
+        updated_at=now,
+    )
+    if started and request.idempotency_key is None:
+        # A fresh random id: only its own first stage can have written the row, so the job as
+        # submitted is the answer, and its insert joins other requests' in one batch.
+        await state.projection.write(job_created(job))
+        return job, True
     async with state.sessions() as session, session.begin():
-        job = await JobRepository(session).add_if_absent(
-            Job(
-                id=job_id,
-                tenant_id=tenant_id,
-                type=job_type.name,
-                status=status,
-                run_id=run_id,
-                payload=request.payload,
-                idempotency_key=request.idempotency_key,
-                max_attempts=job_type.stages[0].retry.max_attempts,
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        job = await JobRepository(session).add_if_absent(job)
     return job, True

@@ -34,7 +34,7 @@ def _not_final() -> sa.ColumnElement[bool]:
     return sa.and_(*(JOBS.c.status != status for status in FINAL))
 
 
-StatementName = Literal["job_running", "stage_running", "stage_complete", "job_status"]
+StatementName = Literal["job_created", "job_running", "stage_running", "stage_complete", "job_status"]
 Row = tuple[StatementName, dict[str, Any]]
 """One prebuilt statement, by its `Statements` field, and the parameters of one execution."""
 
@@ -59,6 +59,7 @@ class StageStart:
 class Statements:
     """One dialect's prebuilt statements."""
 
+    job_created: Any
     job_running: Any
     stage_running: Any
     stage_complete: Any
@@ -72,6 +73,7 @@ def statements(dialect: str) -> Statements:
     job = insert(JOBS)
     stage = insert(JOB_STAGES)
     return Statements(
+        job_created=job.on_conflict_do_nothing(index_elements=["id"]),
         job_running=job.on_conflict_do_update(
             index_elements=["id"],
             set_={
@@ -111,6 +113,11 @@ def statements(dialect: str) -> Statements:
             next_retry_at=None,
         ),
     )
+
+
+def job_created(job: Job) -> list[Row]:
+    """Insert a submitted job unless its row exists (its first stage may have written it first)."""
+    return [("job_created", job.model_dump())]
 
 
 def stage_started(start: StageStart) -> list[Row]:
