@@ -183,7 +183,12 @@ async def _resubmit(state: AppState, job: Job) -> str:
     # The history is gone (past retention): start the job again from its stored payload.
     job_type = state.registry.get(job.type)
     restart = JobInput(
-        job_id=job.id, tenant_id=job.tenant_id, job_type=job.type, payload=job.payload, stages=job_type.stages
+        job_id=job.id,
+        tenant_id=job.tenant_id,
+        job_type=job.type,
+        payload=job.payload,
+        stages=job_type.stages,
+        status_search_attributes=True,
     )
     reuse = WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
     return await start_job(state, restart, reuse, job_type.execution_timeout)

@@ -112,6 +112,7 @@ async def submit(state: AppState, tenant_id: str, request: JobCreate) -> tuple[J
                 job_type=job_type.name,
                 payload=request.payload,
                 stages=job_type.stages,
+                status_search_attributes=True,
             ),
             WorkflowIDReusePolicy.REJECT_DUPLICATE,
             job_type.execution_timeout,

@@ -28,6 +28,10 @@ class JobInput:
     job_type: str
     payload: dict[str, Any]
     stages: tuple[StageSpec, ...]
+    status_search_attributes: bool = False
+    """Upsert search attributes on status changes only, not per stage (every job submitted now).
+    Part of the input, not a `workflow.patched` marker, so it costs a job no extra event or
+    TemporalChangeVersion upsert; runs recorded before it replay without (False)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,9 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.testing import WorkflowEnvironment
 
 from redrive.settings import Settings
+from redrive.status import JOB_STAGE, JOB_STATUS
 from tests.support import api_client, eventually, settings_for
 
 A = {"Authorization": "Bearer key-a"}
@@ -102,6 +105,36 @@ async def test_dead_job_retries_from_the_failed_stage(
 
 async def _none_dead(env: WorkflowEnvironment, task_queue: str) -> bool:
     return not await _dead_in_temporal(env, task_queue)
+
+
+async def test_search_attributes_follow_status_changes(
+    api: httpx.AsyncClient, dev_env: WorkflowEnvironment
+) -> None:
+    """One upsert per status change, not per stage: while a job runs, its stage is the workflow's
+    current details (the UI shows them) and JobStage is unset; at the end JobStage names the stage."""
+    created = await api.post("/v1/jobs", json={"type": "demo", "payload": {"sleep_ms": 1500}})
+    handle = dev_env.client.get_workflow_handle(created.json()["id"])
+    running = await eventually(lambda: _in_stage(api, handle.id, "process"))
+    assert running["status"] == "running"
+    attributes = (await handle.describe()).typed_search_attributes
+    assert (attributes.get(JOB_STATUS), attributes.get(JOB_STAGE)) == ("running", None)
+    metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    assert metadata.current_details == "running: stage process"
+    await eventually(lambda: _status(api, handle.id, "complete"), within=20)
+    await handle.result()
+    attributes = (await handle.describe()).typed_search_attributes
+    assert (attributes.get(JOB_STATUS), attributes.get(JOB_STAGE)) == ("complete", "finish")
+    upserts = [
+        event
+        async for event in handle.fetch_history_events()
+        if event.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+    ]
+    assert len(upserts) == 2  # running, complete
+
+
+async def _in_stage(http: httpx.AsyncClient, job_id: str, stage: str) -> dict[str, Any] | None:
+    body: dict[str, Any] = (await http.get(f"/v1/jobs/{job_id}")).json()
+    return body if body["stage"] == stage else None
 
 
 async def test_tenants_see_only_their_own_jobs(api: httpx.AsyncClient) -> None:

@@ -39,10 +39,6 @@ BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_i
 # Alerts are worth a few tries (about 2.5 minutes in all), not a job held open forever.
 ALERT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=10), backoff_coefficient=2, maximum_attempts=5)
 NOTIFY_PATCH = "notify-dead-letter"
-# Runs from this patch on upsert search attributes on status changes only: each upsert is a
-# visibility write in the server, measured as a quarter of a three-stage job's throughput when
-# done per stage. The stage a running job is in shows as its current details and in SQL.
-STATUS_ONLY_PATCH = "search-attributes-on-status-change"
 
 
 @workflow.defn(name=JOB_WORKFLOW)
@@ -54,9 +50,13 @@ class JobWorkflow:
         self._stage: str | None = None
         self._awaiting_review: str | None = None
         self._review: ReviewInput | None = None
+        self._status_only = False
 
     @workflow.run
     async def run(self, job: JobInput) -> JobResult:
+        # Search attributes on status changes only: each upsert is a visibility write in the server,
+        # measured as a quarter of a three-stage job's throughput when done per stage.
+        self._status_only = job.status_search_attributes
         outputs: dict[str, object] = {}
         result = StageResult()
         try:
@@ -213,7 +213,7 @@ class JobWorkflow:
         self._status, self._stage = status, stage
         if stage is not None:
             workflow.set_current_details(f"{status.value}: stage {stage}")
-        if not workflow.patched(STATUS_ONLY_PATCH):
+        if not self._status_only:
             self._upsert_every_stage(status, stage)
         elif changed:
             # JobStage names where a job stopped or waits; while it runs, its stage moves on
@@ -229,7 +229,7 @@ class JobWorkflow:
 
     @staticmethod
     def _upsert_every_stage(status: JobStatus, stage: str | None) -> None:
-        """How runs recorded before STATUS_ONLY_PATCH kept their search attributes."""
+        """How runs recorded before `JobInput.status_search_attributes` kept their search attributes."""
         updates = [JOB_STATUS.value_set(status.value)]
         if stage is not None:
             updates.append(JOB_STAGE.value_set(stage))
