@@ -3,6 +3,7 @@ row-level security keeps tenants apart on PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from redrive.fingerprints import fingerprint
 from redrive.status import JobStatus
 from redrive.store import DeadLetter, Job, JobStage, create_engine, hot_paths, session_factory, upgrade
 from redrive.store.dead_letters import DeadLetterFilter, DeadLetterRepository
+from redrive.store.group_commit import GroupCommit
 from redrive.store.jobs import JobRepository
 from redrive.store.types import utcnow
 
@@ -72,6 +74,32 @@ async def test_projection_batch_of_several_jobs(database_url: str) -> None:
         ("job-c", "complete"),
         ("job-d", "running"),
     }
+
+
+async def test_group_commit_batches_concurrent_writes(database_url: str) -> None:
+    """Writes that arrive within the linger window share one transaction, and each caller returns
+    once its own write is committed."""
+    engine = create_engine(database_url)
+    commits: list[None] = []
+    sa.event.listen(engine.sync_engine, "commit", lambda _connection: commits.append(None))
+    now = utcnow()
+    try:
+        async with GroupCommit(session_factory(engine)) as projection:
+
+            def write(n: int) -> asyncio.Task[None]:
+                start = hot_paths.StageStart(f"job-{n}", "t", "demo", "run-1", {}, "prepare", 0, 1, 4, now)
+                return asyncio.create_task(projection.write(hot_paths.stage_started(start)))
+
+            first = write(0)
+            for _ in range(3):  # the writer task wakes up for the first write before the others come
+                await asyncio.sleep(0)
+            await asyncio.gather(first, *(write(n) for n in range(1, 5)))
+        async with session_factory(engine)() as session:
+            stored = (await session.exec(select(Job))).all()
+    finally:
+        await engine.dispose()
+    assert len(commits) == 1
+    assert sorted(job.id for job in stored) == [f"job-{n}" for n in range(5)]
 
 
 async def test_dead_letter_insert_is_idempotent_per_run(database_url: str) -> None:
