@@ -19,7 +19,6 @@ from api.schemas import RetryPublic
 from api.state import AppState
 from api.submission import start_job
 from redrive.jobtypes import UnknownJobType
-from redrive.messages import JobInput
 from redrive.status import JobStatus
 from redrive.store.dead_letters import DeadLetterRepository
 from redrive.store.jobs import JobRepository
@@ -182,13 +181,5 @@ async def _reset(
 async def _resubmit(state: AppState, job: Job) -> str:
     # The history is gone (past retention): start the job again from its stored payload.
     job_type = state.registry.get(job.type)
-    restart = JobInput(
-        job_id=job.id,
-        tenant_id=job.tenant_id,
-        job_type=job.type,
-        payload=job.payload,
-        stages=job_type.stages,
-        status_search_attributes=True,
-    )
     reuse = WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
-    return await start_job(state, restart, reuse, job_type.execution_timeout)
+    return await start_job(state, job_type, job.id, job.tenant_id, job.payload, reuse)

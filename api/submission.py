@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -20,7 +19,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from api.problems import Problem
 from api.schemas import JobCreate
 from api.state import AppState
-from redrive.jobtypes import UnknownJobType
+from redrive.jobtypes import JobType, UnknownJobType
 from redrive.messages import JOB_WORKFLOW, JobInput
 from redrive.status import JOB_STATUS, JOB_TYPE, TENANT_ID, JobStatus
 from redrive.store.hot_paths import job_created
@@ -38,9 +37,22 @@ def job_id_for(tenant_id: str, idempotency_key: str | None) -> str:
 
 
 async def start_job(
-    state: AppState, job: JobInput, reuse: WorkflowIDReusePolicy, run_limit: timedelta | None = None
+    state: AppState,
+    job_type: JobType,
+    job_id: str,
+    tenant_id: str,
+    payload: dict[str, Any],
+    reuse: WorkflowIDReusePolicy,
 ) -> str:
-    """Start the job's workflow (or join the running one); its run id. `run_limit` bounds the run."""
+    """Start the job's workflow with its type's current plan (or join the running one); its run id."""
+    job = JobInput(
+        job_id=job_id,
+        tenant_id=tenant_id,
+        job_type=job_type.name,
+        payload=payload,
+        stages=job_type.stages,
+        status_search_attributes=True,
+    )
     handle = await state.temporal.start_workflow(
         JOB_WORKFLOW,
         job,
@@ -48,7 +60,7 @@ async def start_job(
         task_queue=state.settings.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=reuse,
-        run_timeout=run_limit,
+        run_timeout=job_type.execution_timeout,
         search_attributes=TypedSearchAttributes(
             [
                 SearchAttributePair(JOB_TYPE, job.job_type),
@@ -104,19 +116,8 @@ async def submit(state: AppState, tenant_id: str, request: JobCreate) -> tuple[J
     status = JobStatus.QUEUED.value
     started = True
     try:
-        run_id = await start_job(
-            state,
-            JobInput(
-                job_id=job_id,
-                tenant_id=tenant_id,
-                job_type=job_type.name,
-                payload=request.payload,
-                stages=job_type.stages,
-                status_search_attributes=True,
-            ),
-            WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            job_type.execution_timeout,
-        )
+        reuse = WorkflowIDReusePolicy.REJECT_DUPLICATE
+        run_id = await start_job(state, job_type, job_id, tenant_id, request.payload, reuse)
     except WorkflowAlreadyStartedError:
         # The job ran to its end already. If its row is missing (a restored database), rebuild
         # it from what Temporal recorded rather than showing a job that never moves.
