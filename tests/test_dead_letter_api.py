@@ -10,6 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from tests.support import api_client, eventually, settings_for
@@ -174,3 +179,45 @@ async def test_replay_limit_needs_force(api: httpx.AsyncClient, tmp_path: Path) 
     chain = [(e["id"], e["replay_of"], e["replayed_at"] is not None) for e in done["dead_letters"]]
     assert chain == [(first["id"], None, True), (second["id"], first["id"], True)]
     assert [a["action"] for a in done["actions"]] == ["replay", "replay"]
+
+
+async def test_retry_after_the_history_is_gone_resubmits(
+    api: httpx.AsyncClient, dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """A dead job whose history Temporal no longer has (past retention) starts again from its stored
+    payload with the current plan, and its new run upserts search attributes on status changes."""
+    breaker = tmp_path / "break"
+    breaker.touch()
+    job_id = await _dead_job(api, breaker)
+    handle = dev_env.client.get_workflow_handle(job_id)
+    await eventually(lambda: _closed(handle))
+    await eventually(lambda: _deleted(dev_env.client, handle), within=120)  # ~27 s here
+    breaker.unlink()
+    retried = await api.post(f"/v1/jobs/{job_id}/retry", json={"reason": "history expired"})
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["mode"] == "resubmitted"
+    await eventually(lambda: _job(api, job_id, "complete"), within=30)
+    upserts = [
+        event
+        async for event in dev_env.client.get_workflow_handle(job_id).fetch_history_events()
+        if event.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+    ]
+    assert len(upserts) == 2  # running, complete: the resubmitted plan carries the new shape
+
+
+async def _closed(handle: WorkflowHandle[Any, Any]) -> bool:
+    return (await handle.describe()).status != WorkflowExecutionStatus.RUNNING
+
+
+async def _deleted(client: Client, handle: WorkflowHandle[Any, Any]) -> bool:
+    # The dev server may drop a delete (see api/janitor.py): send it until the run is gone.
+    request = DeleteWorkflowExecutionRequest(
+        namespace=client.namespace, workflow_execution=WorkflowExecution(workflow_id=handle.id)
+    )
+    try:
+        await client.workflow_service.delete_workflow_execution(request)
+        await asyncio.sleep(0.5)
+        await handle.describe()
+    except RPCError as error:
+        return error.status == RPCStatusCode.NOT_FOUND
+    return False
