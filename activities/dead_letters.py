@@ -7,7 +7,7 @@ from typing import Any
 from temporalio import activity
 
 from activities.deps import ActivityDeps
-from redrive.messages import DeadLetterInput, DeadLetterResult
+from redrive.messages import RECORD_DEAD_LETTER, DeadLetterInput, DeadLetterResult
 from redrive.status import JobStatus
 from redrive.store.dead_letters import DeadLetterRepository
 from redrive.store.jobs import JobRepository
@@ -20,7 +20,7 @@ class DeadLetterActivities:
     def __init__(self, deps: ActivityDeps) -> None:
         self.deps = deps
 
-    @activity.defn
+    @activity.defn(name=RECORD_DEAD_LETTER)
     async def record_dead_letter(self, entry: DeadLetterInput) -> DeadLetterResult:
         """Insert the entry (once per run) and project `dead_letter`, in one transaction."""
         return await store_dead_letter(self.deps, entry)

@@ -16,7 +16,7 @@ from temporalio import activity
 
 from activities.alerts import Alert, AlertConfig, compose_email, post_webhook, send_email
 from activities.deps import ActivityDeps
-from redrive.messages import NotifyInput, NotifyResult
+from redrive.messages import NOTIFY_DEAD_LETTER, NotifyInput, NotifyResult
 from redrive.store.alerts import AlertWindowRepository
 from redrive.store.dead_letters import DeadLetterRepository
 from redrive.store.models import DeadLetter
@@ -31,7 +31,7 @@ class NotificationActivities:
     def __init__(self, deps: ActivityDeps) -> None:
         self.deps = deps
 
-    @activity.defn
+    @activity.defn(name=NOTIFY_DEAD_LETTER)
     async def notify_dead_letter(self, request: NotifyInput) -> NotifyResult:
         """Send (or count) the alert for one dead letter."""
         return NotifyResult(outcome=await announce(self.deps, uuid.UUID(request.dead_letter_id)))

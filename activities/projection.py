@@ -9,7 +9,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.deps import ActivityDeps
-from redrive.messages import StatusInput
+from redrive.messages import RECORD_STATUS, StatusInput
 from redrive.store.hot_paths import status_changed
 
 
@@ -19,7 +19,7 @@ class ProjectionActivities:
     def __init__(self, deps: ActivityDeps) -> None:
         self.deps = deps
 
-    @activity.defn
+    @activity.defn(name=RECORD_STATUS)
     async def record_status(self, change: StatusInput) -> None:
         """Write `change` to the job's row, if the row still belongs to that run."""
         now = self.deps.now()

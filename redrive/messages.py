@@ -17,6 +17,11 @@ JOB_WORKFLOW = "JobWorkflow"
 """The workflow type name; the API starts it by name so it never imports workflow or activity code."""
 MAINTENANCE_WORKFLOW = "MaintenanceWorkflow"
 """Run by the maintenance schedule, which the worker creates by this name."""
+RECORD_DEAD_LETTER = "record_dead_letter"
+NOTIFY_DEAD_LETTER = "notify_dead_letter"
+RECORD_STATUS = "record_status"
+"""JobWorkflow's bookkeeping activities, which it calls by name: the sandbox runs each import
+statement of the workflow's module again for every run, so it imports no activity module."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -51,6 +51,16 @@ class RetryDeclaration:
         return self.max_retries + 1
 
 
+# JobWorkflow's own bookkeeping (they live here because the sandbox re-runs each import statement
+# of the workflow's module for every run). Bookkeeping must never be the reason a job is lost:
+# retry it until it succeeds, at a modest pace.
+BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
+# Alerts are worth a few tries (about 2.5 minutes in all), not a job held open forever.
+ALERT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=10), backoff_coefficient=2, maximum_attempts=5)
+ALERT_TIMEOUT = timedelta(minutes=1)
+
+
 def to_retry_policy(declaration: RetryDeclaration) -> RetryPolicy:
     """The Temporal policy for `declaration` (jitter is applied by the activity, see module doc)."""
     return RetryPolicy(

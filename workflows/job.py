@@ -1,23 +1,20 @@
 """`JobWorkflow`: runs a job's stages in order; a stage that gives up sends the job to the DLQ."""
 
-# No `from __future__ import annotations` here: the sandbox imports this module for every run, and
-# the SDK then resolves string annotations with get_type_hints, compiling each one again.
+# The sandbox runs this module again for every workflow run, each import statement through its
+# importer: so no `from __future__ import annotations` (the SDK would compile every string
+# annotation again), few import statements, and activities called by name rather than imported.
 import asyncio
-from datetime import timedelta
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
-from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from activities.dead_letters import DeadLetterActivities
-    from activities.notifications import NotificationActivities
-    from activities.projection import ProjectionActivities
-    from redrive.jobtypes.registry import StageSpec
     from redrive.messages import (
         JOB_WORKFLOW,
+        NOTIFY_DEAD_LETTER,
+        RECORD_DEAD_LETTER,
+        RECORD_STATUS,
         DeadLetterInput,
         DeadLetterResult,
         JobInput,
@@ -29,15 +26,19 @@ with workflow.unsafe.imports_passed_through():
         StageResult,
         StatusInput,
     )
-    from redrive.retries import to_retry_policy
+    from redrive.retries import (
+        ALERT_RETRY,
+        ALERT_TIMEOUT,
+        BOOKKEEPING_RETRY,
+        BOOKKEEPING_TIMEOUT,
+        to_retry_policy,
+    )
     from redrive.status import ERROR_REASON, JOB_STAGE, JOB_STATUS, ErrorReason, JobStatus
-    from workflows.failures import StageFailure as Failure
-    from workflows.failures import classify
+    from workflows.failures import StageFailure, classify
 
-# Bookkeeping must never be the reason a job is lost: retry it until it succeeds, at a modest pace.
-BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
-# Alerts are worth a few tries (about 2.5 minutes in all), not a job held open forever.
-ALERT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=10), backoff_coefficient=2, maximum_attempts=5)
+if TYPE_CHECKING:  # annotations of helpers only, which the SDK never resolves
+    from redrive.jobtypes.registry import StageSpec
+
 NOTIFY_PATCH = "notify-dead-letter"
 
 
@@ -101,7 +102,7 @@ class JobWorkflow:
             raise ApplicationError("decision must be approve or reject", type="InvalidDecision")
 
     async def _activity_stage(
-        self, job: JobInput, stage: StageSpec, position: int, outputs: dict[str, object]
+        self, job: JobInput, stage: "StageSpec", position: int, outputs: dict[str, object]
     ) -> StageResult:
         self._set(JobStatus.RUNNING, stage.name)
         try:
@@ -111,7 +112,7 @@ class JobWorkflow:
                 raise
             await self._dead_letter(job, stage, classify(error, stage), error)
 
-    async def _await_review(self, job: JobInput, stage: StageSpec) -> StageResult:
+    async def _await_review(self, job: JobInput, stage: "StageSpec") -> StageResult:
         self._set(JobStatus.PENDING_REVIEW, stage.name)
         self._awaiting_review = stage.name
         await self._project(job, JobStatus.PENDING_REVIEW)
@@ -120,12 +121,14 @@ class JobWorkflow:
         except TimeoutError:
             self._awaiting_review = None
             message = f"no review decision within {stage.review_timeout}"
-            await self._dead_letter(job, stage, Failure(ErrorReason.TIMEOUT, "ReviewTimeout", message, 1))
+            await self._dead_letter(
+                job, stage, StageFailure(ErrorReason.TIMEOUT, "ReviewTimeout", message, 1)
+            )
         review, self._review, self._awaiting_review = self._review, None, None
         assert review is not None  # the wait ended on the condition
         if review.decision == "reject":
             message = f"rejected by {review.reviewer}: {review.comment or 'no comment'}"
-            await self._dead_letter(job, stage, Failure(ErrorReason.REJECTED, "Rejected", message, 1))
+            await self._dead_letter(job, stage, StageFailure(ErrorReason.REJECTED, "Rejected", message, 1))
         return StageResult(
             output={"decision": review.decision, "by": review.reviewer, "comment": review.comment}
         )
@@ -136,7 +139,7 @@ class JobWorkflow:
         await self._project(job, JobStatus.CANCELLED)
 
     async def _run_stage(
-        self, job: JobInput, stage: StageSpec, position: int, outputs: dict[str, object]
+        self, job: JobInput, stage: "StageSpec", position: int, outputs: dict[str, object]
     ) -> StageResult:
         # Stages are named by the registry's data, so the activity is named by string here.
         result: StageResult = await workflow.execute_activity(
@@ -158,19 +161,19 @@ class JobWorkflow:
             heartbeat_timeout=stage.heartbeat_timeout,
             retry_policy=to_retry_policy(stage.retry),
             # A cancelled job is over only once its stage has stopped (it sees the cancel on heartbeat).
-            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             # The activity id names the stage in the UI; a `summary` would cost a payload per stage.
             activity_id=stage.name,
         )
         return result
 
     async def _dead_letter(
-        self, job: JobInput, stage: StageSpec, failure: Failure, error: ActivityError | None = None
+        self, job: JobInput, stage: "StageSpec", failure: StageFailure, error: ActivityError | None = None
     ) -> NoReturn:
         self._set(JobStatus.DEAD_LETTER, stage.name)
         workflow.upsert_search_attributes([ERROR_REASON.value_set(failure.reason.value)])
-        recorded = await workflow.execute_activity_method(
-            DeadLetterActivities.record_dead_letter,
+        recorded: DeadLetterResult = await workflow.execute_activity(
+            RECORD_DEAD_LETTER,
             DeadLetterInput(
                 job_id=job.job_id,
                 run_id=workflow.info().run_id,
@@ -183,7 +186,8 @@ class JobWorkflow:
                 error_message=failure.message,
                 attempts=failure.attempts,
             ),
-            start_to_close_timeout=timedelta(seconds=30),
+            result_type=DeadLetterResult,
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
             retry_policy=BOOKKEEPING_RETRY,
             summary="record dead letter",
         )
@@ -198,10 +202,10 @@ class JobWorkflow:
 
     async def _notify(self, recorded: DeadLetterResult) -> None:
         try:
-            await workflow.execute_activity_method(
-                NotificationActivities.notify_dead_letter,
+            await workflow.execute_activity(
+                NOTIFY_DEAD_LETTER,
                 NotifyInput(dead_letter_id=recorded.dead_letter_id),
-                start_to_close_timeout=timedelta(minutes=1),
+                start_to_close_timeout=ALERT_TIMEOUT,
                 retry_policy=ALERT_RETRY,
                 summary="notify",
             )
@@ -236,9 +240,9 @@ class JobWorkflow:
         workflow.upsert_search_attributes(updates)
 
     async def _project(self, job: JobInput, status: JobStatus) -> None:
-        await workflow.execute_local_activity_method(
-            ProjectionActivities.record_status,
+        await workflow.execute_local_activity(
+            RECORD_STATUS,
             StatusInput(job_id=job.job_id, run_id=workflow.info().run_id, status=status, stage=self._stage),
-            start_to_close_timeout=timedelta(seconds=30),
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
             retry_policy=BOOKKEEPING_RETRY,
         )
