@@ -96,7 +96,7 @@ async def activity_deps(settings: Settings, client: Client | None = None) -> Asy
     try:
         async with (
             httpx.AsyncClient(timeout=httpx.Timeout(30.0)) as http,
-            GroupCommit(sessions) as projection,
+            GroupCommit(engine) as projection,
         ):
             alerts = AlertConfig.from_settings(settings)
             warn_if_off(alerts)

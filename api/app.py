@@ -34,7 +34,7 @@ def create_app(settings: Settings, temporal: Client | None = None) -> FastAPI:
         janitor = RunJanitor(client, settings.temporal_namespace)
         codec = data_converter(settings.payload_key).payload_codec
         try:
-            async with GroupCommit(sessions) as projection:
+            async with GroupCommit(engine) as projection:
                 app.state.redrive = AppState(
                     settings, settings.static_keys(), registry, sessions, projection, client, janitor, codec
                 )

@@ -47,7 +47,7 @@ async def _deps(
     engine = create_engine(sqlite_url)
     sessions = session_factory(engine)
     try:
-        async with httpx.AsyncClient() as http, GroupCommit(sessions) as projection:
+        async with httpx.AsyncClient() as http, GroupCommit(engine) as projection:
             yield ActivityDeps(sessions=sessions, projection=projection, http=http, alerts=config, now=clock)
     finally:
         await engine.dispose()

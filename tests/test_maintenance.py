@@ -82,7 +82,7 @@ async def test_archive_and_purge_by_age(database_url: str) -> None:
             for job, entry in rows:
                 session.add(job)
                 await DeadLetterRepository(session).insert(entry)
-        async with httpx.AsyncClient() as http, GroupCommit(sessions) as projection:
+        async with httpx.AsyncClient() as http, GroupCommit(engine) as projection:
 
             def at(days: int) -> MaintenanceActivities:
                 clock = now + timedelta(days=days)

@@ -84,7 +84,7 @@ async def test_group_commit_batches_concurrent_writes(database_url: str) -> None
     sa.event.listen(engine.sync_engine, "commit", lambda _connection: commits.append(None))
     now = utcnow()
     try:
-        async with GroupCommit(session_factory(engine)) as projection:
+        async with GroupCommit(engine) as projection:
 
             def write(n: int) -> asyncio.Task[None]:
                 start = hot_paths.StageStart(f"job-{n}", "t", "demo", "run-1", {}, "prepare", 0, 1, 4, now)
@@ -100,6 +100,35 @@ async def test_group_commit_batches_concurrent_writes(database_url: str) -> None
         await engine.dispose()
     assert len(commits) == 1
     assert sorted(job.id for job in stored) == [f"job-{n}" for n in range(5)]
+
+
+async def test_group_commit_survives_a_dropped_connection(postgres_url: str) -> None:
+    """The writer holds one connection; when the server drops it, the write caught in that batch
+    is retried on a new connection and committed, as are the writes after it."""
+    engine = create_engine(postgres_url)
+    now = utcnow()
+
+    def started(n: int) -> list[hot_paths.Row]:
+        return hot_paths.stage_started(
+            hot_paths.StageStart(f"job-{n}", "t", "demo", "r", {}, "prepare", 0, 1, 4, now)
+        )
+
+    others = sa.text(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    try:
+        async with GroupCommit(engine, linger=0) as projection:
+            await projection.write(started(0))
+            async with engine.connect() as admin:
+                assert (await admin.execute(others)).scalar_one() == 1  # the writer's connection
+            await projection.write(started(1))
+            await projection.write(started(2))
+        async with session_factory(engine)() as session:
+            stored = (await session.exec(select(Job))).all()
+    finally:
+        await engine.dispose()
+    assert sorted(job.id for job in stored) == ["job-0", "job-1", "job-2"]
 
 
 async def test_dead_letter_insert_is_idempotent_per_run(database_url: str) -> None:

