@@ -26,13 +26,14 @@ def create_engine(url: str) -> AsyncEngine:
     """An engine for `url`, with SQLite tuned for concurrent writers."""
     if url.startswith("sqlite"):
         # SQLite has one writer at a time. Several pooled connections would each hold the write lock
-        # across awaits and time out on each other under load; so two per process: one that the
-        # projection writer holds (GroupCommit, statements only, no other awaits inside its
-        # transactions) and one shared by every session, whose writers queue in the pool.
+        # across awaits and time out on each other under load; one connection per process makes
+        # writers queue in the pool instead (WAL still lets other processes read meanwhile). Seen
+        # again with two (the projection writer holding one): under 1,000 failing jobs, sessions
+        # waited on the other's lock and then over 10 s for the pool.
         engine = create_async_engine(
             url,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-            pool_size=2,
+            pool_size=1,
             max_overflow=0,
             pool_timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
         )

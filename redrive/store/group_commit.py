@@ -7,10 +7,11 @@ Each caller still waits until its own write is committed, so ordering per job is
 writes that arrive while a batch commits go out together in the next. A batch that fails is
 retried write by write, so one bad write cannot take the others down with it.
 
-The writer holds one connection rather than taking one from the pool per batch: the checkout,
-reset and return cost more than a small batch's statements (CPU per one-row batch 0.9 -> 0.4 ms,
-measured alike on SQLite and PostgreSQL). A connection the database dropped is invalidated by
-SQLAlchemy and replaced on its next use, so it costs the batch it broke a write-by-write retry.
+On PostgreSQL the writer holds one connection rather than taking one from the pool per batch:
+the checkout, reset and return cost more than a small batch's statements (CPU per one-row batch
+0.8 -> 0.4 ms). A connection the database dropped is invalidated by SQLAlchemy and replaced on its
+next use, so it costs the batch it broke a write-by-write retry. On SQLite it borrows the process's
+one connection per batch (see `engine.py`): holding it would shut every session out.
 """
 
 from __future__ import annotations
@@ -108,8 +109,12 @@ class GroupCommit:
                 future.set_result(None)
 
     async def _commit(self, writes: list[Write]) -> None:
+        rows = [row for write in writes for row in write]
+        if self._engine.dialect.name == "sqlite":
+            async with self._engine.begin() as borrowed:
+                await hot_paths.execute(borrowed, rows)
+            return
         if self._connection is None:
             self._connection = await self._engine.connect()
-        connection = self._connection
-        async with connection.begin():
-            await hot_paths.execute(connection, [row for write in writes for row in write])
+        async with self._connection.begin():
+            await hot_paths.execute(self._connection, rows)
