@@ -15,6 +15,11 @@
 One bare round of bench.throughput prints a whole bare job's CPU (here + server) to weigh the
 additions against: a 0.9 ratio leaves a tenth of it for everything redrive adds, the server's
 search-attribute upserts (bench.throughput's ceiling) included.
+
+These are the parts alone, in an otherwise idle process. Inside a loaded worker the same parts
+cost more: switching the projection writes or the HTTP API off in bench.throughput's redrive
+rounds saved about twice what is printed here (the writer's database thread and the API's
+requests compete with the workflows for the GIL and the event loop).
 """
 
 from __future__ import annotations
