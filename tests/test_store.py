@@ -19,7 +19,6 @@ from redrive.status import JobStatus
 from redrive.store import DeadLetter, Job, JobStage, create_engine, hot_paths, session_factory, upgrade
 from redrive.store.dead_letters import DeadLetterFilter, DeadLetterRepository
 from redrive.store.group_commit import GroupCommit
-from redrive.store.jobs import JobRepository
 from redrive.store.types import utcnow
 
 
@@ -50,18 +49,18 @@ async def test_projection_batch_of_several_jobs(database_url: str) -> None:
         return hot_paths.stage_started(start)
 
     try:
-        async with session_factory(engine)() as session, session.begin():
-            await JobRepository(session).apply([row for job in jobs for row in started(job, "prepare", 0)])
+        async with engine.begin() as connection:
+            await hot_paths.execute(connection, [row for job in jobs for row in started(job, "prepare", 0)])
         async with session_factory(engine)() as session, session.begin():
             await session.exec(sa.update(Job).where(col(Job.id) == "job-c").values(status="dead_letter"))
-        async with session_factory(engine)() as session, session.begin():
+        async with engine.begin() as connection:
             rows = [
                 row
                 for job in jobs
                 for row in hot_paths.stage_finished(job, "prepare", now)
                 + hot_paths.status_changed(job, "run-1", JobStatus.COMPLETE, now, "prepare")
             ]
-            await JobRepository(session).apply(rows + started("job-d", "prepare", 0))
+            await hot_paths.execute(connection, rows + started("job-d", "prepare", 0))
         async with session_factory(engine)() as session:
             statuses = {job.id: job.status for job in (await session.exec(select(Job))).all()}
             stages = {(row.job_id, row.status) for row in (await session.exec(select(JobStage))).all()}

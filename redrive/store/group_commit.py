@@ -24,9 +24,8 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from redrive.store import hot_paths
-from redrive.store.hot_paths import Row
 
-Write = Sequence[Row]
+Write = Sequence[hot_paths.Row]
 
 log = logging.getLogger(__name__)
 

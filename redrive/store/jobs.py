@@ -12,8 +12,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from redrive.status import JobStatus
-from redrive.store import hot_paths
-from redrive.store.hot_paths import JOBS, Row
+from redrive.store.hot_paths import JOBS
 from redrive.store.models import Job, JobAction, JobStage, StageFailure
 from redrive.store.upsert import dialect_insert
 
@@ -92,10 +91,6 @@ class JobRepository:
         """The job's stages that have started, in stage order."""
         query = select(JobStage).where(JobStage.job_id == job_id).order_by(col(JobStage.position))
         return (await self.session.exec(query)).all()
-
-    async def apply(self, rows: Sequence[Row]) -> None:
-        """Run prebuilt projection writes (see `hot_paths`) in this session's transaction."""
-        await hot_paths.execute(await self.session.connection(), rows)
 
     async def stage_failed(self, failure: StageFailure, will_retry: bool) -> None:
         """Record a failed attempt; project `retrying` with the next attempt's time if one follows."""
