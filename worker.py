@@ -62,6 +62,13 @@ def precompile_workflows() -> None:
         compileall.compile_dir(Path(workflows.__file__).parent, quiet=2)
 
 
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The workflow sandbox with our own modules passed through (see `PASSTHROUGH`)."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+    )
+
+
 def build_worker(client: Client, settings: Settings, deps: ActivityDeps) -> Worker:
     """A worker for `JobWorkflow` and every registered stage handler."""
     precompile_workflows()
@@ -70,9 +77,7 @@ def build_worker(client: Client, settings: Settings, deps: ActivityDeps) -> Work
         task_queue=settings.task_queue,
         workflows=[JobWorkflow, MaintenanceWorkflow],
         activities=build_activities(deps),
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
-        ),
+        workflow_runner=workflow_runner(),
         max_concurrent_workflow_task_polls=20,
         max_concurrent_activity_task_polls=20,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),

@@ -42,18 +42,16 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Replayer, Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 import worker as redrive_worker
 from activities.handlers import HANDLERS
 from activities.stages import StageActivities
 from bench import bare as bare_module
 from bench.bare import JOB_STATUS, STAGES, BareStatusWorkflow, bare_stage
-from bench.throughput import _bounded, _server_pid, bare_round, measuring
+from bench.throughput import _bounded, _server_pid, bare_round, fresh_database, measuring
 from redrive.converter import DATA_CONVERTER
 from redrive.jobtypes.builtin import DEMO
 from redrive.messages import StageInput
-from redrive.store import upgrade
 from tests.support import running_api, serving, settings_for, start_dev_server
 from workflows import JobWorkflow
 
@@ -95,8 +93,7 @@ def _poster(http: aiohttp.ClientSession) -> Callable[[int], Awaitable[None]]:
 
 async def submission_costs(client: Client, home: Path, jobs: int) -> Costs:
     """Per submission: a bare start, a start behind a minimal FastAPI route, redrive's API."""
-    database = f"sqlite+aiosqlite:///{home / f'{uuid.uuid4().hex}.db'}"
-    await upgrade(database)
+    database = await fresh_database(home)
     settings = settings_for(database, home)
     idle_queue = f"unpolled-{uuid.uuid4().hex[:8]}"
 
@@ -123,8 +120,7 @@ async def submission_costs(client: Client, home: Path, jobs: int) -> Costs:
 
 async def stage_costs(home: Path, jobs: int) -> Costs:
     """Per job: three bare no-op activities, three redrive stages projecting into SQLite."""
-    database = f"sqlite+aiosqlite:///{home / f'{uuid.uuid4().hex}.db'}"
-    await upgrade(database)
+    database = await fresh_database(home)
     environment = ActivityEnvironment()
 
     async def bare(_: int) -> None:
@@ -155,18 +151,16 @@ async def stage_costs(home: Path, jobs: int) -> Costs:
     return costs
 
 
-def _runner() -> SandboxedWorkflowRunner:
-    return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*redrive_worker.PASSTHROUGH)
-    )
-
-
 async def bare_history(client: Client) -> WorkflowHistory:
     """The history of one bare+status workflow run on the server."""
     task_queue = f"bare-history-{uuid.uuid4().hex[:8]}"
     workflows, activities = [BareStatusWorkflow], [bare_stage]
     async with Worker(
-        client, task_queue=task_queue, workflows=workflows, activities=activities, workflow_runner=_runner()
+        client,
+        task_queue=task_queue,
+        workflows=workflows,
+        activities=activities,
+        workflow_runner=redrive_worker.workflow_runner(),
     ):
         handle = await client.start_workflow(
             BareStatusWorkflow.run, {}, id=task_queue, task_queue=task_queue, search_attributes=QUEUED
@@ -177,7 +171,9 @@ async def bare_history(client: Client) -> WorkflowHistory:
 
 async def replay_ms_per_job(workflow: type, history: WorkflowHistory, jobs: int) -> float:
     """CPU milliseconds to replay `jobs` copies of `history`, each its own run in the sandbox."""
-    replayer = Replayer(workflows=[workflow], data_converter=DATA_CONVERTER, workflow_runner=_runner())
+    replayer = Replayer(
+        workflows=[workflow], data_converter=DATA_CONVERTER, workflow_runner=redrive_worker.workflow_runner()
+    )
 
     async def copies() -> AsyncIterator[WorkflowHistory]:
         for number in range(jobs):

@@ -33,7 +33,6 @@ import aiohttp
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 import worker as redrive_worker
 from bench import bare as bare_module
@@ -100,10 +99,16 @@ async def _until_completed(client: Client, task_queue: str, count: int) -> None:
         await asyncio.sleep(0.1)
 
 
-async def redrive_round(client: Client, home: Path, jobs: int, concurrency: int, measure: Measure) -> Sample:
-    """Jobs/s through the real API and worker."""
+async def fresh_database(home: Path) -> str:
+    """The URL of a new, migrated SQLite database under `home`."""
     database = f"sqlite+aiosqlite:///{home / f'{uuid.uuid4().hex}.db'}"
     await upgrade(database)
+    return database
+
+
+async def redrive_round(client: Client, home: Path, jobs: int, concurrency: int, measure: Measure) -> Sample:
+    """Jobs/s through the real API and worker."""
+    database = await fresh_database(home)
     settings = settings_for(database, home)
     async with (
         running_worker(client, settings),
@@ -137,9 +142,7 @@ async def bare_round(
         task_queue=task_queue,
         workflows=[flow],
         activities=[bare_stage],
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*redrive_worker.PASSTHROUGH)
-        ),
+        workflow_runner=redrive_worker.workflow_runner(),
         max_concurrent_workflow_task_polls=20,
         max_concurrent_activity_task_polls=20,
     )
