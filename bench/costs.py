@@ -214,7 +214,8 @@ async def main(jobs: int, repeats: int) -> None:
             for part, costs in parts.items():
                 for name, value in costs.items():
                     samples[part].setdefault(name, []).append(value)
-        reference = await bare_round(env.client, jobs, 20, measuring(jobs, _server_pid(home / "temporal.db")))
+        measure = measuring(jobs, _server_pid(home / "temporal.db"))
+        reference = await bare_round(env.client, home, jobs, 20, measure, apart=False)
     whole = reference.local_cpu_ms + reference.server_cpu_ms
     print(f"CPU per job in this process, medians of {repeats} repeats of {jobs} jobs:")
     added = 0.0

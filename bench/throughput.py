@@ -4,14 +4,17 @@ three no-op activities, on the same dev server in the same run, rounds alternati
 workflow with one search-attribute upsert (queued -> running), the ceiling for keeping a job's
 status in Temporal's visibility, which redrive does.
 
-    python -m bench.throughput [--jobs 400] [--rounds 3] [--concurrency 20]
+    python -m bench.throughput [--jobs 400] [--rounds 3] [--concurrency 20] [--one-process]
 
-Both sides submit with the same concurrency and are timed from the first submission until Temporal
-counts every workflow of their task queue as Completed. Jobs go to redrive over HTTP with aiohttp:
-the load generator stands for clients on other machines, and httpx cost more CPU per request
-(1.7 ms) than the API itself, all of it charged to redrive on this shared box. Beside jobs/s it
-prints the CPU each job cost in this process (API, worker, load generator) and in the Temporal
-server: on a shared, noisy machine CPU per job moves less than wall-clock rates.
+Each side's worker runs as its own process, as deployed (`python worker.py`; the baseline's
+`bench.bare_worker`); `--one-process` runs both in this process instead. Both sides submit with the
+same concurrency from this process and are timed from the first submission until every workflow
+has returned its result. Jobs go to redrive over HTTP with aiohttp to the API served here: the load
+generator stands for clients on other machines, and httpx cost more CPU per request (1.7 ms) than
+the API itself, all of it charged to redrive on this shared box. Beside jobs/s it prints the CPU
+each job cost here (load generator, API or bare client), in the worker process and in the Temporal
+server: on a shared, noisy machine CPU per job moves less than wall-clock rates, and where every
+core is busy (two on our CI machines) the ratio follows the CPU each job costs in all.
 """
 
 from __future__ import annotations
@@ -21,32 +24,39 @@ import asyncio
 import compileall
 import contextlib
 import os
+import signal
 import statistics
+import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.worker import Worker
 
-import worker as redrive_worker
 from bench import bare as bare_module
-from bench.bare import JOB_STATUS, BareStatusWorkflow, BareWorkflow, bare_stage
+from bench import bare_worker
+from bench.bare import JOB_STATUS, BareStatusWorkflow, BareWorkflow
 from redrive.store import upgrade
 from tests.support import running_api, running_worker, settings_for, start_dev_server
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
 class Sample:
-    """One round: throughput and CPU milliseconds per job, here and in the server."""
+    """One round: throughput and CPU milliseconds per job, here, in the worker process and in the server."""
 
     rate: float
     local_cpu_ms: float
+    worker_cpu_ms: float
     server_cpu_ms: float
 
 
@@ -64,19 +74,25 @@ def _server_pid(db_file: Path) -> int:
     raise RuntimeError(f"no Temporal server process found for {db_file}")
 
 
-Measure = Callable[[Callable[[], Awaitable[None]]], Awaitable[Sample]]
+Measure = Callable[[Callable[[], Awaitable[None]], list[int]], Awaitable[Sample]]
 
 
 def measuring(jobs: int, server_pid: int) -> Measure:
-    """A function that times `work` and charges its CPU to `jobs` jobs."""
+    """A function that times `work` and charges its CPU (here, in the worker processes `pids` and in
+    the server) to `jobs` jobs."""
 
-    async def measure(work: Callable[[], Awaitable[None]]) -> Sample:
-        local, server, started = time.process_time(), _process_cpu_s(server_pid), time.perf_counter()
+    async def measure(work: Callable[[], Awaitable[None]], pids: list[int]) -> Sample:
+        def workers() -> float:
+            return sum(_process_cpu_s(pid) for pid in pids)
+
+        local, worker, server = time.process_time(), workers(), _process_cpu_s(server_pid)
+        started = time.perf_counter()
         await work()
         elapsed = time.perf_counter() - started
         return Sample(
             rate=jobs / elapsed,
             local_cpu_ms=(time.process_time() - local) * 1000 / jobs,
+            worker_cpu_ms=(workers() - worker) * 1000 / jobs,
             server_cpu_ms=(_process_cpu_s(server_pid) - server) * 1000 / jobs,
         )
 
@@ -93,10 +109,11 @@ async def _bounded(count: int, concurrency: int, submit: Callable[[int], Awaitab
     await asyncio.gather(*(one(index) for index in range(count)))
 
 
-async def _until_completed(client: Client, task_queue: str, count: int) -> None:
-    query = f'TaskQueue="{task_queue}" AND ExecutionStatus="Completed"'
-    while (await client.count_workflows(query)).count < count:  # noqa: ASYNC110 -- polling the server
-        await asyncio.sleep(0.1)
+async def _until_completed(client: Client, workflow_ids: list[str]) -> None:
+    """Wait for every workflow's result: one long poll each, whatever the round's length (polling a
+    count query instead cost the server more per poll the more workflows it held, and more polls
+    for the slower side)."""
+    await asyncio.gather(*(client.get_workflow_handle(id_).result() for id_ in workflow_ids))
 
 
 async def fresh_database(home: Path) -> str:
@@ -106,30 +123,85 @@ async def fresh_database(home: Path) -> str:
     return database
 
 
-async def redrive_round(client: Client, home: Path, jobs: int, concurrency: int, measure: Measure) -> Sample:
-    """Jobs/s through the real API and worker."""
+@contextlib.asynccontextmanager
+async def worker_process(
+    client: Client, task_queue: str, argv: list[str], log: Path, env: dict[str, str] | None = None
+) -> AsyncIterator[int]:
+    """A worker as its own process, as deployed; yields its pid once it polls both of its queues."""
+    with log.open("ab") as output:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, *argv, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=output, stderr=output
+        )
+    try:
+        for kind in (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY):
+            request = DescribeTaskQueueRequest(
+                namespace=client.namespace, task_queue=TaskQueue(name=task_queue), task_queue_type=kind
+            )
+            while not (await client.workflow_service.describe_task_queue(request)).pollers:
+                if process.returncode is not None:
+                    raise RuntimeError(f"worker exited with {process.returncode}; see {log}")
+                await asyncio.sleep(0.1)
+        yield process.pid
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        await process.wait()
+
+
+def _address(client: Client) -> str:
+    return client.service_client.config.target_host
+
+
+async def redrive_round(
+    client: Client, home: Path, jobs: int, concurrency: int, measure: Measure, apart: bool
+) -> Sample:
+    """Jobs/s through the real API and worker (`python worker.py` in its own process if `apart`)."""
     database = await fresh_database(home)
     settings = settings_for(database, home)
-    async with (
-        running_worker(client, settings),
-        running_api(settings, client) as url,
-        aiohttp.ClientSession(base_url=url, headers={"Authorization": "Bearer key-a"}) as http,
-    ):
+    env = {
+        "REDRIVE_HOME": str(home),
+        "REDRIVE_DATABASE_URL": database,
+        "REDRIVE_TASK_QUEUE": settings.task_queue,
+        "REDRIVE_TEMPORAL_ADDRESS": _address(client),
+    }
+    async with contextlib.AsyncExitStack() as stack:
+        if apart:
+            argv = [str(ROOT / "worker.py")]
+            pids = [
+                await stack.enter_async_context(
+                    worker_process(client, settings.task_queue, argv, home / "worker.log", env)
+                )
+            ]
+        else:
+            pids = []
+            await stack.enter_async_context(running_worker(client, settings))
+        url = await stack.enter_async_context(running_api(settings, client))
+        http = await stack.enter_async_context(
+            aiohttp.ClientSession(base_url=url, headers={"Authorization": "Bearer key-a"})
+        )
+
+        started: list[str] = []
 
         async def submit(_: int) -> None:
             async with http.post("/v1/jobs", json={"type": "demo", "payload": {}}) as response:
                 response.raise_for_status()
-                await response.read()
+                started.append((await response.json())["id"])
 
         async def work() -> None:
             await _bounded(jobs, concurrency, submit)
-            await _until_completed(client, settings.task_queue, jobs)
+            await _until_completed(client, started)
 
-        return await measure(work)
+        return await measure(work, pids)
 
 
 async def bare_round(
-    client: Client, jobs: int, concurrency: int, measure: Measure, with_status: bool = False
+    client: Client,
+    home: Path,
+    jobs: int,
+    concurrency: int,
+    measure: Measure,
+    apart: bool,
+    with_status: bool = False,
 ) -> Sample:
     """Jobs/s for the plain workflow, with the same worker tuning (and bytecode cache) as redrive's;
     `with_status` runs it with the one search-attribute upsert of a status change."""
@@ -137,30 +209,32 @@ async def bare_round(
     task_queue = f"bare-{uuid.uuid4().hex[:8]}"
     flow: type[BareWorkflow | BareStatusWorkflow] = BareStatusWorkflow if with_status else BareWorkflow
     status = TypedSearchAttributes([SearchAttributePair(JOB_STATUS, "queued")]) if with_status else None
-    bare = Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[flow],
-        activities=[bare_stage],
-        workflow_runner=redrive_worker.workflow_runner(),
-        max_concurrent_workflow_task_polls=20,
-        max_concurrent_activity_task_polls=20,
-    )
-    async with bare:
+    async with contextlib.AsyncExitStack() as stack:
+        if apart:
+            argv = ["-m", "bench.bare_worker", _address(client), task_queue]
+            pids = [
+                await stack.enter_async_context(worker_process(client, task_queue, argv, home / "worker.log"))
+            ]
+        else:
+            pids = []
+            await stack.enter_async_context(bare_worker.build(client, task_queue))
+
+        started: list[str] = []
 
         async def submit(index: int) -> None:
-            await client.start_workflow(
+            handle = await client.start_workflow(
                 flow.run, {}, id=f"{task_queue}-{index}", task_queue=task_queue, search_attributes=status
             )
+            started.append(handle.id)
 
         async def work() -> None:
             await _bounded(jobs, concurrency, submit)
-            await _until_completed(client, task_queue, jobs)
+            await _until_completed(client, started)
 
-        return await measure(work)
+        return await measure(work, pids)
 
 
-async def main(jobs: int, rounds: int, concurrency: int) -> None:
+async def main(jobs: int, rounds: int, concurrency: int, apart: bool) -> None:
     """Alternate redrive and bare rounds on one dev server; print medians and the ratio."""
     home = Path(tempfile.mkdtemp(prefix="redrive-bench-"))
     env = await start_dev_server(home / "temporal.db")
@@ -168,15 +242,20 @@ async def main(jobs: int, rounds: int, concurrency: int) -> None:
     async with env:
         measure = measuring(jobs, _server_pid(home / "temporal.db"))
         for number in range(1, rounds + 1):
-            results["bare"].append(await bare_round(env.client, jobs, concurrency, measure))
-            results["redrive"].append(await redrive_round(env.client, home, jobs, concurrency, measure))
-            status_sample = await bare_round(env.client, jobs, concurrency, measure, with_status=True)
+            results["bare"].append(await bare_round(env.client, home, jobs, concurrency, measure, apart))
+            results["redrive"].append(
+                await redrive_round(env.client, home, jobs, concurrency, measure, apart)
+            )
+            status_sample = await bare_round(
+                env.client, home, jobs, concurrency, measure, apart, with_status=True
+            )
             results["bare+status"].append(status_sample)
             print(
                 f"round {number}: " + ", ".join(_describe(n, s[-1]) for n, s in results.items()), flush=True
             )
     medians = {name: _median(samples) for name, samples in results.items()}
-    print(f"median of {rounds} rounds, {jobs} jobs each, concurrency {concurrency}:")
+    where = "workers in their own processes" if apart else "workers in this process"
+    print(f"median of {rounds} rounds, {jobs} jobs each, concurrency {concurrency}, {where}:")
     for name, sample in medians.items():
         print(f"  {_describe(name, sample)}")
     bare, ours, ceiling = medians["bare"], medians["redrive"], medians["bare+status"]
@@ -187,14 +266,21 @@ async def main(jobs: int, rounds: int, concurrency: int) -> None:
     )
     print(
         f"  extra CPU per job: {ours.local_cpu_ms - bare.local_cpu_ms:+.1f} ms here, "
-        f"{ours.server_cpu_ms - bare.server_cpu_ms:+.1f} ms in the server"
+        f"{ours.worker_cpu_ms - bare.worker_cpu_ms:+.1f} ms in the worker, "
+        f"{ours.server_cpu_ms - bare.server_cpu_ms:+.1f} ms in the server; "
+        f"in all {_total(ours) / _total(bare):.2f} x bare's {_total(bare):.1f} ms"
     )
+
+
+def _total(sample: Sample) -> float:
+    return sample.local_cpu_ms + sample.worker_cpu_ms + sample.server_cpu_ms
 
 
 def _median(samples: list[Sample]) -> Sample:
     return Sample(
         rate=statistics.median(sample.rate for sample in samples),
         local_cpu_ms=statistics.median(sample.local_cpu_ms for sample in samples),
+        worker_cpu_ms=statistics.median(sample.worker_cpu_ms for sample in samples),
         server_cpu_ms=statistics.median(sample.server_cpu_ms for sample in samples),
     )
 
@@ -202,7 +288,7 @@ def _median(samples: list[Sample]) -> Sample:
 def _describe(name: str, sample: Sample) -> str:
     return (
         f"{name} {sample.rate:.1f} jobs/s, CPU/job {sample.local_cpu_ms:.1f} ms here + "
-        f"{sample.server_cpu_ms:.1f} ms server"
+        f"{sample.worker_cpu_ms:.1f} ms worker + {sample.server_cpu_ms:.1f} ms server"
     )
 
 
@@ -213,5 +299,10 @@ if __name__ == "__main__":
     parser.add_argument("--jobs", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument(
+        "--one-process",
+        action="store_true",
+        help="run the workers in this process, beside the API and the load generator",
+    )
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.jobs, arguments.rounds, arguments.concurrency))
+    asyncio.run(main(arguments.jobs, arguments.rounds, arguments.concurrency, not arguments.one_process))
