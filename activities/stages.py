@@ -3,8 +3,11 @@ handler's exception into the `ApplicationError` Temporal retries (with jitter) o
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from temporalio import activity
@@ -17,13 +20,19 @@ from redrive.messages import StageInput, StageResult
 from redrive.retries import next_delay
 from redrive.status import JobStatus
 from redrive.store import hot_paths
-from redrive.store.hot_paths import StageStart
+from redrive.store.group_commit import GroupCommit
+from redrive.store.hot_paths import Row, StageStart
 from redrive.store.jobs import JobRepository
 from redrive.store.models import StageFailure
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 2000
+
+START_DELAY = 0.2
+"""Seconds a stage runs before its `running` is written on its own. A stage done sooner writes its
+start with its outcome, in one write (half the projection writes of a job of quick stages); nobody
+watching a job sees the difference, and the stored start time is the attempt's real one."""
 
 
 class StageActivities:
@@ -42,10 +51,11 @@ class StageActivities:
         return activity.defn(name=name)(run)
 
     async def run(self, handler: Handler, stage_input: StageInput) -> StageResult:
-        """One attempt: project `running`, run the handler, project the outcome."""
+        """One attempt: run the handler, project `running` once it has run `START_DELAY`, project
+        the outcome (with the start if that was not written yet)."""
         info = activity.info()
         run_id = _run_id(info)
-        await self._best_effort("start", self._started(stage_input, info.attempt, run_id))
+        start = _DeferredStart(self.deps.projection, self._start(stage_input, info.attempt, run_id))
         context = StageContext(
             job_id=stage_input.job_id,
             job_type=stage_input.job_type,
@@ -58,12 +68,15 @@ class StageActivities:
         try:
             output = await handler(context)
         except Exception as error:
+            await self._best_effort("start", start.settled_write())
             raise await self._failure(stage_input, run_id, error) from error
-        projected = await self._best_effort("finish", self._finished(stage_input, run_id))
+        finally:
+            start.stop_timer()
+        projected = await self._best_effort("finish", self._finished(stage_input, run_id, start))
         return StageResult(output=output, projected_complete=projected and stage_input.last)
 
-    async def _started(self, stage_input: StageInput, attempt: int, run_id: str) -> None:
-        start = StageStart(
+    def _start(self, stage_input: StageInput, attempt: int, run_id: str) -> StageStart:
+        return StageStart(
             job_id=stage_input.job_id,
             tenant_id=stage_input.tenant_id,
             job_type=stage_input.job_type,
@@ -75,11 +88,10 @@ class StageActivities:
             max_attempts=stage_input.stage.retry.max_attempts,
             at=self.deps.now(),
         )
-        await self.deps.projection.write(hot_paths.stage_started(start))
 
-    async def _finished(self, stage_input: StageInput, run_id: str) -> None:
+    async def _finished(self, stage_input: StageInput, run_id: str, start: _DeferredStart) -> None:
         job_id, stage, now = stage_input.job_id, stage_input.stage.name, self.deps.now()
-        rows = hot_paths.stage_finished(job_id, stage, now)
+        rows = await start.settle(finished_at=now) or hot_paths.stage_finished(job_id, stage, now)
         if stage_input.last:  # saves the workflow a local activity (an extra activation and marker) per job
             rows += hot_paths.status_changed(job_id, run_id, JobStatus.COMPLETE, now, stage)
         await self.deps.projection.write(rows)
@@ -132,6 +144,41 @@ class StageActivities:
             log.warning("could not project stage %s into the database", what, exc_info=True)
             return False
         return True
+
+
+class _DeferredStart:
+    """A stage attempt's `running` rows, written by a timer after `START_DELAY` unless the attempt's
+    outcome takes them first."""
+
+    def __init__(self, projection: GroupCommit, start: StageStart) -> None:
+        self._projection = projection
+        self._start = start
+        self._written: asyncio.Task[bool] | None = None
+        self._timer = asyncio.get_running_loop().call_later(START_DELAY, self._write)
+
+    def _write(self) -> None:
+        rows = hot_paths.stage_started(self._start)
+        self._written = asyncio.ensure_future(
+            StageActivities._best_effort("start", self._projection.write(rows))
+        )
+
+    def stop_timer(self) -> None:
+        """Do not write the start on its own any more (a cancelled attempt leaves it unwritten)."""
+        self._timer.cancel()
+
+    async def settle(self, finished_at: datetime | None = None) -> list[Row]:
+        """The start's rows to write with the outcome (the stage `complete` at `finished_at` if
+        given), or none once the timer has written them; stops the timer."""
+        self.stop_timer()
+        if self._written is not None:
+            await self._written  # ordered before whatever the caller writes next
+            return []
+        return hot_paths.stage_started(dataclasses.replace(self._start, finished_at=finished_at))
+
+    async def settled_write(self) -> None:
+        """Write the start now if the timer has not (a failure's record needs the stage's row)."""
+        if rows := await self.settle():
+            await self._projection.write(rows)
 
 
 def _run_id(info: activity.Info) -> str:

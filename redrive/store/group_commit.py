@@ -3,7 +3,7 @@ transaction, so bookkeeping costs one commit per batch instead of one per status
 prebuilt statement runs once per batch for all its rows (see `hot_paths.execute`).
 
 Each caller still waits until its own write is committed, so ordering per job is kept (a stage's
-`running` is stored before its handler runs). A batch opens `LINGER` after its first write, and
+`running` is stored before its outcome). A batch opens `LINGER` after its first write, and
 writes that arrive while a batch commits go out together in the next. A batch that fails is
 retried write by write, so one bad write cannot take the others down with it.
 

@@ -53,6 +53,8 @@ class StageStart:
     attempt: int
     max_attempts: int
     at: datetime
+    finished_at: datetime | None = None
+    """Set when the attempt had already succeeded by the time its start was written."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ def statements(dialect: str) -> Statements:
                 "status": stage.excluded.status,
                 "executions": JOB_STAGES.c.executions + 1,
                 "attempt": stage.excluded.attempt,
-                "finished_at": None,
+                "finished_at": stage.excluded.finished_at,
             },
         ),
         stage_complete=sa.update(JOB_STAGES)
@@ -121,7 +123,8 @@ def job_created(job: Job) -> list[Row]:
 
 
 def stage_started(start: StageStart) -> list[Row]:
-    """Project `running`; creates the job row if the API crashed before writing it."""
+    """Project `running` (and the stage `complete` if it has finished); creates the job row if the
+    API crashed before writing it."""
     running = JobStatus.RUNNING.value
     job = {
         "id": start.job_id,
@@ -146,11 +149,11 @@ def stage_started(start: StageStart) -> list[Row]:
         "job_id": start.job_id,
         "stage": start.stage,
         "position": start.position,
-        "status": running,
+        "status": running if start.finished_at is None else JobStatus.COMPLETE.value,
         "executions": 1,
         "attempt": start.attempt,
         "started_at": start.at,
-        "finished_at": None,
+        "finished_at": start.finished_at,
     }
     return [("job_running", job), ("stage_running", stage)]
 
