@@ -14,7 +14,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 import worker as redrive_worker
-from bench.bare import BareStatusWorkflow, BareWorkflow, bare_stage
+from bench.bare import BareShapedWorkflow, BareStatusWorkflow, BareWorkflow, bare_stage, shaped_stage
 
 
 def build(client: Client, task_queue: str) -> Worker:
@@ -22,8 +22,8 @@ def build(client: Client, task_queue: str) -> Worker:
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[BareWorkflow, BareStatusWorkflow],
-        activities=[bare_stage],
+        workflows=[BareWorkflow, BareStatusWorkflow, BareShapedWorkflow],
+        activities=[bare_stage, shaped_stage],
         workflow_runner=redrive_worker.workflow_runner(),
         max_concurrent_workflow_task_polls=20,
         max_concurrent_activity_task_polls=20,

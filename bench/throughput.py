@@ -4,7 +4,7 @@ three no-op activities, on the same dev server in the same run, rounds alternati
 workflow with one search-attribute upsert (queued -> running), the ceiling for keeping a job's
 status in Temporal's visibility, which redrive does.
 
-    python -m bench.throughput [--jobs 400] [--rounds 3] [--concurrency 20] [--one-process]
+    python -m bench.throughput [--jobs 400] [--rounds 3] [--concurrency 20] [--one-process] [--shaped]
 
 Each side's worker runs as its own process, as deployed (`python worker.py`; the baseline's
 `bench.bare_worker`); `--one-process` runs both in this process instead. Both sides submit with the
@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import compileall
 import contextlib
+import json
 import os
 import signal
 import statistics
@@ -33,6 +34,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import aiohttp
 from temporalio.api.enums.v1 import TaskQueueType
@@ -43,7 +45,11 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from bench import bare as bare_module
 from bench import bare_worker
-from bench.bare import JOB_STATUS, BareStatusWorkflow, BareWorkflow
+from bench.bare import JOB_STATUS, BareShapedWorkflow, BareStatusWorkflow, BareWorkflow
+from redrive.converter import DATA_CONVERTER
+from redrive.jobtypes.builtin import DEMO
+from redrive.messages import JobInput
+from redrive.status import JOB_TYPE, TENANT_ID
 from redrive.store import upgrade
 from tests.support import running_api, running_worker, settings_for, start_dev_server
 
@@ -194,6 +200,33 @@ async def redrive_round(
         return await measure(work, pids)
 
 
+Flavour = Literal["bare", "bare+status", "bare+shape"]
+
+
+def _start_options(flavour: Flavour, workflow_id: str) -> tuple[str, Any, dict[str, Any]]:
+    """Workflow name, input and start options of one baseline workflow."""
+    if flavour == "bare":
+        return BareWorkflow.__name__, {}, {}
+    queued = SearchAttributePair(JOB_STATUS, "queued")
+    if flavour == "bare+status":
+        return BareStatusWorkflow.__name__, {}, {"search_attributes": TypedSearchAttributes([queued])}
+    job = JobInput(
+        job_id=workflow_id,
+        tenant_id="a",
+        job_type=DEMO.name,
+        payload={},
+        stages=DEMO.stages,
+        status_search_attributes=True,
+    )
+    attributes = [SearchAttributePair(JOB_TYPE, DEMO.name), SearchAttributePair(TENANT_ID, "a"), queued]
+    options = {"search_attributes": TypedSearchAttributes(attributes), "static_summary": f"{DEMO.name} job"}
+    return (
+        BareShapedWorkflow.__name__,
+        json.loads(DATA_CONVERTER.payload_converter.to_payload(job).data),
+        options,
+    )
+
+
 async def bare_round(
     client: Client,
     home: Path,
@@ -201,14 +234,14 @@ async def bare_round(
     concurrency: int,
     measure: Measure,
     apart: bool,
-    with_status: bool = False,
+    flavour: Flavour = "bare",
 ) -> Sample:
-    """Jobs/s for the plain workflow, with the same worker tuning (and bytecode cache) as redrive's;
-    `with_status` runs it with the one search-attribute upsert of a status change."""
+    """Jobs/s for a plain workflow, with the same worker tuning (and bytecode cache) as redrive's:
+    three no-op activities (`bare`), plus the one search-attribute upsert of a status change
+    (`bare+status`), or carrying redrive's input, stage arguments and search attributes
+    (`bare+shape`)."""
     compileall.compile_file(bare_module.__file__, quiet=2)
     task_queue = f"bare-{uuid.uuid4().hex[:8]}"
-    flow: type[BareWorkflow | BareStatusWorkflow] = BareStatusWorkflow if with_status else BareWorkflow
-    status = TypedSearchAttributes([SearchAttributePair(JOB_STATUS, "queued")]) if with_status else None
     async with contextlib.AsyncExitStack() as stack:
         if apart:
             argv = ["-m", "bench.bare_worker", _address(client), task_queue]
@@ -222,8 +255,9 @@ async def bare_round(
         started: list[str] = []
 
         async def submit(index: int) -> None:
+            name, argument, options = _start_options(flavour, f"{task_queue}-{index}")
             handle = await client.start_workflow(
-                flow.run, {}, id=f"{task_queue}-{index}", task_queue=task_queue, search_attributes=status
+                name, argument, id=f"{task_queue}-{index}", task_queue=task_queue, **options
             )
             started.append(handle.id)
 
@@ -234,22 +268,22 @@ async def bare_round(
         return await measure(work, pids)
 
 
-async def main(jobs: int, rounds: int, concurrency: int, apart: bool) -> None:
+async def main(jobs: int, rounds: int, concurrency: int, apart: bool, shaped: bool) -> None:
     """Alternate redrive and bare rounds on one dev server; print medians and the ratio."""
     home = Path(tempfile.mkdtemp(prefix="redrive-bench-"))
     env = await start_dev_server(home / "temporal.db")
-    results: dict[str, list[Sample]] = {"bare": [], "redrive": [], "bare+status": []}
+    extra: list[Flavour] = ["bare+shape"] if shaped else []
+    sides: list[Flavour | Literal["redrive"]] = ["bare", "redrive", "bare+status", *extra]
+    results: dict[str, list[Sample]] = {side: [] for side in sides}
     async with env:
         measure = measuring(jobs, _server_pid(home / "temporal.db"))
         for number in range(1, rounds + 1):
-            results["bare"].append(await bare_round(env.client, home, jobs, concurrency, measure, apart))
-            results["redrive"].append(
-                await redrive_round(env.client, home, jobs, concurrency, measure, apart)
-            )
-            status_sample = await bare_round(
-                env.client, home, jobs, concurrency, measure, apart, with_status=True
-            )
-            results["bare+status"].append(status_sample)
+            for side in sides:
+                results[side].append(
+                    await redrive_round(env.client, home, jobs, concurrency, measure, apart)
+                    if side == "redrive"
+                    else await bare_round(env.client, home, jobs, concurrency, measure, apart, side)
+                )
             print(
                 f"round {number}: " + ", ".join(_describe(n, s[-1]) for n, s in results.items()), flush=True
             )
@@ -264,6 +298,12 @@ async def main(jobs: int, rounds: int, concurrency: int, apart: bool) -> None:
         f"  ceiling  {ceiling.rate / bare.rate:.2f}: bare with the one search-attribute upsert of "
         "queued -> running, which redrive keeps"
     )
+    if shaped:
+        shape = medians["bare+shape"]
+        print(
+            f"  shape    {shape.rate / bare.rate:.2f}: bare carrying redrive's input, stage arguments "
+            f"and search attributes; redrive runs at {ours.rate / shape.rate:.2f} of it"
+        )
     print(
         f"  extra CPU per job: {ours.local_cpu_ms - bare.local_cpu_ms:+.1f} ms here, "
         f"{ours.worker_cpu_ms - bare.worker_cpu_ms:+.1f} ms in the worker, "
@@ -304,5 +344,18 @@ if __name__ == "__main__":
         action="store_true",
         help="run the workers in this process, beside the API and the load generator",
     )
+    parser.add_argument(
+        "--shaped",
+        action="store_true",
+        help="add rounds of a bare workflow carrying redrive's input, arguments and search attributes",
+    )
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.jobs, arguments.rounds, arguments.concurrency, not arguments.one_process))
+    asyncio.run(
+        main(
+            arguments.jobs,
+            arguments.rounds,
+            arguments.concurrency,
+            not arguments.one_process,
+            arguments.shaped,
+        )
+    )
