@@ -68,11 +68,11 @@ class StageActivities:
         try:
             output = await handler(context)
         except Exception as error:
-            await self._best_effort("start", start.settled_write())
+            await _best_effort("start", start.settled_write())
             raise await self._failure(stage_input, run_id, error) from error
         finally:
             start.stop_timer()
-        projected = await self._best_effort("finish", self._finished(stage_input, run_id, start))
+        projected = await _best_effort("finish", self._finished(stage_input, run_id, start))
         return StageResult(output=output, projected_complete=projected and stage_input.last)
 
     def _start(self, stage_input: StageInput, attempt: int, run_id: str) -> StageStart:
@@ -121,7 +121,7 @@ class StageActivities:
             failed_at=failed_at,
             next_retry_at=failed_at + delay if will_retry else None,
         )
-        await self._best_effort("failure", self._record_failure(failure, will_retry))
+        await _best_effort("failure", self._record_failure(failure, will_retry))
         return ApplicationError(
             message,
             {"attempt": info.attempt, "max_attempts": declaration.max_attempts},
@@ -134,16 +134,16 @@ class StageActivities:
         async with self.deps.sessions() as session, session.begin():
             await JobRepository(session).stage_failed(failure, will_retry)
 
-    @staticmethod
-    async def _best_effort(what: str, write: Awaitable[Any]) -> bool:
-        # The projection must not spend the stage's retry budget: Temporal holds the truth, and a
-        # terminal state this could not write is written by the workflow's retried bookkeeping.
-        try:
-            await write
-        except Exception:
-            log.warning("could not project stage %s into the database", what, exc_info=True)
-            return False
-        return True
+
+async def _best_effort(what: str, write: Awaitable[Any]) -> bool:
+    # The projection must not spend the stage's retry budget: Temporal holds the truth, and a
+    # terminal state this could not write is written by the workflow's retried bookkeeping.
+    try:
+        await write
+    except Exception:
+        log.warning("could not project stage %s into the database", what, exc_info=True)
+        return False
+    return True
 
 
 class _DeferredStart:
@@ -158,9 +158,7 @@ class _DeferredStart:
 
     def _write(self) -> None:
         rows = hot_paths.stage_started(self._start)
-        self._written = asyncio.ensure_future(
-            StageActivities._best_effort("start", self._projection.write(rows))
-        )
+        self._written = asyncio.ensure_future(_best_effort("start", self._projection.write(rows)))
 
     def stop_timer(self) -> None:
         """Do not write the start on its own any more (a cancelled attempt leaves it unwritten)."""
