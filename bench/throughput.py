@@ -5,6 +5,7 @@ workflow with one search-attribute upsert (queued -> running), the ceiling for k
 status in Temporal's visibility, which redrive does.
 
     python -m bench.throughput [--jobs 400] [--rounds 3] [--concurrency 20] [--one-process] [--shaped]
+                               [--server-apart]
 
 Each side's worker runs as its own process, as deployed (`python worker.py`; the baseline's
 `bench.bare_worker`); `--one-process` runs both in this process instead. Both sides submit with the
@@ -15,6 +16,11 @@ the API itself, all of it charged to redrive on this shared box. Beside jobs/s i
 each job cost here (load generator, API or bare client), in the worker process and in the Temporal
 server: on a shared, noisy machine CPU per job moves less than wall-clock rates, and where every
 core is busy (two on our CI machines) the ratio follows the CPU each job costs in all.
+
+`--server-apart` pins the Temporal server to half of this machine's cores and everything else
+(load generator, API, workers) to the other half, as in production, where the server runs on
+machines of its own and API and workers scale out beside it: the ratio then says how much more of
+the server's capacity a redrive job takes than a bare one.
 """
 
 from __future__ import annotations
@@ -78,6 +84,25 @@ def _server_pid(db_file: Path) -> int:
                 if str(db_file).encode() in (entry / "cmdline").read_bytes():
                     return int(entry.name)
     raise RuntimeError(f"no Temporal server process found for {db_file}")
+
+
+def _pin(pid: int, cpus: set[int]) -> None:
+    """Pin every thread of process `pid` to `cpus`; threads it starts later inherit the mask."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(task.name), cpus)
+
+
+def _split_cores(server_pid: int) -> tuple[list[int], list[int]]:
+    """Give the server the first half of the usable cores and this process (and the workers it
+    starts later) the rest; the two halves."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        raise SystemExit("--server-apart needs at least two cores")
+    server, rest = cores[: len(cores) // 2], cores[len(cores) // 2 :]
+    _pin(server_pid, set(server))
+    _pin(os.getpid(), set(rest))
+    return server, rest
 
 
 Measure = Callable[[Callable[[], Awaitable[None]], list[int]], Awaitable[Sample]]
@@ -268,7 +293,9 @@ async def bare_round(
         return await measure(work, pids)
 
 
-async def main(jobs: int, rounds: int, concurrency: int, apart: bool, shaped: bool) -> None:
+async def main(
+    jobs: int, rounds: int, concurrency: int, apart: bool, shaped: bool, server_apart: bool
+) -> None:
     """Alternate redrive and bare rounds on one dev server; print medians and the ratio."""
     home = Path(tempfile.mkdtemp(prefix="redrive-bench-"))
     env = await start_dev_server(home / "temporal.db")
@@ -276,7 +303,11 @@ async def main(jobs: int, rounds: int, concurrency: int, apart: bool, shaped: bo
     sides: list[Flavour | Literal["redrive"]] = ["bare", "redrive", "bare+status", *extra]
     results: dict[str, list[Sample]] = {side: [] for side in sides}
     async with env:
-        measure = measuring(jobs, _server_pid(home / "temporal.db"))
+        server_pid = _server_pid(home / "temporal.db")
+        if server_apart:
+            server_cores, other_cores = _split_cores(server_pid)
+            print(f"Temporal server on cores {server_cores}, everything else on {other_cores}")
+        measure = measuring(jobs, server_pid)
         for number in range(1, rounds + 1):
             for side in sides:
                 results[side].append(
@@ -289,6 +320,8 @@ async def main(jobs: int, rounds: int, concurrency: int, apart: bool, shaped: bo
             )
     medians = {name: _median(samples) for name, samples in results.items()}
     where = "workers in their own processes" if apart else "workers in this process"
+    if server_apart:
+        where += ", the server on cores of its own"
     print(f"median of {rounds} rounds, {jobs} jobs each, concurrency {concurrency}, {where}:")
     for name, sample in medians.items():
         print(f"  {_describe(name, sample)}")
@@ -349,6 +382,11 @@ if __name__ == "__main__":
         action="store_true",
         help="add rounds of a bare workflow carrying redrive's input, arguments and search attributes",
     )
+    parser.add_argument(
+        "--server-apart",
+        action="store_true",
+        help="pin the Temporal server to half the cores and everything else to the other half",
+    )
     arguments = parser.parse_args()
     asyncio.run(
         main(
@@ -357,5 +395,6 @@ if __name__ == "__main__":
             arguments.concurrency,
             not arguments.one_process,
             arguments.shaped,
+            arguments.server_apart,
         )
     )
