@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import compileall
 import dataclasses
 import statistics
 import tempfile
@@ -46,8 +45,9 @@ from temporalio.worker import Replayer, Worker
 import worker as redrive_worker
 from activities.handlers import HANDLERS
 from activities.stages import StageActivities
-from bench import bare as bare_module
-from bench.bare import JOB_STATUS, STAGES, BareStatusWorkflow, bare_stage
+from bench import bare_worker
+from bench.bare import JOB_STATUS, STAGES, bare_stage
+from bench.bare_workflows.status import BareStatusWorkflow
 from bench.throughput import _bounded, _server_pid, bare_round, fresh_database, measuring
 from redrive.converter import DATA_CONVERTER
 from redrive.jobtypes.builtin import DEMO
@@ -198,7 +198,7 @@ async def workflow_costs(bare: WorkflowHistory, jobs: int) -> Costs:
 
 async def main(jobs: int, repeats: int) -> None:
     """Measure each part `repeats` times on one dev server; print medians and the bare reference."""
-    compileall.compile_file(bare_module.__file__, quiet=2)
+    bare_worker.precompile()
     redrive_worker.precompile_workflows()
     home = Path(tempfile.mkdtemp(prefix="redrive-costs-"))
     env = await start_dev_server(home / "temporal.db")

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import compileall
 import contextlib
 import json
 import os
@@ -49,9 +48,11 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from bench import bare as bare_module
 from bench import bare_worker
-from bench.bare import JOB_STATUS, BareShapedWorkflow, BareStatusWorkflow, BareWorkflow
+from bench.bare import JOB_STATUS
+from bench.bare_workflows.plain import BareWorkflow
+from bench.bare_workflows.shaped import BareShapedWorkflow
+from bench.bare_workflows.status import BareStatusWorkflow
 from redrive.converter import DATA_CONVERTER
 from redrive.jobtypes.builtin import DEMO
 from redrive.messages import JobInput
@@ -265,7 +266,6 @@ async def bare_round(
     three no-op activities (`bare`), plus the one search-attribute upsert of a status change
     (`bare+status`), or carrying redrive's input, stage arguments and search attributes
     (`bare+shape`)."""
-    compileall.compile_file(bare_module.__file__, quiet=2)
     task_queue = f"bare-{uuid.uuid4().hex[:8]}"
     async with contextlib.AsyncExitStack() as stack:
         if apart:
