@@ -1,6 +1,7 @@
 """Jobs per second: N three-stage `demo` jobs through redrive (HTTP API, JobWorkflow, stage
 activities with the SQL projection on SQLite in WAL mode) against N bare Temporal workflows running
-three no-op activities, on the same dev server in the same run, rounds alternating; and the bare
+three no-op activities, on the same dev server in the same run, rounds alternating (every other
+round in reverse order, so a machine that drifts favours no side); and the bare
 workflow with one search-attribute upsert (queued -> running), the ceiling for keeping a job's
 status in Temporal's visibility, which redrive does.
 
@@ -309,7 +310,9 @@ async def main(
             print(f"Temporal server on cores {server_cores}, everything else on {other_cores}")
         measure = measuring(jobs, server_pid)
         for number in range(1, rounds + 1):
-            for side in sides:
+            # Every other round runs the sides in reverse, so a machine that speeds up or slows down
+            # over the run does not always favour the side that comes first.
+            for side in sides if number % 2 else reversed(sides):
                 results[side].append(
                     await redrive_round(env.client, home, jobs, concurrency, measure, apart)
                     if side == "redrive"
@@ -327,6 +330,11 @@ async def main(
         print(f"  {_describe(name, sample)}")
     bare, ours, ceiling = medians["bare"], medians["redrive"], medians["bare+status"]
     print(f"  ratio    {ours.rate / bare.rate:.2f} of bare throughput (goal >= 0.90)")
+    paired = [mine.rate / base.rate for mine, base in zip(results["redrive"], results["bare"], strict=True)]
+    print(
+        f"  per round {' '.join(f'{ratio:.2f}' for ratio in paired)} "
+        f"(median {statistics.median(paired):.2f}): the run's spread"
+    )
     print(
         f"  ceiling  {ceiling.rate / bare.rate:.2f}: bare with the one search-attribute upsert of "
         "queued -> running, which redrive keeps"
