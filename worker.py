@@ -28,7 +28,7 @@ from redrive.schedules import ensure_maintenance_schedule
 from redrive.settings import Settings
 from redrive.store import create_engine, session_factory
 from redrive.store.group_commit import GroupCommit
-from redrive.temporal import connect
+from redrive.temporal import connect, exit_process
 from workflows import JobWorkflow
 from workflows.maintenance import MaintenanceWorkflow
 
@@ -137,6 +137,7 @@ def main() -> None:
     """Entry point of `python worker.py` and `redrive worker`."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(_main())
+    exit_process(0)
 
 
 if __name__ == "__main__":

@@ -35,9 +35,11 @@ def _settings() -> Settings:
 def dev() -> None:
     """Run a Temporal dev server (with Web UI), the worker and the API on the embedded defaults."""
     from redrive.dev import run_dev  # the assembly imports api and the worker only when asked to
+    from redrive.temporal import exit_process
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(run_dev(_settings()))
+    exit_process(0)
 
 
 @app.command()
@@ -55,9 +57,11 @@ def api() -> None:
     import uvicorn
 
     from api import create_app
+    from redrive.temporal import exit_process
 
     settings = _settings()
     uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port)
+    exit_process(0)
 
 
 @app.command()
@@ -74,12 +78,12 @@ def migrate() -> None:
 def doctor() -> None:
     """Check Temporal, namespace retention, search attributes, migrations and SMTP; exit 1 on a failure."""
     from redrive.doctor import diagnose
+    from redrive.temporal import exit_process
 
     findings = asyncio.run(diagnose(_settings()))
     for finding in findings:
         typer.echo(f"{finding.level:<5} {finding.check}: {finding.message}")
-    if any(finding.level == "fail" for finding in findings):
-        raise typer.Exit(1)
+    exit_process(1 if any(finding.level == "fail" for finding in findings) else 0)
 
 
 keys = typer.Typer(help="Manage API keys (stored hashed in REDRIVE_DATABASE_URL).")

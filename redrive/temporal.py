@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
+from typing import NoReturn
+
 from temporalio.client import Client
 
 from redrive.codec import data_converter
@@ -15,6 +20,20 @@ async def connect(settings: Settings) -> Client:
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings.payload_key),
     )
+
+
+def exit_process(code: int) -> NoReturn:
+    """End a process that has used a Temporal client, skipping the interpreter's teardown.
+
+    The SDK's Rust threads can still call into Python while the interpreter finalizes, which aborts
+    the process with "Fatal Python error: PyGILState_Release" (sdk-python issue 300): 30 of 182
+    worker exits after a clean drain in one day's benchmark runs, most of them short of CPU. Call it
+    once everything of ours is closed; it flushes logging and the standard streams, nothing else.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def workflow_url(settings: Settings, workflow_id: str, run_id: str | None) -> str:

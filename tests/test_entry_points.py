@@ -204,3 +204,26 @@ async def test_worker_py_drains_and_exits_on_sigterm(
 async def _stage_started(handle: WorkflowHandle[Any, Any]) -> bool:
     pending = (await handle.describe()).raw_description.pending_activities
     return any(activity.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED for activity in pending)
+
+
+def test_exit_process_keeps_what_was_printed_and_logged(tmp_path: Path) -> None:
+    """The entry points end with `exit_process`, which skips the interpreter's teardown (where the
+    SDK can abort the process) but must not drop buffered output: `os._exit` alone loses a piped
+    stdout's buffer."""
+    log = tmp_path / "exit.log"
+    code = (
+        "import logging, logging.handlers\n"
+        "from redrive.temporal import exit_process\n"
+        f"target = logging.FileHandler({str(log)!r})\n"
+        "logging.getLogger().addHandler(logging.handlers.MemoryHandler(100, target=target))\n"
+        "logging.getLogger().warning('logged')\n"
+        "print('printed')\n"
+        "exit_process(3)\n"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == "printed\n"
+    assert log.read_text() == "logged\n"
