@@ -22,6 +22,7 @@ from bench.bare import bare_stage, shaped_stage
 from bench.bare_workflows.plain import BareWorkflow
 from bench.bare_workflows.shaped import BareShapedWorkflow
 from bench.bare_workflows.status import BareStatusWorkflow
+from redrive.temporal import exit_process
 
 
 def precompile() -> None:
@@ -54,3 +55,4 @@ async def serve(address: str, task_queue: str) -> None:
 
 if __name__ == "__main__":
     asyncio.run(serve(sys.argv[1], sys.argv[2]))
+    exit_process(0)  # as `python worker.py` does

@@ -178,7 +178,8 @@ async def worker_process(
     finally:
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(signal.SIGTERM)
-        await process.wait()
+        if await process.wait() != 0:  # after its round's results: the figures stand, the exit does not
+            print(f"warning: worker {' '.join(argv)} exited with {process.returncode}; see {log}", flush=True)
 
 
 def _address(client: Client) -> str:
