@@ -11,7 +11,7 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from pathlib import Path
+from types import ModuleType
 
 import httpx
 from temporalio.client import Client
@@ -51,15 +51,15 @@ PASSTHROUGH = (
 HEARTBEAT_THROTTLE = timedelta(seconds=2)
 
 
-def precompile_workflows() -> None:
-    """Write the bytecode of the modules the sandbox re-imports for every workflow run.
+def precompile_workflows(package: ModuleType = workflows) -> None:
+    """Write the bytecode of the modules the sandbox re-imports for every workflow run (`package`'s).
 
     With PYTHONDONTWRITEBYTECODE (set in many containers, and on our CI machines) Python would
     otherwise compile their source again on every run: measured as the largest single cost of a
     job in the worker. Reading bytecode is allowed under that setting; only writing it is not.
     """
     with contextlib.suppress(OSError):  # a read-only install simply keeps compiling
-        compileall.compile_dir(Path(workflows.__file__).parent, quiet=2)
+        compileall.compile_dir(package.__path__[0], quiet=2)
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:

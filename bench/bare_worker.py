@@ -7,11 +7,8 @@ Kept apart from the workflows' modules because the sandbox imports those again f
 from __future__ import annotations
 
 import asyncio
-import compileall
-import contextlib
 import signal
 import sys
-from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -25,15 +22,9 @@ from bench.bare_workflows.status import BareStatusWorkflow
 from redrive.temporal import exit_process
 
 
-def precompile() -> None:
-    """Write the workflows' bytecode, as redrive's worker does (`worker.precompile_workflows`)."""
-    with contextlib.suppress(OSError):
-        compileall.compile_dir(Path(bare_workflows.__file__).parent, quiet=2)
-
-
 def build(client: Client, task_queue: str) -> Worker:
     """The baseline worker with redrive's sandbox settings, poller counts and bytecode cache."""
-    precompile()
+    redrive_worker.precompile_workflows(bare_workflows)
     return Worker(
         client,
         task_queue=task_queue,

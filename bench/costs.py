@@ -45,7 +45,7 @@ from temporalio.worker import Replayer, Worker
 import worker as redrive_worker
 from activities.handlers import HANDLERS
 from activities.stages import StageActivities
-from bench import bare_worker
+from bench import bare_workflows
 from bench.bare import JOB_STATUS, STAGES, bare_stage
 from bench.bare_workflows.status import BareStatusWorkflow
 from bench.throughput import _bounded, _server_pid, bare_round, fresh_database, measuring
@@ -198,7 +198,7 @@ async def workflow_costs(bare: WorkflowHistory, jobs: int) -> Costs:
 
 async def main(jobs: int, repeats: int) -> None:
     """Measure each part `repeats` times on one dev server; print medians and the bare reference."""
-    bare_worker.precompile()
+    redrive_worker.precompile_workflows(bare_workflows)
     redrive_worker.precompile_workflows()
     home = Path(tempfile.mkdtemp(prefix="redrive-costs-"))
     env = await start_dev_server(home / "temporal.db")
