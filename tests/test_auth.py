@@ -40,7 +40,7 @@ OBJECT_ENDPOINTS = [endpoint for endpoint in ENDPOINTS if "{" in endpoint[1]]
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {"REDRIVE_HOME": str(home), "PATH": "/usr/bin:/bin"}
     return subprocess.run(
-        [sys.executable, "-m", "redrive", *args],
+        [sys.executable, "-m", "redrive_cli", *args],
         capture_output=True,
         text=True,
         env=env,

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REDRIVE = [sys.executable, "-m", "redrive"]
+REDRIVE = [sys.executable, "-m", "redrive_cli"]
 
 
 def _run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:

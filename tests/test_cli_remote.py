@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from redrive.devserver import set_retention
+from redrive_cli.devserver import set_retention
 from tests.support import Mailbox, api_client, eventually, settings_for
 
 
@@ -33,11 +33,11 @@ class Result:
 
 
 async def redrive(*args: str, **env: str) -> Result:
-    """Run `python -m redrive …` without blocking the event loop that serves the API."""
+    """Run `python -m redrive_cli …` without blocking the event loop that serves the API."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "redrive",
+        "redrive_cli",
         *args,
         env={**os.environ, "COLUMNS": "200", **env},
         stdout=asyncio.subprocess.PIPE,

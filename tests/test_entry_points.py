@@ -22,8 +22,8 @@ from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from redrive.contracts import JOB_WORKFLOW, JobInput
 from redrive.jobtypes import builtin_registry
-from redrive.messages import JOB_WORKFLOW, JobInput
 from tests.support import eventually
 
 ROOT = Path(__file__).parent.parent
@@ -66,7 +66,7 @@ def _start_dev(home: Path, ports: dict[str, str]) -> subprocess.Popen[str]:
     env = {**os.environ, **ports, "REDRIVE_HOME": str(home)}
     env.pop("REDRIVE_API_KEYS", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "redrive", "dev"],
+        [sys.executable, "-m", "redrive_cli", "dev"],
         cwd=home.parent,
         env=env,
         stdout=subprocess.PIPE,
@@ -110,7 +110,7 @@ def test_redrive_dev_runs_everything_and_restarts_on_its_data(
         time.sleep(0.2)
     cli_env = {**os.environ, "REDRIVE_API_URL": api, "REDRIVE_API_KEY": key}  # as the banner says
     listed = subprocess.run(
-        [sys.executable, "-m", "redrive", "jobs", "list", "-o", "json"],
+        [sys.executable, "-m", "redrive_cli", "jobs", "list", "-o", "json"],
         env=cli_env,
         capture_output=True,
         text=True,

@@ -10,11 +10,11 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from redrive import remote
 from redrive.jobtypes import ConfigError, load_registry
 from redrive.settings import Settings
 from redrive.store.api_keys import ApiKeyRepository
 from redrive.store.types import utcnow
+from redrive_cli import remote
 
 T = TypeVar("T")
 
@@ -34,8 +34,8 @@ def _settings() -> Settings:
 @app.command()
 def dev() -> None:
     """Run a Temporal dev server (with Web UI), the worker and the API on the embedded defaults."""
-    from redrive.dev import run_dev  # the assembly imports api and the worker only when asked to
     from redrive.temporal import exit_process
+    from redrive_cli.dev import run_dev  # the assembly imports api and the worker only when asked to
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(run_dev(_settings()))
@@ -77,8 +77,8 @@ def migrate() -> None:
 @app.command()
 def doctor() -> None:
     """Check Temporal, namespace retention, search attributes, migrations and SMTP; exit 1 on a failure."""
-    from redrive.doctor import diagnose
     from redrive.temporal import exit_process
+    from redrive_cli.doctor import diagnose
 
     findings = asyncio.run(diagnose(_settings()))
     for finding in findings:

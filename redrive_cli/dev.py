@@ -14,9 +14,9 @@ import uvicorn
 
 import worker
 from api import create_app
-from redrive.devserver import connect_when_ready, set_retention, start_server, stop_server
 from redrive.settings import Settings
 from redrive.store import upgrade
+from redrive_cli.devserver import connect_when_ready, set_retention, start_server, stop_server
 
 
 class _EmbeddedServer(uvicorn.Server):
