@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
 
 
 @dataclass(frozen=True)
-class StageFailure:
+class DeadLetterCause:
     """Why a stage gave up, in dead-letter terms."""
 
     reason: ErrorReason
@@ -28,7 +28,7 @@ class StageFailure:
     attempts: int
 
 
-def classify(error: ActivityError, stage: StageSpec) -> StageFailure:
+def classify(error: ActivityError, stage: StageSpec) -> DeadLetterCause:
     """The dead-letter reason, error type, message and attempt count for `error`."""
     cause = error.cause
     max_attempts = stage.retry.max_attempts
@@ -36,19 +36,19 @@ def classify(error: ActivityError, stage: StageSpec) -> StageFailure:
         timeout = _camel(TimeoutType(cause.type).name) if cause.type is not None else "Unknown"
         if cause.type == TimeoutType.SCHEDULE_TO_START:
             reason = ErrorReason.RUNNER_UNAVAILABLE
-            return StageFailure(reason, f"{timeout}Timeout", _runner_message(stage), 1)
+            return DeadLetterCause(reason, f"{timeout}Timeout", _runner_message(stage), 1)
         attempts = max_attempts if error.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED else 1
-        return StageFailure(ErrorReason.MAX_RETRIES, f"{timeout}Timeout", cause.message, attempts)
+        return DeadLetterCause(ErrorReason.MAX_RETRIES, f"{timeout}Timeout", cause.message, attempts)
     if isinstance(cause, ApplicationError):
         attempts = _attempt(cause, max_attempts)
         error_type = cause.type or "ApplicationError"
         if error_type == ErrorReason.HANDLER_MISSING.value:
-            return StageFailure(ErrorReason.HANDLER_MISSING, error_type, cause.message, attempts)
+            return DeadLetterCause(ErrorReason.HANDLER_MISSING, error_type, cause.message, attempts)
         if error.retry_state == RetryState.NON_RETRYABLE_FAILURE or cause.non_retryable:
-            return StageFailure(ErrorReason.VALIDATION, error_type, cause.message, attempts)
-        return StageFailure(ErrorReason.MAX_RETRIES, error_type, cause.message, attempts)
+            return DeadLetterCause(ErrorReason.VALIDATION, error_type, cause.message, attempts)
+        return DeadLetterCause(ErrorReason.MAX_RETRIES, error_type, cause.message, attempts)
     message = str(cause) if cause is not None else error.message
-    return StageFailure(ErrorReason.MAX_RETRIES, type(cause).__name__, message, max_attempts)
+    return DeadLetterCause(ErrorReason.MAX_RETRIES, type(cause).__name__, message, max_attempts)
 
 
 def _attempt(cause: ApplicationError, default: int) -> int:

@@ -10,7 +10,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
-    from redrive.messages import (
+    from redrive.contracts import (
         JOB_WORKFLOW,
         NOTIFY_DEAD_LETTER,
         RECORD_DEAD_LETTER,
@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
         StageResult,
         StatusInput,
     )
-    from redrive.retries import (
+    from redrive.retry_policy import (
         ALERT_RETRY,
         ALERT_TIMEOUT,
         BOOKKEEPING_RETRY,
@@ -34,12 +34,10 @@ with workflow.unsafe.imports_passed_through():
         to_retry_policy,
     )
     from redrive.status import ERROR_REASON, JOB_STAGE, JOB_STATUS, ErrorReason, JobStatus
-    from workflows.failures import StageFailure, classify
+    from workflows.failures import DeadLetterCause, classify
 
 if TYPE_CHECKING:  # annotations of helpers only, which the SDK never resolves
     from redrive.jobtypes.registry import StageSpec
-
-NOTIFY_PATCH = "notify-dead-letter"
 
 
 @workflow.defn(name=JOB_WORKFLOW)
@@ -51,13 +49,9 @@ class JobWorkflow:
         self._stage: str | None = None
         self._awaiting_review: str | None = None
         self._review: ReviewInput | None = None
-        self._status_only = False
 
     @workflow.run
     async def run(self, job: JobInput) -> JobResult:
-        # Search attributes on status changes only: each upsert is a visibility write in the server,
-        # measured as a quarter of a three-stage job's throughput when done per stage.
-        self._status_only = job.status_search_attributes
         outputs: dict[str, object] = {}
         result = StageResult()
         try:
@@ -122,13 +116,13 @@ class JobWorkflow:
             self._awaiting_review = None
             message = f"no review decision within {stage.review_timeout}"
             await self._dead_letter(
-                job, stage, StageFailure(ErrorReason.TIMEOUT, "ReviewTimeout", message, 1)
+                job, stage, DeadLetterCause(ErrorReason.TIMEOUT, "ReviewTimeout", message, 1)
             )
         review, self._review, self._awaiting_review = self._review, None, None
         assert review is not None  # the wait ended on the condition
         if review.decision == "reject":
             message = f"rejected by {review.reviewer}: {review.comment or 'no comment'}"
-            await self._dead_letter(job, stage, StageFailure(ErrorReason.REJECTED, "Rejected", message, 1))
+            await self._dead_letter(job, stage, DeadLetterCause(ErrorReason.REJECTED, "Rejected", message, 1))
         return StageResult(
             output={"decision": review.decision, "by": review.reviewer, "comment": review.comment}
         )
@@ -168,7 +162,7 @@ class JobWorkflow:
         return result
 
     async def _dead_letter(
-        self, job: JobInput, stage: "StageSpec", failure: StageFailure, error: ActivityError | None = None
+        self, job: JobInput, stage: "StageSpec", failure: DeadLetterCause, error: ActivityError | None = None
     ) -> NoReturn:
         self._set(JobStatus.DEAD_LETTER, stage.name)
         workflow.upsert_search_attributes([ERROR_REASON.value_set(failure.reason.value)])
@@ -191,8 +185,7 @@ class JobWorkflow:
             retry_policy=BOOKKEEPING_RETRY,
             summary="record dead letter",
         )
-        if workflow.patched(NOTIFY_PATCH):  # histories recorded before alerts existed replay without it
-            await self._notify(recorded)
+        await self._notify(recorded)
         raise ApplicationError(
             f"job {job.job_id} dead-lettered in stage {stage.name}: {failure.reason.value} "
             f"after {failure.attempts} attempt(s): {failure.error_type}: {failure.message}",
@@ -217,9 +210,9 @@ class JobWorkflow:
         self._status, self._stage = status, stage
         if stage is not None:
             workflow.set_current_details(f"{status.value}: stage {stage}")
-        if not self._status_only:
-            self._upsert_every_stage(status, stage)
-        elif changed:
+        if changed:
+            # Search attributes on status changes only: each upsert is a visibility write in the
+            # server, measured as a quarter of a three-stage job's throughput when done per stage.
             # JobStage names where a job stopped or waits; while it runs, its stage moves on
             # without a visibility write, so it is unset rather than left stale.
             workflow.upsert_search_attributes(
@@ -230,14 +223,6 @@ class JobWorkflow:
                     else JOB_STAGE.value_set(stage),
                 ]
             )
-
-    @staticmethod
-    def _upsert_every_stage(status: JobStatus, stage: str | None) -> None:
-        """How runs recorded before `JobInput.status_search_attributes` kept their search attributes."""
-        updates = [JOB_STATUS.value_set(status.value)]
-        if stage is not None:
-            updates.append(JOB_STAGE.value_set(stage))
-        workflow.upsert_search_attributes(updates)
 
     async def _project(self, job: JobInput, status: JobStatus) -> None:
         await workflow.execute_local_activity(

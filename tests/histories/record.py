@@ -30,7 +30,7 @@ async def _wait(http: httpx.AsyncClient, job_id: str, status: str) -> None:
 
 
 async def record() -> None:
-    """Run a complete, a dead-lettered and a retried job; save their histories as JSON."""
+    """Run a complete, a dead-lettered, a retried and a reviewed job; save their histories as JSON."""
     home = Path(tempfile.mkdtemp())
     (home / "redrive.toml").write_text(FAST)
     url = f"sqlite+aiosqlite:///{home / 'redrive.db'}"
@@ -42,35 +42,26 @@ async def record() -> None:
     env = await start_dev_server(home / "temporal.db")
     async with env, running_worker(env.client, settings), running_api(settings, env.client) as api:
         async with httpx.AsyncClient(base_url=api, headers={"Authorization": "Bearer key-a"}) as http:
+            async def submit(job_type: str, payload: dict[str, Any]) -> str:
+                body = {"type": job_type, "payload": payload}
+                job_id: str = (await http.post("/v1/jobs", json=body)).json()["id"]
+                return job_id
+
             jobs = {
-                "complete": (await http.post("/v1/jobs", json={"type": "demo", "payload": {}})).json()["id"],
-                "dead_letter": (
-                    await http.post("/v1/jobs", json={"type": "demo", "payload": failing})
-                ).json()["id"],
-                "retried": (await http.post("/v1/jobs", json={"type": "demo", "payload": failing})).json()[
-                    "id"
-                ],
-                "dead_letter_alerted": (
-                    await http.post("/v1/jobs", json={"type": "demo", "payload": {**failing, "sleep_ms": 1}})
-                ).json()["id"],
-                # Recorded once search attributes were upserted on status changes only.
-                "complete_status_attributes": (
-                    await http.post("/v1/jobs", json={"type": "demo", "payload": {"sleep_ms": 2}})
-                ).json()["id"],
-                "retried_status_attributes": (
-                    await http.post("/v1/jobs", json={"type": "demo", "payload": {**failing, "sleep_ms": 2}})
-                ).json()["id"],
+                "complete": await submit("demo", {}),
+                "dead_letter": await submit("demo", failing),
+                "retried": await submit("demo", failing),
+                "reviewed": await submit("demo_review", {}),
             }
             await _wait(http, jobs["complete"], "complete")
             await _wait(http, jobs["dead_letter"], "dead_letter")
             await _wait(http, jobs["retried"], "dead_letter")
-            await _wait(http, jobs["dead_letter_alerted"], "dead_letter")
-            await _wait(http, jobs["complete_status_attributes"], "complete")
-            await _wait(http, jobs["retried_status_attributes"], "dead_letter")
+            await _wait(http, jobs["reviewed"], "pending_review")
+            await http.post(f"/v1/jobs/{jobs['reviewed']}/review", json={"decision": "approve"})
+            await _wait(http, jobs["reviewed"], "complete")
             breaker.unlink()
-            for retried in ("retried", "retried_status_attributes"):
-                await http.post(f"/v1/jobs/{jobs[retried]}/retry", json={"reason": "recorded"})
-                await _wait(http, jobs[retried], "complete")
+            await http.post(f"/v1/jobs/{jobs['retried']}/retry", json={"reason": "recorded"})
+            await _wait(http, jobs["retried"], "complete")
         for name, job_id in jobs.items():
             target = HERE / f"{name}.json"
             if target.exists():
