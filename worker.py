@@ -27,10 +27,11 @@ from redrive.jobtypes import JobTypeRegistry, load_registry
 from redrive.schedules import ensure_maintenance_schedule
 from redrive.settings import Settings
 from redrive.store import create_engine, session_factory
-from redrive.store.group_commit import GroupCommit
+from redrive.store.projection import GroupCommit
 from redrive.temporal import connect, exit_process
 from workflows import JobWorkflow
 from workflows.maintenance import MaintenanceWorkflow
+from workflows.superseded_run import SupersededRunWorkflow
 
 log = logging.getLogger("redrive.worker")
 
@@ -70,12 +71,12 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 
 def build_worker(client: Client, settings: Settings, deps: ActivityDeps) -> Worker:
-    """A worker for `JobWorkflow` and every registered stage handler."""
+    """A worker for every workflow and every registered stage handler."""
     precompile_workflows()
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[JobWorkflow, MaintenanceWorkflow],
+        workflows=[JobWorkflow, MaintenanceWorkflow, SupersededRunWorkflow],
         activities=build_activities(deps),
         workflow_runner=workflow_runner(),
         max_concurrent_workflow_task_polls=20,

@@ -14,6 +14,7 @@ from activities.missing import handler_missing
 from activities.notifications import NotificationActivities
 from activities.projection import ProjectionActivities
 from activities.stages import StageActivities
+from activities.superseded_runs import SupersededRunActivities
 
 
 def build_activities(
@@ -27,6 +28,7 @@ def build_activities(
         NotificationActivities(deps).notify_dead_letter,
         *_maintenance(MaintenanceActivities(deps)),
         ProjectionActivities(deps).record_status,
+        SupersededRunActivities(deps).delete_superseded_run,
         handler_missing,
     ]
 

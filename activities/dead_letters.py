@@ -7,11 +7,12 @@ from typing import Any
 from temporalio import activity
 
 from activities.deps import ActivityDeps
-from redrive.messages import RECORD_DEAD_LETTER, DeadLetterInput, DeadLetterResult
+from redrive.contracts import RECORD_DEAD_LETTER, DeadLetterInput, DeadLetterResult
 from redrive.status import JobStatus
 from redrive.store.dead_letters import DeadLetterRepository
 from redrive.store.jobs import JobRepository
 from redrive.store.models import DeadLetter, Job, StageFailure
+from redrive.store.projection import ProjectionWrites
 
 
 class DeadLetterActivities:
@@ -30,8 +31,7 @@ async def store_dead_letter(deps: ActivityDeps, entry: DeadLetterInput) -> DeadL
     """Insert `entry` with its run's whole error history (once per run) and project `dead_letter`."""
     now = deps.now()
     async with deps.sessions() as session, session.begin():
-        jobs = JobRepository(session)
-        failures = await jobs.failures(entry.job_id, entry.run_id)
+        failures = await JobRepository(session).failures(entry.job_id, entry.run_id)
         stored = await DeadLetterRepository(session).insert(
             DeadLetter(
                 original_job_id=entry.job_id,
@@ -58,7 +58,7 @@ async def store_dead_letter(deps: ActivityDeps, entry: DeadLetterInput) -> DeadL
             created_at=now,
             updated_at=now,
         )
-        await jobs.project_terminal(
+        await ProjectionWrites(session).terminal(
             job,
             stage=entry.stage,
             attempt=entry.attempts,

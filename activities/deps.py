@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
 from activities.alerts.config import AlertConfig
-from redrive.store.group_commit import GroupCommit
+from redrive.store.projection import GroupCommit
 from redrive.store.types import utcnow
 
 
@@ -27,6 +27,12 @@ class ActivityDeps:
     http: httpx.AsyncClient
     alerts: AlertConfig = field(default_factory=AlertConfig)
     temporal: Client | None = None
-    """For maintenance, which lists and reads closed runs."""
+    """For maintenance and clean-up, which list, read and delete runs."""
     now: Callable[[], datetime] = utcnow
     unit_random: Callable[[], float] = field(default=random.random)
+
+    def client(self) -> Client:
+        """The Temporal client, for the activities that read or change runs."""
+        if self.temporal is None:
+            raise RuntimeError("this activity needs a Temporal client in ActivityDeps")
+        return self.temporal

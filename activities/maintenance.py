@@ -16,11 +16,21 @@ from activities.alerts import compose_digest, send_email
 from activities.dead_letters import store_dead_letter
 from activities.deps import ActivityDeps
 from activities.notifications import alert_for, announce
-from redrive.messages import JOB_WORKFLOW, DeadLetterInput, JobInput, MaintenanceInput
+from redrive.contracts import (
+    ARCHIVE_DEAD_LETTERS,
+    JOB_WORKFLOW,
+    PURGE_REPLAYED,
+    RECONCILE_CLOSED_RUNS,
+    SEND_DIGESTS,
+    DeadLetterInput,
+    JobInput,
+    MaintenanceInput,
+)
 from redrive.status import JOB_STAGE, ErrorReason
 from redrive.store.alerts import AlertWindowRepository
 from redrive.store.dead_letters import DeadLetterFilter, DeadLetterRepository
 from redrive.store.jobs import JobRepository
+from redrive.store.projection import ProjectionWrites
 from redrive.store.tenancy import ALL_TENANTS
 
 CLOSED_WITHOUT_US = {
@@ -35,26 +45,26 @@ class MaintenanceActivities:
     def __init__(self, deps: ActivityDeps) -> None:
         self.deps = deps
 
-    @activity.defn
+    @activity.defn(name=ARCHIVE_DEAD_LETTERS)
     async def archive_dead_letters(self, request: MaintenanceInput) -> int:
         """Mark dead letters older than `archive_after` (and their jobs) archived; how many."""
         now = self.deps.now()
         async with self.deps.sessions() as session, session.begin():
             runs = await DeadLetterRepository(session).archive(now - request.archive_after, now)
-            await JobRepository(session).archive(runs, now)
+            await ProjectionWrites(session).archive(runs, now)
         return len(runs)
 
-    @activity.defn
+    @activity.defn(name=PURGE_REPLAYED)
     async def purge_replayed(self, request: MaintenanceInput) -> int:
         """Delete entries replayed more than `purge_replayed_after` ago; how many."""
         now = self.deps.now()
         async with self.deps.sessions() as session, session.begin():
             return await DeadLetterRepository(session).purge(now - request.purge_replayed_after)
 
-    @activity.defn
+    @activity.defn(name=RECONCILE_CLOSED_RUNS)
     async def reconcile_closed_runs(self, request: MaintenanceInput) -> int:
         """Record jobs whose runs were terminated or timed out (no workflow code ran to record them)."""
-        client = self._client()
+        client = self.deps.client()
         since = self.deps.now() - request.reconcile_lookback
         query = (
             f'WorkflowType="{JOB_WORKFLOW}" AND TaskQueue="{request.task_queue}" '
@@ -124,7 +134,7 @@ class MaintenanceActivities:
             attempts=max(row.attempt if row is not None and row.stage == stage else 1, 1),
         )
 
-    @activity.defn
+    @activity.defn(name=SEND_DIGESTS)
     async def send_digests(self, request: MaintenanceInput) -> int:
         """E-mail one digest per fingerprint whose window closed with dead letters only counted."""
         config = self.deps.alerts
@@ -144,8 +154,3 @@ class MaintenanceActivities:
                 await AlertWindowRepository(session).digest_sent(window.fingerprint, window.suppressed)
             sent += bool(latest)
         return sent
-
-    def _client(self) -> Client:
-        if self.deps.temporal is None:
-            raise RuntimeError("maintenance needs a Temporal client in ActivityDeps")
-        return self.deps.temporal

@@ -16,7 +16,7 @@ from temporalio import activity
 
 from activities.alerts import Alert, AlertConfig, compose_email, post_webhook, send_email
 from activities.deps import ActivityDeps
-from redrive.messages import NOTIFY_DEAD_LETTER, NotifyInput, NotifyResult
+from redrive.contracts import NOTIFY_DEAD_LETTER, NotifyInput, NotifyResult
 from redrive.store.alerts import AlertWindowRepository
 from redrive.store.dead_letters import DeadLetterRepository
 from redrive.store.models import DeadLetter

@@ -9,8 +9,8 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.deps import ActivityDeps
-from redrive.messages import RECORD_STATUS, StatusInput
-from redrive.store.hot_paths import status_changed
+from redrive.contracts import RECORD_STATUS, StatusInput
+from redrive.store.projection import status_changed
 
 
 class ProjectionActivities:

@@ -15,15 +15,13 @@ from temporalio.exceptions import ApplicationError
 
 from activities.context import Handler, StageContext
 from activities.deps import ActivityDeps
+from redrive.contracts import StageInput, StageResult
 from redrive.errors import error_type_name, is_permanent, retry_after_hint
-from redrive.messages import StageInput, StageResult
-from redrive.retries import next_delay
+from redrive.retry_policy import next_delay
 from redrive.status import JobStatus
-from redrive.store import hot_paths
-from redrive.store.group_commit import GroupCommit
-from redrive.store.hot_paths import Row, StageStart
-from redrive.store.jobs import JobRepository
+from redrive.store import projection
 from redrive.store.models import StageFailure
+from redrive.store.projection import GroupCommit, ProjectionWrites, Row, StageStart
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +89,9 @@ class StageActivities:
 
     async def _finished(self, stage_input: StageInput, run_id: str, start: _DeferredStart) -> None:
         job_id, stage, now = stage_input.job_id, stage_input.stage.name, self.deps.now()
-        rows = await start.settle(finished_at=now) or hot_paths.stage_finished(job_id, stage, now)
+        rows = await start.settle(finished_at=now) or projection.stage_finished(job_id, stage, now)
         if stage_input.last:  # saves the workflow a local activity (an extra activation and marker) per job
-            rows += hot_paths.status_changed(job_id, run_id, JobStatus.COMPLETE, now, stage)
+            rows += projection.status_changed(job_id, run_id, JobStatus.COMPLETE, now, stage)
         await self.deps.projection.write(rows)
 
     async def _failure(self, stage_input: StageInput, run_id: str, error: Exception) -> ApplicationError:
@@ -132,7 +130,7 @@ class StageActivities:
 
     async def _record_failure(self, failure: StageFailure, will_retry: bool) -> None:
         async with self.deps.sessions() as session, session.begin():
-            await JobRepository(session).stage_failed(failure, will_retry)
+            await ProjectionWrites(session).stage_failed(failure, will_retry)
 
 
 async def _best_effort(what: str, write: Awaitable[Any]) -> bool:
@@ -150,14 +148,14 @@ class _DeferredStart:
     """A stage attempt's `running` rows, written by a timer after `START_DELAY` unless the attempt's
     outcome takes them first."""
 
-    def __init__(self, projection: GroupCommit, start: StageStart) -> None:
-        self._projection = projection
+    def __init__(self, writer: GroupCommit, start: StageStart) -> None:
+        self._projection = writer
         self._start = start
         self._written: asyncio.Task[bool] | None = None
         self._timer = asyncio.get_running_loop().call_later(START_DELAY, self._write)
 
     def _write(self) -> None:
-        rows = hot_paths.stage_started(self._start)
+        rows = projection.stage_started(self._start)
         self._written = asyncio.ensure_future(_best_effort("start", self._projection.write(rows)))
 
     def stop_timer(self) -> None:
@@ -171,7 +169,7 @@ class _DeferredStart:
         if self._written is not None:
             await self._written  # ordered before whatever the caller writes next
             return []
-        return hot_paths.stage_started(dataclasses.replace(self._start, finished_at=finished_at))
+        return projection.stage_started(dataclasses.replace(self._start, finished_at=finished_at))
 
     async def settled_write(self) -> None:
         """Write the start now if the timer has not (a failure's record needs the stage's row)."""

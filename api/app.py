@@ -10,7 +10,6 @@ from fastapi.middleware.cors import CORSMiddleware
 from temporalio.client import Client
 
 from api.body_limit import BodyLimit
-from api.janitor import RunJanitor
 from api.problems import install_problem_handlers
 from api.routers import codec, dead_letters, health, jobs
 from api.state import AppState
@@ -18,7 +17,7 @@ from redrive.codec import data_converter
 from redrive.jobtypes import load_registry
 from redrive.settings import Settings
 from redrive.store import create_engine, session_factory
-from redrive.store.group_commit import GroupCommit
+from redrive.store.projection import GroupCommit
 from redrive.temporal import connect
 
 
@@ -31,16 +30,14 @@ def create_app(settings: Settings, temporal: Client | None = None) -> FastAPI:
         engine = create_engine(settings.resolved_database_url())
         sessions = session_factory(engine)
         client = temporal or await connect(settings)
-        janitor = RunJanitor(client, settings.temporal_namespace)
         codec = data_converter(settings.payload_key).payload_codec
         try:
             async with GroupCommit(engine) as projection:
                 app.state.redrive = AppState(
-                    settings, settings.static_keys(), registry, sessions, projection, client, janitor, codec
+                    settings, registry, sessions, projection, client, settings.static_keys(), codec
                 )
                 yield
         finally:
-            await janitor.close()
             await engine.dispose()
 
     app = FastAPI(

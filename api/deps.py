@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.problems import Problem
 from api.state import AppState
+from redrive.operations import Actor
 from redrive.store.api_keys import ApiKeyRepository, digest
 
 
@@ -51,6 +52,11 @@ class Caller:
     def identity(self) -> str:
         """What retries, replays, cancels and reviews record as their author."""
         return f"{self.tenant}/{self.key_id}"
+
+    @property
+    def actor(self) -> Actor:
+        """The caller as the operations know it."""
+        return Actor(self.tenant, self.identity)
 
 
 def _unauthorized(detail: str) -> Problem:

@@ -1,4 +1,7 @@
-"""Errors as `application/problem+json` (RFC 9457), each with a detail a person can act on."""
+"""Errors as `application/problem+json` (RFC 9457), each with a detail a person can act on.
+
+The one place where the operations' refusals become HTTP statuses: `NotFound` 404, `Conflict` 409,
+`Invalid` 422 (their fields are in the request body, so `field` gets the `body.` prefix)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ from sqlalchemy.exc import TimeoutError as SQLTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from temporalio.service import RPCError, RPCStatusCode
+
+from redrive.operations import Conflict, Invalid, NotFound, OperationError
 
 PROBLEM_JSON = "application/problem+json"
 UNAVAILABLE_RETRY_AFTER_S = 5
@@ -83,6 +88,24 @@ async def _problem(_request: Request, error: Exception) -> JSONResponse:
     return problem_response(error)
 
 
+STATUS_OF: dict[type[OperationError], int] = {NotFound: 404, Conflict: 409, Invalid: 422, OperationError: 409}
+
+
+def from_refusal(error: OperationError) -> Problem:
+    """The problem document for an operation's refusal."""
+    field = f"body.{error.field}" if error.field is not None else None
+    status = next(code for kind, code in STATUS_OF.items() if isinstance(error, kind))
+    extra = {}
+    if isinstance(error, Invalid):
+        extra["errors"] = [{**item, "field": f"body.{item['field']}"} for item in error.errors]
+    return Problem(status, error.title, error.detail, field=field, extra=extra)
+
+
+async def _refusal(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, OperationError)
+    return problem_response(from_refusal(error))
+
+
 def _allowed_methods(request: Request) -> list[str]:
     methods: set[str] = set()
     for route in request.app.router.routes:
@@ -117,6 +140,7 @@ async def _database(_request: Request, _error: Exception) -> JSONResponse:
 def install_problem_handlers(app: FastAPI) -> None:
     """Make every error the app raises a problem document."""
     app.add_exception_handler(Problem, _problem)
+    app.add_exception_handler(OperationError, _refusal)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(RPCError, _rpc)

@@ -8,9 +8,8 @@ from typing import Literal
 
 from api.schemas import ActionPublic, DeadLetterLink, DeadLetterPublic, JobPublic, StagePublic
 from redrive.settings import Settings
-from redrive.store.jobs import shown_status
+from redrive.store.archival import ArchiveRule
 from redrive.store.models import DeadLetter, Job, JobAction, JobStage
-from redrive.store.types import utcnow
 from redrive.temporal import workflow_url
 
 
@@ -30,7 +29,7 @@ def job_view(
     return JobPublic(
         id=job.id,
         type=job.type,
-        status=shown_status(job, utcnow() - settings.archive_after),
+        status=ArchiveRule.after(settings.archive_after).job_status(job.status, job.finished_at),
         stage=job.stage,
         run_id=job.run_id,
         attempt=job.attempt,
@@ -61,11 +60,11 @@ def job_view(
     )
 
 
-def dead_letter_view(settings: Settings, entry: DeadLetter, now: datetime) -> DeadLetterPublic:
+def dead_letter_view(entry: DeadLetter, archive: ArchiveRule) -> DeadLetterPublic:
     """The public shape of a dead-letter entry; old pending entries read as archived."""
     if entry.replayed_at is not None:
         state: Literal["pending", "replayed", "archived"] = "replayed"
-    elif entry.archived_at is not None or entry.dlq_at < now - settings.archive_after:
+    elif entry.archived_at is not None or archive.archived(True, entry.dlq_at):
         state = "archived"
     else:
         state = "pending"

@@ -24,7 +24,7 @@ from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client
 
-from api.retries import reset_point
+from redrive.operations import reset_point
 from redrive.store import upgrade
 from tests.support import running_api, running_worker, settings_for, start_dev_server
 

@@ -49,9 +49,9 @@ from bench import bare_workflows
 from bench.bare import JOB_STATUS, STAGES, bare_stage
 from bench.bare_workflows.status import BareStatusWorkflow
 from bench.throughput import _bounded, _server_pid, bare_round, fresh_database, measuring
+from redrive.contracts import StageInput
 from redrive.converter import DATA_CONVERTER
 from redrive.jobtypes.builtin import DEMO
-from redrive.messages import StageInput
 from tests.support import running_api, serving, settings_for, start_dev_server
 from workflows import JobWorkflow
 

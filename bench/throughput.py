@@ -54,9 +54,9 @@ from bench.bare import JOB_STATUS
 from bench.bare_workflows.plain import BareWorkflow
 from bench.bare_workflows.shaped import BareShapedWorkflow
 from bench.bare_workflows.status import BareStatusWorkflow
+from redrive.contracts import JobInput
 from redrive.converter import DATA_CONVERTER
 from redrive.jobtypes.builtin import DEMO
-from redrive.messages import JobInput
 from redrive.status import JOB_TYPE, TENANT_ID
 from redrive.store import upgrade
 from tests.support import running_api, running_worker, settings_for, start_dev_server
@@ -244,7 +244,6 @@ def _start_options(flavour: Flavour, workflow_id: str) -> tuple[str, Any, dict[s
         job_type=DEMO.name,
         payload={},
         stages=DEMO.stages,
-        status_search_attributes=True,
     )
     attributes = [SearchAttributePair(JOB_TYPE, DEMO.name), SearchAttributePair(TENANT_ID, "a"), queued]
     options = {"search_attributes": TypedSearchAttributes(attributes), "static_summary": f"{DEMO.name} job"}

@@ -17,11 +17,18 @@ JOB_WORKFLOW = "JobWorkflow"
 """The workflow type name; the API starts it by name so it never imports workflow or activity code."""
 MAINTENANCE_WORKFLOW = "MaintenanceWorkflow"
 """Run by the maintenance schedule, which the worker creates by this name."""
+SUPERSEDED_RUN_WORKFLOW = "SupersededRunWorkflow"
+"""Deletes a dead run that a retry's reset left behind; started by the retry operation by name."""
 RECORD_DEAD_LETTER = "record_dead_letter"
 NOTIFY_DEAD_LETTER = "notify_dead_letter"
 RECORD_STATUS = "record_status"
-"""JobWorkflow's bookkeeping activities, which it calls by name: the sandbox runs each import
-statement of the workflow's module again for every run, so it imports no activity module."""
+DELETE_SUPERSEDED_RUN = "delete_superseded_run"
+ARCHIVE_DEAD_LETTERS = "archive_dead_letters"
+PURGE_REPLAYED = "purge_replayed"
+RECONCILE_CLOSED_RUNS = "reconcile_closed_runs"
+SEND_DIGESTS = "send_digests"
+"""The activities workflows call, by name: workflows import no activity module (the sandbox runs
+each import statement of a workflow's module again for every run, and the layers stay apart)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,10 +40,6 @@ class JobInput:
     job_type: str
     payload: dict[str, Any]
     stages: tuple[StageSpec, ...]
-    status_search_attributes: bool = False
-    """Upsert search attributes on status changes only, not per stage (every job submitted now).
-    Part of the input, not a `workflow.patched` marker, so it costs a job no extra event or
-    TemporalChangeVersion upsert; runs recorded before it replay without (False)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -156,3 +159,11 @@ class ReviewResult:
 
     stage: str
     decision: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SupersededRun:
+    """A job's dead run that a retry replaced with a new one."""
+
+    job_id: str
+    run_id: str

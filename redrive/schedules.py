@@ -19,7 +19,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from redrive.messages import MAINTENANCE_WORKFLOW, MaintenanceInput
+from redrive.contracts import MAINTENANCE_WORKFLOW, MaintenanceInput
 from redrive.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -26,9 +26,9 @@ import worker
 from api import create_app
 from redrive.binaries import temporal_cli
 from redrive.converter import DATA_CONVERTER
-from redrive.devserver import SQLITE_PRAGMAS
 from redrive.settings import Settings
 from redrive.status import SEARCH_ATTRIBUTES
+from redrive_cli.devserver import SQLITE_PRAGMAS
 
 T = TypeVar("T")
 

@@ -20,10 +20,10 @@ from activities import ActivityDeps
 from activities.alerts import SIGNATURE_HEADER, TIMESTAMP_HEADER, AlertConfig, signature
 from activities.maintenance import MaintenanceActivities
 from activities.notifications import NotificationActivities, warn_if_off
-from redrive.messages import MaintenanceInput, NotifyInput
+from redrive.contracts import MaintenanceInput, NotifyInput
 from redrive.store import DeadLetter, create_engine, session_factory
 from redrive.store.dead_letters import DeadLetterRepository
-from redrive.store.group_commit import GroupCommit
+from redrive.store.projection import GroupCommit
 from redrive.store.types import utcnow
 from tests.support import Mailbox, serving
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from temporalio.contrib.pydantic import PydanticPayloadConverter
 
+from redrive.contracts import JobInput, StageResult
 from redrive.converter import TYPE_ADAPTERS, PayloadConverter
 from redrive.jobtypes import load_registry
-from redrive.messages import JobInput, StageResult
 
 
 def _job() -> JobInput:

@@ -13,9 +13,9 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
+from redrive.contracts import JOB_WORKFLOW, JobInput
 from redrive.jobtypes import builtin_registry
 from redrive.jobtypes.registry import StageSpec
-from redrive.messages import JOB_WORKFLOW, JobInput
 from redrive.status import ERROR_REASON, JOB_STAGE, JOB_STATUS
 from tests.skipping import A, Stack, dead_letter_of, job_of, run_to_end
 from tests.support import Mailbox, eventually, running_api, running_worker, settings_for

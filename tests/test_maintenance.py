@@ -19,10 +19,10 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities import ActivityDeps
 from activities.maintenance import MaintenanceActivities
-from redrive.messages import MaintenanceInput
+from redrive.contracts import MaintenanceInput
 from redrive.store import DeadLetter, Job, create_engine, session_factory
 from redrive.store.dead_letters import DeadLetterFilter, DeadLetterRepository
-from redrive.store.group_commit import GroupCommit
+from redrive.store.projection import GroupCommit
 from redrive.store.tenancy import ALL_TENANTS
 from redrive.store.types import utcnow
 from tests.support import Mailbox, api_client, eventually, serving, settings_for

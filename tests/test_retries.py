@@ -8,7 +8,7 @@ import pytest
 
 from redrive import errors
 from redrive.errors import PERMANENT_ERROR_TYPES, is_permanent, retry_after_hint
-from redrive.retries import RetryDeclaration, next_delay, nominal_delay, to_retry_policy
+from redrive.retry_policy import RetryDeclaration, next_delay, nominal_delay, to_retry_policy
 
 SEED = RetryDeclaration()
 

@@ -15,9 +15,9 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from redrive.contracts import JOB_WORKFLOW, JobInput
 from redrive.jobtypes import builtin_registry
 from redrive.jobtypes.registry import StageSpec
-from redrive.messages import JOB_WORKFLOW, JobInput
 from redrive.store import create_engine, session_factory
 from redrive.store.jobs import JobRepository
 from tests.skipping import Stack, dead_letter_of, job_of, run_to_end

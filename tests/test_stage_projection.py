@@ -21,11 +21,11 @@ import worker
 from activities.deps import ActivityDeps
 from activities.handlers import HANDLERS
 from activities.stages import START_DELAY, StageActivities
+from redrive.contracts import StageInput
 from redrive.jobtypes.builtin import DEMO
-from redrive.messages import StageInput
 from redrive.store import Job, JobStage, create_engine
-from redrive.store.group_commit import GroupCommit, Write
 from redrive.store.models import StageFailure
+from redrive.store.projection import GroupCommit, Write
 from tests.support import settings_for
 
 

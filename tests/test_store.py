@@ -16,9 +16,9 @@ from sqlmodel import SQLModel, col, select
 
 from redrive.fingerprints import fingerprint
 from redrive.status import JobStatus
-from redrive.store import DeadLetter, Job, JobStage, create_engine, hot_paths, session_factory, upgrade
+from redrive.store import DeadLetter, Job, JobStage, create_engine, session_factory, upgrade
 from redrive.store.dead_letters import DeadLetterFilter, DeadLetterRepository
-from redrive.store.group_commit import GroupCommit
+from redrive.store.projection import GroupCommit, statements
 from redrive.store.types import utcnow
 
 
@@ -44,23 +44,23 @@ async def test_projection_batch_of_several_jobs(database_url: str) -> None:
     now = utcnow()
     jobs = ["job-a", "job-b", "job-c"]
 
-    def started(job_id: str, stage: str, position: int) -> list[hot_paths.Row]:
-        start = hot_paths.StageStart(job_id, "t", "demo", "run-1", {}, stage, position, 1, 4, now)
-        return hot_paths.stage_started(start)
+    def started(job_id: str, stage: str, position: int) -> list[statements.Row]:
+        start = statements.StageStart(job_id, "t", "demo", "run-1", {}, stage, position, 1, 4, now)
+        return statements.stage_started(start)
 
     try:
         async with engine.begin() as connection:
-            await hot_paths.execute(connection, [row for job in jobs for row in started(job, "prepare", 0)])
+            await statements.execute(connection, [row for job in jobs for row in started(job, "prepare", 0)])
         async with session_factory(engine)() as session, session.begin():
             await session.exec(sa.update(Job).where(col(Job.id) == "job-c").values(status="dead_letter"))
         async with engine.begin() as connection:
             rows = [
                 row
                 for job in jobs
-                for row in hot_paths.stage_finished(job, "prepare", now)
-                + hot_paths.status_changed(job, "run-1", JobStatus.COMPLETE, now, "prepare")
+                for row in statements.stage_finished(job, "prepare", now)
+                + statements.status_changed(job, "run-1", JobStatus.COMPLETE, now, "prepare")
             ]
-            await hot_paths.execute(connection, rows + started("job-d", "prepare", 0))
+            await statements.execute(connection, rows + started("job-d", "prepare", 0))
         async with session_factory(engine)() as session:
             statuses = {job.id: job.status for job in (await session.exec(select(Job))).all()}
             stages = {(row.job_id, row.status) for row in (await session.exec(select(JobStage))).all()}
@@ -86,8 +86,8 @@ async def test_group_commit_batches_concurrent_writes(database_url: str) -> None
         async with GroupCommit(engine) as projection:
 
             def write(n: int) -> asyncio.Task[None]:
-                start = hot_paths.StageStart(f"job-{n}", "t", "demo", "run-1", {}, "prepare", 0, 1, 4, now)
-                return asyncio.create_task(projection.write(hot_paths.stage_started(start)))
+                start = statements.StageStart(f"job-{n}", "t", "demo", "run-1", {}, "prepare", 0, 1, 4, now)
+                return asyncio.create_task(projection.write(statements.stage_started(start)))
 
             first = write(0)
             for _ in range(3):  # the writer task wakes up for the first write before the others come
@@ -107,9 +107,9 @@ async def test_group_commit_survives_a_dropped_connection(postgres_url: str) -> 
     engine = create_engine(postgres_url)
     now = utcnow()
 
-    def started(n: int) -> list[hot_paths.Row]:
-        return hot_paths.stage_started(
-            hot_paths.StageStart(f"job-{n}", "t", "demo", "r", {}, "prepare", 0, 1, 4, now)
+    def started(n: int) -> list[statements.Row]:
+        return statements.stage_started(
+            statements.StageStart(f"job-{n}", "t", "demo", "r", {}, "prepare", 0, 1, 4, now)
         )
 
     others = sa.text(

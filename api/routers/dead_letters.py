@@ -11,7 +11,6 @@ from fastapi import APIRouter, Query
 from api.cursors import decode_cursor, encode_cursor
 from api.deps import OperateDep, ReadDep, SessionDep, StateDep
 from api.problems import Problem
-from api.replays import replay_many, replay_one
 from api.schemas import (
     MAX_PAGE,
     PROBLEMS,
@@ -22,13 +21,15 @@ from api.schemas import (
     DeadLetterPage,
     DeadLetterPublic,
     IsoTime,
+    ReplayItem,
     ReplayRequest,
     RetryPublic,
 )
 from api.views import dead_letter_view
+from redrive.operations import BulkReplayOrder, RetryOrder, replay_many, replay_one
 from redrive.status import ErrorReason
+from redrive.store.archival import ArchiveRule
 from redrive.store.dead_letters import DeadLetterFilter, DeadLetterRepository
-from redrive.store.types import utcnow
 
 router = APIRouter(prefix="/v1/dead-letters", tags=["dead letters"], responses=PROBLEMS)
 
@@ -56,9 +57,9 @@ async def list_dead_letters(
     after = _entry_cursor(cursor) if cursor else None
     entries = await DeadLetterRepository(session).search(where, limit + 1, after)
     more, entries = len(entries) > limit, entries[:limit]
-    now = utcnow()
+    archive = ArchiveRule.after(state.settings.archive_after)
     return DeadLetterPage(
-        items=[dead_letter_view(state.settings, entry, now) for entry in entries],
+        items=[dead_letter_view(entry, archive) for entry in entries],
         next_cursor=encode_cursor(entries[-1].dlq_at, str(entries[-1].id)) if more else None,
     )
 
@@ -83,7 +84,28 @@ async def list_groups(
 async def bulk_replay(body: BulkReplayRequest, state: StateDep, caller: OperateDep) -> BulkReplayPublic:
     """Replay the caller's pending entries matching `filter` (up to `max`, paced to `rate` per second),
     or with `dry_run` only count them and show a sample. One result per entry."""
-    return await replay_many(state, caller, body)
+    f = body.filter
+    where = DeadLetterFilter(
+        caller.tenant,
+        type=f.type,
+        reason=f.reason.value if f.reason else None,
+        stage=f.stage,
+        fingerprint=f.fingerprint,
+        dlq_before=f.dlq_before,
+        dlq_after=f.dlq_after,
+    )
+    order = BulkReplayOrder(where, body.max, body.rate, body.reason, body.force, body.dry_run)
+    done = await replay_many(state, caller.actor, order)
+    archive = ArchiveRule.after(state.settings.archive_after)
+    return BulkReplayPublic(
+        dry_run=done.dry_run,
+        matched=done.matched,
+        sample=[dead_letter_view(entry, archive) for entry in done.sample],
+        results=[ReplayItem.model_validate(item, from_attributes=True) for item in done.results],
+        replayed=done.count("reset", "resubmitted"),
+        skipped=done.count("skipped"),
+        failed=done.count("failed"),
+    )
 
 
 @router.api_route("/replay", methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False)
@@ -100,7 +122,7 @@ async def get_dead_letter(
     entry = await DeadLetterRepository(session).get(caller.tenant, entry_id)
     if entry is None:
         raise Problem(404, "Dead letter not found", f"no dead letter {entry_id} for this API key")
-    return dead_letter_view(state.settings, entry, utcnow())
+    return dead_letter_view(entry, ArchiveRule.after(state.settings.archive_after))
 
 
 @router.post("/{entry_id}/replay", summary="Replay a dead letter")
@@ -109,7 +131,10 @@ async def replay(
 ) -> RetryPublic:
     """Reset the dead run from the failed stage when its history exists, else start a new run from the
     stored payload; `mode` says which. 409 if already replayed or past the replay limit."""
-    return await replay_one(state, caller, entry_id, body or ReplayRequest())
+    request = body or ReplayRequest()
+    order = RetryOrder(request.from_stage, request.reason, request.force, action="replay")
+    outcome = await replay_one(state, caller.actor, entry_id, order)
+    return RetryPublic.model_validate(outcome, from_attributes=True)
 
 
 def _entry_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:

@@ -8,9 +8,7 @@ from fastapi import APIRouter, Header, Query, Response
 
 from api.cursors import decode_cursor, encode_cursor
 from api.deps import OperateDep, ReadDep, SessionDep, StateDep, SubmitDep
-from api.interventions import cancel, review
 from api.problems import Problem
-from api.retries import RetryOrder, retry
 from api.schemas import (
     MAX_PAGE,
     PROBLEMS,
@@ -25,12 +23,12 @@ from api.schemas import (
     ReviewPublic,
     ReviewRequest,
 )
-from api.submission import submit
 from api.views import job_view
+from redrive.operations import NewJob, RetryOrder, cancel, retry, review, submit
 from redrive.status import ErrorReason, JobStatus
+from redrive.store.archival import ArchiveRule
 from redrive.store.dead_letters import DeadLetterRepository
 from redrive.store.jobs import JobFilter, JobRepository
-from redrive.store.types import utcnow
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEMS)
 
@@ -61,7 +59,8 @@ async def create_job(
                 field="header.Idempotency-Key",
             )
         body = body.model_copy(update={"idempotency_key": idempotency_key})
-    job, created = await submit(state, caller.tenant, body)
+    order = NewJob(body.type, body.payload, body.idempotency_key)
+    job, created = await submit(state, caller.tenant, order)
     if not created:
         response.status_code = 200
     return job_view(state.settings, job)
@@ -88,7 +87,7 @@ async def list_jobs(
         caller.tenant,
         status=status.value if status else None,
         type=type,
-        archived_before=utcnow() - state.settings.archive_after,
+        archive=ArchiveRule.after(state.settings.archive_after),
         stage=stage,
         error_reason=error_reason.value if error_reason else None,
         created_after=created_after,
@@ -126,7 +125,9 @@ async def retry_job(
     """Reset the dead run to the failed stage (or `from_stage`, any stage up to it): earlier stages are
     not run again. The reason and the caller are recorded. 409 unless dead."""
     request = body or RetryRequest()
-    return await retry(state, caller, job_id, RetryOrder(request.from_stage, request.reason, request.force))
+    order = RetryOrder(request.from_stage, request.reason, request.force)
+    outcome = await retry(state, caller.actor, job_id, order)
+    return RetryPublic.model_validate(outcome, from_attributes=True)
 
 
 @router.post("/{job_id}/cancel", status_code=202, summary="Cancel a job")
@@ -135,11 +136,13 @@ async def cancel_job(
 ) -> CancelPublic:
     """Stop a queued, running, retrying or pending_review job; a running stage sees it on its next
     heartbeat and the job becomes `cancelled` once it has stopped. 409 for a finished job."""
-    return await cancel(state, caller, job_id, body or CancelRequest())
+    run_id = await cancel(state, caller.actor, job_id, (body or CancelRequest()).reason)
+    return CancelPublic(job_id=job_id, run_id=run_id, status="cancelling")
 
 
 @router.post("/{job_id}/review", summary="Approve or reject a job waiting for review")
 async def review_job(job_id: str, body: ReviewRequest, state: StateDep, caller: OperateDep) -> ReviewPublic:
     """Decide the review stage: `approve` runs the next stage, `reject` dead-letters the job with reason
     `Rejected`. 409 with the reason when the job is not waiting for a review."""
-    return await review(state, caller, job_id, body)
+    result = await review(state, caller.actor, job_id, body.decision, body.comment)
+    return ReviewPublic(job_id=job_id, stage=result.stage, decision=result.decision, reviewer=caller.identity)

@@ -25,7 +25,7 @@ from typing import Any
 from redrive.durations import parse_duration
 from redrive.jobtypes.builtin import builtin_registry
 from redrive.jobtypes.registry import JobType, JobTypeRegistry, StageSpec, UnknownJobType
-from redrive.retries import RetryDeclaration
+from redrive.retry_policy import RetryDeclaration
 
 
 class ConfigError(ValueError):

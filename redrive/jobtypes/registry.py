@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel
 
-from redrive.retries import RetryDeclaration
+from redrive.retry_policy import RetryDeclaration
 
 STAGE_KINDS = ("activity", "review")
 

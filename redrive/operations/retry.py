@@ -1,31 +1,37 @@
 """Retrying a dead job: a Temporal reset to the workflow task that scheduled the failed stage (or an
 earlier one the caller names), so completed stages keep their results and the stage starts with a
-fresh retry budget. Where the history is gone, a new run starts from the stored payload."""
+fresh retry budget. Where the history is gone, a new run starts from the stored payload.
+
+A reset leaves the dead run behind, still carrying `JobStatus="dead_letter"`; a
+`SupersededRunWorkflow` deletes it durably, so the Temporal UI lists only jobs that are dead.
+"""
 
 from __future__ import annotations
 
+import logging
+import uuid
 from dataclasses import dataclass
+from typing import Literal
 
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client
-from temporalio.common import WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import Caller
-from api.problems import Problem
-from api.schemas import RetryPublic
-from api.state import AppState
-from api.submission import start_job
+from redrive.contracts import SUPERSEDED_RUN_WORKFLOW, SupersededRun
 from redrive.jobtypes import UnknownJobType
-from redrive.status import JobStatus
+from redrive.operations.errors import Conflict, Invalid, NotFound
+from redrive.operations.services import Actor, Services
+from redrive.operations.submit import start_job
 from redrive.store.dead_letters import DeadLetterRepository
 from redrive.store.jobs import JobRepository
 from redrive.store.models import DeadLetter, Job, JobAction
+from redrive.store.projection import RETRYABLE, ProjectionWrites
 from redrive.store.types import utcnow
 
-RETRYABLE = (JobStatus.DEAD_LETTER.value, JobStatus.ARCHIVED.value)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,9 +41,21 @@ class RetryOrder:
     from_stage: str | None = None
     reason: str | None = None
     force: bool = False
-    field_prefix: str = "body"
     action: str = "retry"
     """How the job's action log names it: `retry`, or `replay` when it came through the DLQ."""
+
+
+@dataclass(frozen=True)
+class RetryOutcome:
+    """What a retry did: `reset` reused the history; `resubmitted` started anew from the payload."""
+
+    job_id: str
+    run_id: str
+    from_stage: str
+    mode: Literal["reset", "resubmitted"]
+    dead_letter_id: uuid.UUID | None
+    reason: str | None
+    retried_by: str
 
 
 async def reset_point(client: Client, job_id: str, run_id: str, stage: str) -> int | None:
@@ -57,77 +75,93 @@ async def reset_point(client: Client, job_id: str, run_id: str, stage: str) -> i
     return point
 
 
-async def retry(state: AppState, caller: Caller, job_id: str, order: RetryOrder) -> RetryPublic:
-    """Retry the caller's dead job; 404 if unknown, 409 if it is not dead or hit the replay limit."""
-    async with state.sessions() as session:
-        job = await JobRepository(session).get(caller.tenant, job_id)
+async def retry(services: Services, actor: Actor, job_id: str, order: RetryOrder) -> RetryOutcome:
+    """Retry the actor's dead job: `NotFound` if unknown, `Conflict` if not dead or past the limit."""
+    async with services.sessions() as session:
+        job = await JobRepository(session).get(actor.tenant, job_id)
         if job is None:
-            raise Problem(404, "Job not found", f"no job {job_id} for this API key")
+            raise NotFound("Job not found", f"no job {job_id} for this API key")
         entry = None
         if job.run_id is not None:
-            entry = await DeadLetterRepository(session).pending_for_job(caller.tenant, job_id, job.run_id)
-    return await retry_job(state, caller, job, entry, order)
+            entry = await DeadLetterRepository(session).pending_for_job(actor.tenant, job_id, job.run_id)
+    return await retry_job(services, actor, job, entry, order)
 
 
 async def retry_job(
-    state: AppState, caller: Caller, job: Job, entry: DeadLetter | None, order: RetryOrder
-) -> RetryPublic:
+    services: Services, actor: Actor, job: Job, entry: DeadLetter | None, order: RetryOrder
+) -> RetryOutcome:
     """Restart `job` (dead, with its pending dead letter `entry` if any) as `order` says."""
-    dead_run, failed_stage = job.run_id, job.stage  # an archived job is dead too: RETRYABLE has both
+    dead_run, failed_stage = job.run_id, job.stage
     if job.status not in RETRYABLE or dead_run is None or failed_stage is None:
-        raise Problem(
-            409, "Job is not dead", f"job {job.id} is {job.status}; only a dead-lettered job can be retried"
+        raise Conflict(
+            "Job is not dead", f"job {job.id} is {job.status}; only a dead-lettered job can be retried"
         )
-    _check_replay_limit(state, entry, order)
-    stages = _stage_names(state, job)
+    _check_replay_limit(services, entry, order)
+    stages = _stage_names(services, job)
     from_stage = _from_stage(stages, failed_stage, order)
-    point = await reset_point(state.temporal, job.id, dead_run, from_stage)
-    reason = _reason(caller, from_stage, order)
+    point = await reset_point(services.temporal, job.id, dead_run, from_stage)
     request_id = f"retry-{entry.id if entry else dead_run}"  # Temporal de-dupes a resent reset by it
-    async with state.sessions() as session, session.begin():
-        if not await JobRepository(session).claim_retry(job.id, dead_run, utcnow()):
-            raise Problem(
-                409, "Retry in progress", f"job {job.id} is already being retried by another request"
-            )
+    async with services.sessions() as session, session.begin():
+        if not await ProjectionWrites(session).claim_retry(job.id, dead_run, utcnow()):
+            raise Conflict("Retry in progress", f"job {job.id} is already being retried by another request")
+    mode: Literal["reset", "resubmitted"]
     try:
         if point is None:
-            new_run_id, mode = await _resubmit(state, job), "resubmitted"
+            new_run_id, mode = await _resubmit(services, job), "resubmitted"
         else:
-            new_run_id, mode = await _reset(state, job, dead_run, point, reason, request_id, caller), "reset"
+            reason = _reason(actor, from_stage, order)
+            new_run_id = await _reset(services, job, dead_run, point, reason, request_id, actor)
+            mode = "reset"
     except BaseException:
-        async with state.sessions() as session, session.begin():
-            await JobRepository(session).release_retry(job.id, dead_run, job.status, utcnow())
+        async with services.sessions() as session, session.begin():
+            await ProjectionWrites(session).release_retry(job.id, dead_run, job.status, utcnow())
         raise
-    now = utcnow()
-    async with state.sessions() as session, session.begin():
-        if entry is not None:
-            await DeadLetterRepository(session).mark_replayed(
-                caller.tenant, entry.id, now, request_id, caller.identity
-            )
-        jobs = JobRepository(session)
-        await jobs.requeue(job.id, dead_run, new_run_id, now)
-        note = f"from stage {from_stage}: {order.reason}" if order.reason else f"from stage {from_stage}"
-        action = JobAction(job_id=job.id, action=order.action, actor=caller.identity, note=note, at=now)
-        await jobs.record_action(action)
+    await _record(services, actor, job, entry, order, new_run_id, from_stage, request_id)
     if mode == "reset":
-        state.janitor.forget(job.id, dead_run)
-    return RetryPublic(
+        await _forget(services, job.id, dead_run)
+    return RetryOutcome(
         job_id=job.id,
         run_id=new_run_id,
         from_stage=from_stage if mode == "reset" else stages[0],
         mode=mode,
         dead_letter_id=entry.id if entry else None,
         reason=order.reason,
-        retried_by=caller.identity,
+        retried_by=actor.identity,
     )
 
 
-def _stage_names(state: AppState, job: Job) -> list[str]:
+async def _record(
+    services: Services,
+    actor: Actor,
+    job: Job,
+    entry: DeadLetter | None,
+    order: RetryOrder,
+    new_run_id: str,
+    from_stage: str,
+    request_id: str,
+) -> None:
+    """Stamp the dead letter replayed, requeue the job in its new run, and log who did it, at once."""
+    now = utcnow()
+    assert job.run_id is not None  # checked by retry_job
+    async with services.sessions() as session, session.begin():
+        if entry is not None:
+            await DeadLetterRepository(session).mark_replayed(
+                actor.tenant, entry.id, now, request_id, actor.identity
+            )
+        writes = ProjectionWrites(session)
+        await writes.requeue(job.id, job.run_id, new_run_id, now)
+        note = f"from stage {from_stage}: {order.reason}" if order.reason else f"from stage {from_stage}"
+        await writes.record_action(
+            JobAction(job_id=job.id, action=order.action, actor=actor.identity, note=note, at=now)
+        )
+
+
+def _stage_names(services: Services, job: Job) -> list[str]:
     try:
-        return [stage.name for stage in state.registry.get(job.type).stages]
+        return [stage.name for stage in services.registry.get(job.type).stages]
     except UnknownJobType:
-        raise Problem(
-            409, "Job type gone", f"job type {job.type!r} is no longer declared; it cannot be retried"
+        raise Conflict(
+            "Job type gone", f"job type {job.type!r} is no longer declared; it cannot be retried"
         ) from None
 
 
@@ -136,50 +170,64 @@ def _from_stage(stages: list[str], failed_stage: str, order: RetryOrder) -> str:
         return failed_stage
     allowed = stages[: stages.index(failed_stage) + 1] if failed_stage in stages else [failed_stage]
     if order.from_stage not in allowed:
-        raise Problem(
-            422,
+        raise Invalid(
             "Invalid from_stage",
             f"from_stage must be one of {', '.join(allowed)} (the failed stage or one before it)",
-            field=f"{order.field_prefix}.from_stage",
+            field="from_stage",
         )
     return order.from_stage
 
 
-def _check_replay_limit(state: AppState, entry: DeadLetter | None, order: RetryOrder) -> None:
-    limit = state.settings.max_replays
+def _check_replay_limit(services: Services, entry: DeadLetter | None, order: RetryOrder) -> None:
+    limit = services.settings.max_replays
     if entry is not None and entry.replay_count >= limit and not order.force:
-        raise Problem(
-            409,
+        raise Conflict(
             "Replay limit reached",
             f"this job came back to the dead-letter queue after {entry.replay_count} replays (limit "
             f"{limit}); find the cause, then send force=true to replay it anyway",
-            field=f"{order.field_prefix}.force",
+            field="force",
         )
 
 
-def _reason(caller: Caller, from_stage: str, order: RetryOrder) -> str:
-    reason = f"redrive retry from stage {from_stage} by {caller.identity}"
+def _reason(actor: Actor, from_stage: str, order: RetryOrder) -> str:
+    reason = f"redrive retry from stage {from_stage} by {actor.identity}"
     return f"{reason}: {order.reason}" if order.reason else reason
 
 
 async def _reset(
-    state: AppState, job: Job, run_id: str, point: int, reason: str, request_id: str, caller: Caller
+    services: Services, job: Job, run_id: str, point: int, reason: str, request_id: str, actor: Actor
 ) -> str:
-    response = await state.temporal.workflow_service.reset_workflow_execution(
+    response = await services.temporal.workflow_service.reset_workflow_execution(
         ResetWorkflowExecutionRequest(
-            namespace=state.settings.temporal_namespace,
+            namespace=services.settings.temporal_namespace,
             workflow_execution=WorkflowExecution(workflow_id=job.id, run_id=run_id),
             reason=reason,
             workflow_task_finish_event_id=point,
             request_id=request_id,
-            identity=f"redrive-api:{caller.identity}",
+            identity=f"redrive-api:{actor.identity}",
         )
     )
     return response.run_id
 
 
-async def _resubmit(state: AppState, job: Job) -> str:
+async def _resubmit(services: Services, job: Job) -> str:
     # The history is gone (past retention): start the job again from its stored payload.
-    job_type = state.registry.get(job.type)
+    job_type = services.registry.get(job.type)
     reuse = WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
-    return await start_job(state, job_type, job.id, job.tenant_id, job.payload, reuse)
+    return await start_job(services, job_type, job.id, job.tenant_id, job.payload, reuse)
+
+
+async def _forget(services: Services, job_id: str, run_id: str) -> None:
+    # Durable: once started, the deletion is retried by Temporal until the run is gone, whatever
+    # happens to this process. One workflow per superseded run, so a repeat joins it.
+    try:
+        await services.temporal.start_workflow(
+            SUPERSEDED_RUN_WORKFLOW,
+            SupersededRun(job_id=job_id, run_id=run_id),
+            id=f"forget-{job_id}-{run_id}",
+            task_queue=services.settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=f"delete run {run_id} of {job_id}, superseded by a retry",
+        )
+    except RPCError as error:  # the retry itself happened: report that, not this
+        log.warning("could not start the deletion of superseded run %s of %s: %s", run_id, job_id, error)

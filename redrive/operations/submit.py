@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -16,16 +17,24 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from api.problems import Problem
-from api.schemas import JobCreate
-from api.state import AppState
+from redrive.contracts import JOB_WORKFLOW, JobInput
 from redrive.jobtypes import JobType, UnknownJobType
-from redrive.messages import JOB_WORKFLOW, JobInput
+from redrive.operations.errors import Conflict, Invalid
+from redrive.operations.services import Services
 from redrive.status import JOB_STATUS, JOB_TYPE, TENANT_ID, JobStatus
-from redrive.store.hot_paths import job_created
 from redrive.store.jobs import JobRepository
 from redrive.store.models import Job
+from redrive.store.projection import ProjectionWrites, job_created
 from redrive.store.types import utcnow
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job to start: its type, payload and, optionally, the key that makes a repeat find it."""
+
+    type: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    idempotency_key: str | None = None
 
 
 def job_id_for(tenant_id: str, idempotency_key: str | None) -> str:
@@ -37,7 +46,7 @@ def job_id_for(tenant_id: str, idempotency_key: str | None) -> str:
 
 
 async def start_job(
-    state: AppState,
+    services: Services,
     job_type: JobType,
     job_id: str,
     tenant_id: str,
@@ -46,18 +55,13 @@ async def start_job(
 ) -> str:
     """Start the job's workflow with its type's current plan (or join the running one); its run id."""
     job = JobInput(
-        job_id=job_id,
-        tenant_id=tenant_id,
-        job_type=job_type.name,
-        payload=payload,
-        stages=job_type.stages,
-        status_search_attributes=True,
+        job_id=job_id, tenant_id=tenant_id, job_type=job_type.name, payload=payload, stages=job_type.stages
     )
-    handle = await state.temporal.start_workflow(
+    handle = await services.temporal.start_workflow(
         JOB_WORKFLOW,
         job,
         id=job.job_id,
-        task_queue=state.settings.task_queue,
+        task_queue=services.settings.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=reuse,
         run_timeout=job_type.execution_timeout,
@@ -74,42 +78,39 @@ async def start_job(
 
 
 def check_payload(model: type[BaseModel] | None, payload: dict[str, Any]) -> None:
-    """422 naming the first field of `payload` that does not fit the job type's model."""
+    """`Invalid` naming the first field of `payload` that does not fit the job type's model."""
     if model is None:
         return
     try:
         model.model_validate(payload)
     except ValidationError as error:
         errors = [
-            {"field": ".".join(["body", "payload", *map(str, item["loc"])]), "message": item["msg"]}
+            {"field": ".".join(["payload", *map(str, item["loc"])]), "message": item["msg"]}
             for item in error.errors()
         ]
         first = errors[0]
         detail = f"{first['field']}: {first['message']}"
-        raise Problem(
-            422, "Invalid payload", detail, field=first["field"], extra={"errors": errors}
-        ) from None
+        raise Invalid("Invalid payload", detail, field=first["field"], errors=errors) from None
 
 
-async def submit(state: AppState, tenant_id: str, request: JobCreate) -> tuple[Job, bool]:
+async def submit(services: Services, tenant_id: str, order: NewJob) -> tuple[Job, bool]:
     """Start (or find) the job; True when this call created it."""
     try:
-        job_type = state.registry.get(request.type)
+        job_type = services.registry.get(order.type)
     except UnknownJobType as error:
-        raise Problem(422, "Unknown job type", str(error), field="body.type") from None
-    check_payload(job_type.payload_model, request.payload)
-    job_id = job_id_for(tenant_id, request.idempotency_key)
+        raise Invalid("Unknown job type", str(error), field="type") from None
+    check_payload(job_type.payload_model, order.payload)
+    job_id = job_id_for(tenant_id, order.idempotency_key)
     existing = None
-    if request.idempotency_key is not None:  # a random id cannot exist yet
-        async with state.sessions() as session:
+    if order.idempotency_key is not None:  # a random id cannot exist yet
+        async with services.sessions() as session:
             existing = await JobRepository(session).get(tenant_id, job_id)
     if existing is not None:
-        if (existing.type, existing.payload) != (request.type, request.payload):
-            raise Problem(
-                409,
+        if (existing.type, existing.payload) != (order.type, order.payload):
+            raise Conflict(
                 "Idempotency key reused",
                 "idempotency_key was already used for a different type or payload; use a new key",
-                field="body.idempotency_key",
+                field="idempotency_key",
             )
         return existing, False  # a row is only ever written after its workflow started
     run_id = None
@@ -117,12 +118,12 @@ async def submit(state: AppState, tenant_id: str, request: JobCreate) -> tuple[J
     started = True
     try:
         reuse = WorkflowIDReusePolicy.REJECT_DUPLICATE
-        run_id = await start_job(state, job_type, job_id, tenant_id, request.payload, reuse)
+        run_id = await start_job(services, job_type, job_id, tenant_id, order.payload, reuse)
     except WorkflowAlreadyStartedError:
         # The job ran to its end already. If its row is missing (a restored database), rebuild
         # it from what Temporal recorded rather than showing a job that never moves.
         started = False
-        description = await state.temporal.get_workflow_handle(job_id).describe()
+        description = await services.temporal.get_workflow_handle(job_id).describe()
         run_id = description.run_id
         status = description.typed_search_attributes.get(JOB_STATUS) or status
     now = utcnow()
@@ -132,17 +133,17 @@ async def submit(state: AppState, tenant_id: str, request: JobCreate) -> tuple[J
         type=job_type.name,
         status=status,
         run_id=run_id,
-        payload=request.payload,
-        idempotency_key=request.idempotency_key,
+        payload=order.payload,
+        idempotency_key=order.idempotency_key,
         max_attempts=job_type.stages[0].retry.max_attempts,
         created_at=now,
         updated_at=now,
     )
-    if started and request.idempotency_key is None:
+    if started and order.idempotency_key is None:
         # A fresh random id: only its own first stage can have written the row, so the job as
         # submitted is the answer, and its insert joins other requests' in one batch.
-        await state.projection.write(job_created(job))
+        await services.projection.write(job_created(job))
         return job, True
-    async with state.sessions() as session, session.begin():
-        job = await JobRepository(session).add_if_absent(job)
-    return job, True
+    async with services.sessions() as session, session.begin():
+        job = await ProjectionWrites(session).add_if_absent(job)
+    return job, started

@@ -39,6 +39,10 @@ class Job(SQLModel, table=True):
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+JOBS: sa.Table = Job.__table__  # type: ignore[attr-defined]  # SQLModel sets it on table models
+"""`jobs` as a table, for statements built without the ORM (see `redrive.store.projection`)."""
+
+
 class JobStage(SQLModel, table=True):
     """Per-stage progress of a job: how often it was started, its last attempt and timings."""
 
@@ -52,6 +56,9 @@ class JobStage(SQLModel, table=True):
     attempt: int = 0
     started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+JOB_STAGES: sa.Table = JobStage.__table__  # type: ignore[attr-defined]
 
 
 class StageFailure(SQLModel, table=True):

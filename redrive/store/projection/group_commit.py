@@ -1,6 +1,6 @@
 """Group commit for the job projection: the writes of many concurrent activities share one
 transaction, so bookkeeping costs one commit per batch instead of one per status change, and each
-prebuilt statement runs once per batch for all its rows (see `hot_paths.execute`).
+prebuilt statement runs once per batch for all its rows (see `statements.execute`).
 
 Each caller still waits until its own write is committed, so ordering per job is kept (a stage's
 `running` is stored before its outcome). A batch opens `LINGER` after its first write, and
@@ -23,9 +23,9 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from redrive.store import hot_paths
+from redrive.store.projection import statements
 
-Write = Sequence[hot_paths.Row]
+Write = Sequence[statements.Row]
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +111,9 @@ class GroupCommit:
         rows = [row for write in writes for row in write]
         if self._engine.dialect.name == "sqlite":
             async with self._engine.begin() as borrowed:
-                await hot_paths.execute(borrowed, rows)
+                await statements.execute(borrowed, rows)
             return
         if self._connection is None:
             self._connection = await self._engine.connect()
         async with self._connection.begin():
-            await hot_paths.execute(self._connection, rows)
+            await statements.execute(self._connection, rows)

@@ -1,4 +1,5 @@
-"""The projection writes that run for every stage of every job, prebuilt once per dialect.
+"""The projection writes that run for every stage of every job, prebuilt once per dialect and sent
+through the group commit.
 
 Built from the tables (not the ORM classes) with bound parameters, so SQLAlchemy compiles each
 statement once and every later call only binds values; this is what keeps the status projection
@@ -18,20 +19,24 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from redrive.status import JobStatus
-from redrive.store.models import Job, JobStage
-
-JOBS: sa.Table = Job.__table__  # type: ignore[attr-defined]  # SQLModel sets it on table models
-JOB_STAGES: sa.Table = JobStage.__table__  # type: ignore[attr-defined]
-
+from redrive.store.models import JOB_STAGES, JOBS, Job
 
 FINAL = (JobStatus.DEAD_LETTER.value, JobStatus.ARCHIVED.value, JobStatus.CANCELLED.value)
 """A run that reached one of these is over: a late write from one of its activities (a stage that
 finished after its run timed out or was terminated) must not bring it back to life."""
 
 
-def _not_final() -> sa.ColumnElement[bool]:
+def not_final() -> sa.ColumnElement[bool]:
+    """The job's current run has not ended (see `FINAL`)."""
     # Not `not_in(FINAL)`: an expanding IN cannot run in an executemany, and batches do.
     return sa.and_(*(JOBS.c.status != status for status in FINAL))
+
+
+def same_run(run_id: Any) -> sa.ColumnElement[bool]:
+    """The job's row still belongs to run `run_id` (a value or a bound parameter): a write from a run
+    that a retry has superseded changes nothing."""
+    condition: sa.ColumnElement[bool] = JOBS.c.run_id == run_id
+    return condition
 
 
 StatementName = Literal["job_created", "job_running", "stage_running", "stage_complete", "job_status"]
@@ -87,7 +92,7 @@ def statements(dialect: str) -> Statements:
                 "next_retry_at": None,
                 "updated_at": job.excluded.updated_at,
             },
-            where=sa.or_(JOBS.c.run_id != job.excluded.run_id, _not_final()),
+            where=sa.or_(sa.not_(same_run(job.excluded.run_id)), not_final()),
         ),
         stage_running=stage.on_conflict_do_update(
             index_elements=["job_id", "stage"],
@@ -104,8 +109,8 @@ def statements(dialect: str) -> Statements:
         job_status=sa.update(JOBS)
         .where(
             JOBS.c.id == sa.bindparam("b_job_id"),
-            JOBS.c.run_id == sa.bindparam("b_run_id"),
-            _not_final(),
+            same_run(sa.bindparam("b_run_id")),
+            not_final(),
         )
         .values(
             status=sa.bindparam("b_status"),

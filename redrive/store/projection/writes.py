@@ -1,0 +1,123 @@
+"""The projection writes that share a transaction with other work (a dead-letter insert, a retry's
+claim, maintenance): each runs in the caller's session, and the caller commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from redrive.status import JobStatus
+from redrive.store.models import JOB_STAGES, JOBS, Job, JobAction, StageFailure
+from redrive.store.projection.statements import same_run
+from redrive.store.upsert import dialect_insert
+
+RETRYABLE = (JobStatus.DEAD_LETTER.value, JobStatus.ARCHIVED.value)
+"""A job in one of these may be retried: an archived job is dead too."""
+
+
+class ProjectionWrites:
+    """Writes of `jobs`, `job_stages`, `stage_failures` and `job_actions` within `session`."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add_if_absent(self, job: Job) -> Job:
+        """Insert `job` unless a job with its id exists; return the stored row either way."""
+        statement = dialect_insert(self.session, JOBS).values(**job.model_dump()).on_conflict_do_nothing()
+        if (await self.session.exec(statement)).rowcount == 1:
+            return job
+        stored = await self.session.get(Job, job.id, populate_existing=True)
+        assert stored is not None  # just inserted or already there
+        return stored
+
+    async def stage_failed(self, failure: StageFailure, will_retry: bool) -> None:
+        """Record a failed attempt; project `retrying` with the next attempt's time if one follows."""
+        statement = dialect_insert(self.session, StageFailure).values(**failure.model_dump())
+        await self.session.exec(statement.on_conflict_do_nothing())
+        status = JobStatus.RETRYING if will_retry else JobStatus.RUNNING
+        await self.session.exec(
+            sa.update(JOBS)
+            .where(JOBS.c.id == failure.job_id, same_run(failure.run_id))
+            .values(
+                status=status.value,
+                next_retry_at=failure.next_retry_at if will_retry else None,
+                error_type=failure.error_type,
+                error_message=failure.message,
+                updated_at=failure.failed_at,
+            )
+        )
+        await self.session.exec(
+            sa.update(JOB_STAGES)
+            .where(JOB_STAGES.c.job_id == failure.job_id, JOB_STAGES.c.stage == failure.stage)
+            .values(status=status.value if will_retry else "failed", finished_at=failure.failed_at)
+        )
+
+    async def terminal(self, job: Job, **fields: object) -> None:
+        """Upsert `job` in its final status (the row may be missing if nothing was projected before);
+        a row already taken over by another run is left alone."""
+        values: dict[str, object] = {
+            "status": job.status,
+            "updated_at": job.updated_at,
+            "finished_at": job.updated_at,
+            "next_retry_at": None,
+            **fields,
+        }
+        statement = dialect_insert(self.session, JOBS).values(**{**job.model_dump(), **values})
+        await self.session.exec(
+            statement.on_conflict_do_update(
+                index_elements=["id"],
+                set_=values,
+                where=sa.or_(same_run(job.run_id), JOBS.c.run_id.is_(None)),
+            )
+        )
+
+    async def record_action(self, action: JobAction) -> None:
+        """Keep what a person did to the job."""
+        self.session.add(action)
+
+    async def archive(self, runs: Sequence[tuple[str, str]], at: datetime) -> None:
+        """Mark the dead jobs of `runs` (job id, run id) archived, unless they have moved on."""
+        for job_id, run_id in runs:
+            await self.session.exec(
+                sa.update(JOBS)
+                .where(JOBS.c.id == job_id, same_run(run_id), JOBS.c.status == JobStatus.DEAD_LETTER.value)
+                .values(status=JobStatus.ARCHIVED.value, updated_at=at)
+            )
+
+    async def claim_retry(self, job_id: str, dead_run: str, at: datetime) -> bool:
+        """Take the dead run for one retry: True for exactly one of any number of racing callers."""
+        result = await self.session.exec(
+            sa.update(JOBS)
+            .where(JOBS.c.id == job_id, same_run(dead_run), JOBS.c.status.in_(RETRYABLE))
+            .values(status=JobStatus.QUEUED.value, updated_at=at)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def release_retry(self, job_id: str, dead_run: str, status: str, at: datetime) -> None:
+        """Give a claimed run back when its retry could not be started."""
+        await self.session.exec(
+            sa.update(JOBS)
+            .where(JOBS.c.id == job_id, same_run(dead_run))
+            .values(status=status, updated_at=at)
+        )
+
+    async def requeue(self, job_id: str, old_run_id: str, new_run_id: str, at: datetime) -> None:
+        """After a reset: the job waits for a worker in its new run (unless that run already started)."""
+        await self.session.exec(
+            sa.update(JOBS)
+            .where(JOBS.c.id == job_id, same_run(old_run_id))
+            .values(
+                status=JobStatus.QUEUED.value,
+                run_id=new_run_id,
+                attempt=0,
+                next_retry_at=None,
+                error_reason=None,
+                error_type=None,
+                error_message=None,
+                finished_at=None,
+                updated_at=at,
+            )
+        )
