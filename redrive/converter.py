@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import temporalio.api.common.v1
 from pydantic import TypeAdapter
 from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
 from temporalio.converter import (
@@ -24,11 +25,21 @@ TYPE_ADAPTERS = functools.lru_cache(maxsize=1024)(TypeAdapter)
 
 
 class SharedAdapterJSONConverter(PydanticJSONPlainPayloadConverter):
-    """`PydanticJSONPlainPayloadConverter` whose TypeAdapter cache is the process's."""
+    """`PydanticJSONPlainPayloadConverter` that reads payloads through the process's TypeAdapters."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._type_adapter: Any = TYPE_ADAPTERS
+    def from_payload(self, payload: temporalio.api.common.v1.Payload, type_hint: type | None = None) -> Any:
+        """The value `payload` holds, as `type_hint` (any JSON value without one)."""
+        hint: Any = type_hint if type_hint is not None else Any
+        try:
+            adapter: TypeAdapter[Any] = TYPE_ADAPTERS(hint)
+        except TypeError:
+            try:
+                hash(hint)
+            except TypeError:  # an unhashable hint cannot be cached: build its adapter each time
+                adapter = TypeAdapter(hint)
+            else:
+                raise
+        return adapter.validate_json(payload.data)
 
 
 _JSON = SharedAdapterJSONConverter()
