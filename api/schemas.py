@@ -38,6 +38,22 @@ class JobCreate(BaseModel):
 class StagePublic(BaseModel):
     """One stage's progress."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "process",
+                    "status": "complete",
+                    "executions": 2,
+                    "attempt": 1,
+                    "started_at": "2026-11-24T09:00:01Z",
+                    "finished_at": "2026-11-24T09:00:02Z",
+                    "duration_s": 1.0,
+                }
+            ]
+        }
+    )
+
     name: str
     status: str
     executions: int
@@ -54,13 +70,10 @@ class ActionPublic(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "name": "process",
-                    "status": "complete",
-                    "executions": 2,
-                    "attempt": 1,
-                    "started_at": "2026-11-24T09:00:01Z",
-                    "finished_at": "2026-11-24T09:00:02Z",
-                    "duration_s": 1.0,
+                    "action": "retry",
+                    "by": "a/rdk-1b8e0992eadb",
+                    "note": "from stage deliver: upstream fixed in INC-42",
+                    "at": "2026-11-24T09:20:00Z",
                 }
             ]
         }
@@ -85,8 +98,33 @@ class DeadLetterLink(BaseModel):
     replay_count: int
 
 
+JOB_EXAMPLE: dict[str, Any] = {
+    "id": "job-5f3a9c0e8b7d4e21a0b1c2d3e4f5a6b7",
+    "type": "webhook",
+    "status": "retrying",
+    "stage": "deliver",
+    "run_id": "01a20cd4-3866-7336-8b77-6b6560ce5b63",
+    "attempt": 2,
+    "max_attempts": 4,
+    "next_retry_at": "2026-11-24T09:02:31Z",
+    "error_reason": None,
+    "error_type": "ServiceUnavailable",
+    "error_message": "POST https://example.com/hook answered 503: busy",
+    "created_at": "2026-11-24T09:00:00Z",
+    "updated_at": "2026-11-24T09:00:31Z",
+    "finished_at": None,
+    "processing_time_s": None,
+    "stages": [],
+    "temporal_url": "http://localhost:8233/namespaces/default/workflows/job-5f3a…/01a20cd4…/history",
+    "actions": [],
+    "dead_letters": [],
+}
+
+
 class JobPublic(BaseModel):
     """A job as the API shows it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [JOB_EXAMPLE]})
 
     id: str
     type: str
@@ -118,25 +156,9 @@ class JobPage(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "id": "job-5f3a9c0e8b7d4e21a0b1c2d3e4f5a6b7",
-                    "type": "webhook",
-                    "status": "retrying",
-                    "stage": "deliver",
-                    "run_id": "01a20cd4-3866-7336-8b77-6b6560ce5b63",
-                    "attempt": 2,
-                    "max_attempts": 4,
-                    "next_retry_at": "2026-11-24T09:02:31Z",
-                    "error_reason": None,
-                    "error_type": "ServiceUnavailable",
-                    "error_message": "POST https://example.com/hook answered 503: busy",
-                    "created_at": "2026-11-24T09:00:00Z",
-                    "updated_at": "2026-11-24T09:00:31Z",
-                    "finished_at": None,
-                    "processing_time_s": None,
-                    "stages": [],
-                    "temporal_url": "http://localhost:8233/namespaces/default/workflows/job-5f3a…/01a20cd4…/history",
-                    "actions": [],
-                    "dead_letters": [],
+                    "items": [JOB_EXAMPLE],
+                    "next_cursor": "MjAyNi0xMS0yNFQwOTowMDowMFp8am9iLTVmM2E5YzBl",
+                    "counts": {"running": 3, "retrying": 1, "complete": 120, "dead_letter": 2},
                 }
             ]
         }

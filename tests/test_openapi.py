@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from pydantic import BaseModel
 from temporalio.testing import WorkflowEnvironment
 
-from api import create_app
+from api import create_app, schemas
 from redrive.settings import Settings
 from tests.support import running_api, settings_for
 
@@ -54,3 +56,23 @@ async def test_docs_are_served(dev_env: WorkflowEnvironment, sqlite_url: str, tm
     assert docs.status_code == 200
     assert "/openapi.json" in docs.text
     assert document["info"]["title"] == "redrive"
+
+
+def _examples(model: type[BaseModel]) -> list[Any]:
+    extra = model.model_config.get("json_schema_extra")
+    examples = extra.get("examples") if isinstance(extra, dict) else None
+    return examples if isinstance(examples, list) else []
+
+
+MODELS = [
+    value for value in vars(schemas).values() if isinstance(value, type) and issubclass(value, BaseModel)
+]
+
+
+@pytest.mark.parametrize(
+    "model", [model for model in MODELS if _examples(model)], ids=lambda model: model.__name__
+)
+def test_examples_fit_their_schemas(model: type[BaseModel]) -> None:
+    """Every example the OpenAPI document shows is a valid instance of the schema it illustrates."""
+    for example in _examples(model):
+        model.model_validate(example)
