@@ -64,7 +64,7 @@ async def deliver(http: httpx.AsyncClient, alert: Alert, config: AlertConfig) ->
     """Send `alert` on every configured channel."""
     if config.email_on:
         await send_email(compose_email(alert, config), config)
-    if config.webhook_url:
+    if config.channels.alert_webhook_url:
         await post_webhook(http, alert, config)
 
 

@@ -1,9 +1,13 @@
-"""Durations written as `"100ms"`, `"30s"`, `"2m"`, `"1h"` or `"1d"` in configuration."""
+"""Durations, written one way wherever a person types one (environment, TOML file, CLI):
+`"100ms"`, `"30s"`, `"2m"`, `"1h"` or `"1d"`."""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
@@ -17,10 +21,13 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
 
 
-def format_duration(value: timedelta) -> str:
-    """The shortest `parse_duration` spelling of `value`."""
-    millis = round(value.total_seconds() * 1000)
-    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
-        if millis and millis % size == 0:
-            return f"{millis // size}{unit}"
-    return f"{millis}ms"
+def _duration(value: Any) -> Any:
+    if isinstance(value, timedelta):  # set in code, not typed by a person
+        return value
+    if not isinstance(value, str):
+        raise ValueError('must be a duration string such as "100ms", "30s", "2m"')
+    return parse_duration(value)
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+"""A `timedelta` field of a pydantic model that reads the one duration format."""

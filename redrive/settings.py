@@ -9,6 +9,42 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from redrive.durations import Duration
+
+
+class AlertSettings(BaseSettings):
+    """Where dead-letter alerts go: the SMTP server and recipients, the signed webhook, and the window
+    that holds one alert per error fingerprint (`REDRIVE_SMTP_*`, `REDRIVE_ALERT_*`)."""
+
+    model_config = SettingsConfigDict(env_prefix="REDRIVE_", extra="ignore")
+
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    smtp_sender: str = "redrive@localhost"
+    alert_emails: str = Field(default="", description="comma-separated recipients of dead-letter alerts")
+    alert_window: Duration = Field(
+        default=timedelta(hours=1), description="one alert per fingerprint per window"
+    )
+    alert_webhook_url: str = ""
+    alert_webhook_secret: str = Field(default="", description="HMAC-SHA256 key for the alert webhook")
+
+    def recipients(self) -> tuple[str, ...]:
+        """Who receives dead-letter e-mails."""
+        return tuple(address.strip() for address in self.alert_emails.split(",") if address.strip())
+
+    @property
+    def email_on(self) -> bool:
+        """E-mail needs a server and at least one recipient."""
+        return bool(self.smtp_host and self.recipients())
+
+    @property
+    def enabled(self) -> bool:
+        """Some channel is configured."""
+        return self.email_on or bool(self.alert_webhook_url)
+
 
 class Settings(BaseSettings):
     """Configuration for the worker, the API and `redrive dev`; defaults suit `redrive dev`."""
@@ -30,12 +66,12 @@ class Settings(BaseSettings):
     graceful_shutdown_seconds: float = 10.0
     payload_key: str = Field(default="", description="32-byte URL-safe base64 key: encrypt Temporal payloads")
     max_body_bytes: int = Field(default=256 * 1024, gt=0, description="larger request bodies get 413")
-    archive_after: timedelta = Field(default=timedelta(days=7), description="dead letters older are archived")
-    purge_replayed_after: timedelta = Field(
+    archive_after: Duration = Field(default=timedelta(days=7), description="dead letters older are archived")
+    purge_replayed_after: Duration = Field(
         default=timedelta(days=30), description="replayed entries are purged"
     )
-    maintenance_interval: timedelta = timedelta(hours=1)
-    reconcile_lookback: timedelta = timedelta(days=2)
+    maintenance_interval: Duration = timedelta(hours=1)
+    reconcile_lookback: Duration = timedelta(days=2)
     max_replays: int = Field(
         default=3, ge=0, description="round trips through the DLQ before a replay needs force"
     )
@@ -43,18 +79,7 @@ class Settings(BaseSettings):
     public_api_url: str = Field(default="", description="base URL of the API in notification links")
     api_url: str = Field(default="", description="where `redrive jobs|dlq` send requests")
     api_key: str = Field(default="", description="the key `redrive jobs|dlq` send")
-    smtp_host: str = ""
-    smtp_port: int = 25
-    smtp_username: str = ""
-    smtp_password: str = ""
-    smtp_starttls: bool = False
-    smtp_sender: str = "redrive@localhost"
-    alert_emails: str = Field(default="", description="comma-separated recipients of dead-letter alerts")
-    alert_window: timedelta = Field(
-        default=timedelta(hours=1), description="one alert per fingerprint per window"
-    )
-    alert_webhook_url: str = ""
-    alert_webhook_secret: str = Field(default="", description="HMAC-SHA256 key for the alert webhook")
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     @field_validator("payload_key")
     @classmethod
@@ -84,10 +109,6 @@ class Settings(BaseSettings):
     def resolved_api_url(self) -> str:
         """Base URL of the API, for links in notifications."""
         return self.public_api_url or f"http://{self.api_host}:{self.api_port}"
-
-    def alert_recipients(self) -> list[str]:
-        """Who receives dead-letter e-mails."""
-        return [address.strip() for address in self.alert_emails.split(",") if address.strip()]
 
     def static_keys(self) -> dict[str, StaticKey]:
         """API key → its tenant and scopes."""

@@ -108,19 +108,20 @@ def _revision(connection: Connection) -> str | None:
 
 
 def _smtp(settings: Settings) -> Finding:
-    if not settings.smtp_host:
+    alerts = settings.alerts
+    if not alerts.smtp_host:
         return Finding("warn", "smtp", "REDRIVE_SMTP_HOST is not set: dead letters will not be e-mailed")
-    if not settings.alert_recipients():
+    if not alerts.recipients():
         return Finding("warn", "smtp", "REDRIVE_ALERT_EMAILS is empty: nobody will be e-mailed")
     try:
-        with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=CONNECT_TIMEOUT_S) as smtp:
-            if settings.smtp_starttls:
+        with smtplib.SMTP(alerts.smtp_host, alerts.smtp_port, timeout=CONNECT_TIMEOUT_S) as smtp:
+            if alerts.smtp_starttls:
                 smtp.starttls()
-            if settings.smtp_username:
-                smtp.login(settings.smtp_username, settings.smtp_password)
+            if alerts.smtp_username:
+                smtp.login(alerts.smtp_username, alerts.smtp_password)
             smtp.noop()
     except (OSError, smtplib.SMTPException) as error:
         return Finding(
-            "fail", "smtp", f"{settings.smtp_host}:{settings.smtp_port}: {error}; check REDRIVE_SMTP_*"
+            "fail", "smtp", f"{alerts.smtp_host}:{alerts.smtp_port}: {error}; check REDRIVE_SMTP_*"
         )
-    return Finding("ok", "smtp", f"{settings.smtp_host}:{settings.smtp_port} answers")
+    return Finding("ok", "smtp", f"{alerts.smtp_host}:{alerts.smtp_port} answers")

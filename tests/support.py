@@ -26,7 +26,7 @@ import worker
 from api import create_app
 from redrive.binaries import temporal_cli
 from redrive.converter import DATA_CONVERTER
-from redrive.settings import Settings
+from redrive.settings import AlertSettings, Settings
 from redrive.status import SEARCH_ATTRIBUTES
 from redrive_cli.devserver import SQLITE_PRAGMAS
 
@@ -153,7 +153,9 @@ class Mailbox:
 
     def settings(self) -> dict[str, Any]:
         """Settings fields that send alerts here."""
-        return {"smtp_host": self.host, "smtp_port": self.port, "alert_emails": "ops@example.com"}
+        return {
+            "alerts": AlertSettings(smtp_host=self.host, smtp_port=self.port, alert_emails="ops@example.com")
+        }
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ from activities.alerts import SIGNATURE_HEADER, TIMESTAMP_HEADER, AlertConfig, s
 from activities.maintenance import MaintenanceActivities
 from activities.notifications import NotificationActivities, warn_if_off
 from redrive.contracts import MaintenanceInput, NotifyInput
+from redrive.settings import AlertSettings
 from redrive.store import DeadLetter, create_engine, session_factory
 from redrive.store.dead_letters import DeadLetterRepository
 from redrive.store.projection import GroupCommit
@@ -90,14 +91,15 @@ async def test_one_email_per_fingerprint_per_window(sqlite_url: str, mailbox: Ma
 
     clock = Clock()
     async with serving(receiver) as url:
-        config = AlertConfig(
+        channels = AlertSettings(
             smtp_host=mailbox.host,
             smtp_port=mailbox.port,
-            recipients=("ops@example.com",),
-            webhook_url=f"{url}/alerts",
-            webhook_secret=SECRET,
-            window=timedelta(hours=1),
+            alert_emails="ops@example.com",
+            alert_webhook_url=f"{url}/alerts",
+            alert_webhook_secret=SECRET,
+            alert_window=timedelta(hours=1),
         )
+        config = AlertConfig(channels)
         async with _deps(sqlite_url, config, clock) as deps:
             notify = NotificationActivities(deps).notify_dead_letter
             env = ActivityEnvironment()
@@ -142,7 +144,7 @@ def test_a_single_warning_when_notifications_are_off(caplog: pytest.LogCaptureFi
     """No SMTP and no webhook: one warning that says what to set; configured: none."""
     with caplog.at_level(logging.WARNING):
         warn_if_off(AlertConfig())
-        warn_if_off(AlertConfig(smtp_host="mail", recipients=("ops@example.com",)))
+        warn_if_off(AlertConfig(AlertSettings(smtp_host="mail", alert_emails="ops@example.com")))
     warnings = [record.getMessage() for record in caplog.records]
     assert len(warnings) == 1
     assert "REDRIVE_SMTP_HOST" in warnings[0]

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from redrive.settings import Settings
+from redrive.settings import AlertSettings, Settings
 from redrive.temporal import ui_workflow_url
 
 
 @dataclass(frozen=True)
 class AlertConfig:
-    """SMTP server and recipients, the optional webhook, the window, and the base URLs for links."""
+    """Where alerts go (the `alerts` part of `Settings`) and the base URLs their links point at."""
 
-    smtp_host: str = ""
-    smtp_port: int = 25
-    smtp_username: str = ""
-    smtp_password: str = ""
-    smtp_starttls: bool = False
-    sender: str = "redrive@localhost"
-    recipients: tuple[str, ...] = ()
-    webhook_url: str = ""
-    webhook_secret: str = ""
-    window: timedelta = timedelta(hours=1)
+    channels: AlertSettings = field(default_factory=AlertSettings.model_construct)
+    """SMTP server and recipients, the optional webhook, the window (the defaults send nothing)."""
     api_url: str = "http://127.0.0.1:8000"
     ui_url: str = "http://localhost:8233"
     namespace: str = "default"
@@ -31,16 +23,7 @@ class AlertConfig:
     def from_settings(cls, settings: Settings) -> AlertConfig:
         """The alert configuration `settings` describe."""
         return cls(
-            smtp_host=settings.smtp_host,
-            smtp_port=settings.smtp_port,
-            smtp_username=settings.smtp_username,
-            smtp_password=settings.smtp_password,
-            smtp_starttls=settings.smtp_starttls,
-            sender=settings.smtp_sender,
-            recipients=tuple(settings.alert_recipients()),
-            webhook_url=settings.alert_webhook_url,
-            webhook_secret=settings.alert_webhook_secret,
-            window=settings.alert_window,
+            channels=settings.alerts,
             api_url=settings.resolved_api_url(),
             ui_url=settings.resolved_ui_url(),
             namespace=settings.temporal_namespace,
@@ -49,12 +32,17 @@ class AlertConfig:
     @property
     def email_on(self) -> bool:
         """E-mail needs a server and at least one recipient."""
-        return bool(self.smtp_host and self.recipients)
+        return self.channels.email_on
 
     @property
     def enabled(self) -> bool:
         """Some channel is configured."""
-        return self.email_on or bool(self.webhook_url)
+        return self.channels.enabled
+
+    @property
+    def window(self) -> timedelta:
+        """One alert per error fingerprint per this long."""
+        return self.channels.alert_window
 
 
 @dataclass(frozen=True)

@@ -61,8 +61,8 @@ def compose_digest(alert: Alert, config: AlertConfig) -> EmailMessage:
 
 def _addressed(config: AlertConfig, subject: str) -> EmailMessage:
     message = EmailMessage()
-    message["From"] = config.sender
-    message["To"] = ", ".join(config.recipients)
+    message["From"] = config.channels.smtp_sender
+    message["To"] = ", ".join(config.channels.recipients())
     message["Subject"] = subject
     return message
 
@@ -73,9 +73,10 @@ async def send_email(message: EmailMessage, config: AlertConfig) -> None:
 
 
 def _send(message: EmailMessage, config: AlertConfig) -> None:
-    with smtplib.SMTP(config.smtp_host, config.smtp_port, timeout=SMTP_TIMEOUT_S) as smtp:
-        if config.smtp_starttls:
+    channels = config.channels
+    with smtplib.SMTP(channels.smtp_host, channels.smtp_port, timeout=SMTP_TIMEOUT_S) as smtp:
+        if channels.smtp_starttls:
             smtp.starttls()
-        if config.smtp_username:
-            smtp.login(config.smtp_username, config.smtp_password)
+        if channels.smtp_username:
+            smtp.login(channels.smtp_username, channels.smtp_password)
         smtp.send_message(message)

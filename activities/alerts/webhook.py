@@ -29,7 +29,7 @@ async def post_webhook(http: httpx.AsyncClient, alert: Alert, config: AlertConfi
     body = json.dumps({"event": "dead_letter", **document}, sort_keys=True).encode()
     timestamp = str(int(time.time()))
     headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp}
-    if config.webhook_secret:
-        headers[SIGNATURE_HEADER] = signature(config.webhook_secret, timestamp, body)
-    response = await http.post(config.webhook_url, content=body, headers=headers)
+    if config.channels.alert_webhook_secret:
+        headers[SIGNATURE_HEADER] = signature(config.channels.alert_webhook_secret, timestamp, body)
+    response = await http.post(config.channels.alert_webhook_url, content=body, headers=headers)
     response.raise_for_status()

@@ -10,19 +10,20 @@
     max_retries = 5
     start_to_close_timeout = "2m"
 
-Later, narrower tables win. A bad key or value raises `ConfigError` naming it, so start-up stops.
+Later, narrower tables win. The file is read into `ConfigFile`, a pydantic model that forbids
+unknown keys; a bad key or value raises `ConfigError` naming it, so start-up stops.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import tomllib
-from collections.abc import Callable, Mapping
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from redrive.durations import parse_duration
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from redrive.durations import Duration
 from redrive.jobtypes.builtin import builtin_registry
 from redrive.jobtypes.registry import JobType, JobTypeRegistry, StageSpec, UnknownJobType
 from redrive.retry_policy import RetryDeclaration
@@ -32,130 +33,114 @@ class ConfigError(ValueError):
     """The configuration file has a key or value redrive cannot use."""
 
 
-def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError("must be a number")
-    return float(value)
-
-
-def _count(value: Any) -> int:
+def _whole(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError("must be a whole number")
     return value
 
 
-def _duration(value: Any) -> timedelta:
-    if not isinstance(value, str):
-        raise ValueError('must be a duration string such as "100ms", "30s", "2m"')
-    return parse_duration(value)
+Count = Annotated[int, BeforeValidator(_whole)]
 
 
-def _names(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ValueError("must be a list of error type names")
-    return tuple(value)
+class StageOverrides(BaseModel):
+    """What a table may change of a stage: its retry declaration, timeouts and task queue."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    initial_interval: Duration | None = None
+    backoff_coefficient: float | None = None
+    max_retries: Count | None = None
+    maximum_interval: Duration | None = None
+    jitter: float | None = None
+    non_retryable: list[str] | None = None
+    start_to_close_timeout: Duration | None = None
+    schedule_to_start_timeout: Duration | None = None
+    heartbeat_timeout: Duration | None = None
+    task_queue: str | None = Field(default=None, min_length=1, max_length=200)
+    review_timeout: Duration | None = None
+
+    def changes(self) -> dict[str, Any]:
+        """The keys this table sets."""
+        return self.model_dump(exclude_unset=True, exclude={"stages", "execution_timeout"})
 
 
-_RETRY_KEYS: dict[str, Callable[[Any], Any]] = {
-    "initial_interval": _duration,
-    "backoff_coefficient": _number,
-    "max_retries": _count,
-    "maximum_interval": _duration,
-    "jitter": _number,
-    "non_retryable": _names,
-}
+class JobTypeOverrides(StageOverrides):
+    """`[job_types.<name>]`: stage keys for every stage, the run's time limit, and per-stage tables."""
+
+    execution_timeout: Duration | None = None
+    stages: dict[str, StageOverrides] = Field(default_factory=dict)
 
 
-def _queue_name(value: Any) -> str:
-    if not isinstance(value, str) or not 0 < len(value) <= 200:
-        raise ValueError("must be a task queue name (1 to 200 characters)")
-    return value
+class ConfigFile(BaseModel):
+    """The whole file."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    defaults: StageOverrides = Field(default_factory=StageOverrides)
+    job_types: dict[str, JobTypeOverrides] = Field(default_factory=dict)
 
 
-# Stage fields other than the retry declaration.
-_TIMEOUT_KEYS: dict[str, Callable[[Any], Any]] = {
-    "start_to_close_timeout": _duration,
-    "schedule_to_start_timeout": _duration,
-    "heartbeat_timeout": _duration,
-    "task_queue": _queue_name,
-    "review_timeout": _duration,
-}
+RETRY_KEYS = {field.name for field in dataclasses.fields(RetryDeclaration)}
 
 
-def _parse_table(table: Mapping[str, Any], where: str, allow: set[str]) -> dict[str, Any]:
-    """Check and convert one table's keys; `allow` names nested tables that are skipped here."""
-    parsed: dict[str, Any] = {}
-    for key, raw in table.items():
-        if key in allow:
-            continue
-        convert = _RETRY_KEYS.get(key) or _TIMEOUT_KEYS.get(key)
-        if convert is None:
-            known = ", ".join([*_RETRY_KEYS, *_TIMEOUT_KEYS])
-            raise ConfigError(f"{where}.{key}: unknown key; known keys: {known}")
-        try:
-            parsed[key] = convert(raw)
-        except ValueError as error:
-            raise ConfigError(f"{where}.{key} = {raw!r}: {error}") from None
-    return parsed
-
-
-def _apply(stage: StageSpec, changes: Mapping[str, Any], where: str) -> StageSpec:
-    retry_changes = {key: value for key, value in changes.items() if key in _RETRY_KEYS}
-    timeout_changes = {key: value for key, value in changes.items() if key in _TIMEOUT_KEYS}
+def parse_config(document: dict[str, Any]) -> ConfigFile:
+    """`document` as a `ConfigFile`; `ConfigError` naming the first bad key or value."""
     try:
-        retry = dataclasses.replace(stage.retry, **retry_changes)
-    except ValueError as error:
-        raise ConfigError(f"{where}: {error}") from None
-    return dataclasses.replace(stage, retry=retry, **timeout_changes)
+        return ConfigFile.model_validate(document)
+    except ValidationError as error:
+        raise ConfigError(_describe(error.errors()[0])) from None
 
 
-def _table(value: Any, where: str) -> Mapping[str, Any]:
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where} must be a table")
-    return value
+def _describe(error: Any) -> str:
+    where = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        if len(error["loc"]) == 1:
+            return f"{where}: unknown table; known tables: {', '.join(ConfigFile.model_fields)}"
+        known = ", ".join(name for name in JobTypeOverrides.model_fields if name != "stages")
+        return f"{where}: unknown key; known keys: {known}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{where} = {error['input']!r}: {message}"
 
 
-def apply_overrides(registry: JobTypeRegistry, document: Mapping[str, Any]) -> JobTypeRegistry:
-    """A registry with `document`'s overrides applied to `registry`'s declarations."""
-    unknown = set(document) - {"defaults", "job_types"}
-    if unknown:
-        raise ConfigError(f"{sorted(unknown)[0]}: unknown table; known tables: defaults, job_types")
-    defaults = _parse_table(_table(document.get("defaults", {}), "defaults"), "defaults", set())
-    per_type = _table(document.get("job_types", {}), "job_types")
-    for name in per_type:
+def apply_overrides(registry: JobTypeRegistry, config: ConfigFile) -> JobTypeRegistry:
+    """A registry with `config`'s overrides applied to `registry`'s declarations."""
+    for name in config.job_types:
         try:
             registry.get(name)
         except UnknownJobType as error:
             raise ConfigError(f"job_types.{name}: {error}") from None
+    empty = JobTypeOverrides()
     return JobTypeRegistry(
-        _override_type(job_type, defaults, per_type.get(job_type.name, {}))
+        _override_type(job_type, config.defaults, config.job_types.get(job_type.name, empty))
         for job_type in registry.job_types()
     )
 
 
-def _override_type(job_type: JobType, defaults: dict[str, Any], raw: Any) -> JobType:
+def _override_type(job_type: JobType, defaults: StageOverrides, table: JobTypeOverrides) -> JobType:
     where = f"job_types.{job_type.name}"
-    table = _table(raw, where)
-    type_level = _parse_table(table, where, {"stages", "execution_timeout"})
-    execution_timeout = job_type.execution_timeout
-    if "execution_timeout" in table:
-        try:
-            execution_timeout = _duration(table["execution_timeout"])
-        except ValueError as error:
-            raise ConfigError(
-                f"{where}.execution_timeout = {table['execution_timeout']!r}: {error}"
-            ) from None
-    stage_tables = _table(table.get("stages", {}), f"{where}.stages")
     known = [stage.name for stage in job_type.stages]
-    for name in stage_tables:
+    for name in table.stages:
         if name not in known:
             raise ConfigError(f"{where}.stages.{name}: unknown stage; stages: {', '.join(known)}")
     stages = []
     for stage in job_type.stages:
-        stage_where = f"{where}.stages.{stage.name}"
-        own = _parse_table(_table(stage_tables.get(stage.name, {}), stage_where), stage_where, set())
-        stages.append(_apply(stage, {**defaults, **type_level, **own}, stage_where))
-    return dataclasses.replace(job_type, stages=tuple(stages), execution_timeout=execution_timeout)
+        own = table.stages.get(stage.name, StageOverrides())
+        changes = {**defaults.changes(), **table.changes(), **own.changes()}
+        stages.append(_apply(stage, changes, f"{where}.stages.{stage.name}"))
+    timeout = table.execution_timeout or job_type.execution_timeout
+    return dataclasses.replace(job_type, stages=tuple(stages), execution_timeout=timeout)
+
+
+def _apply(stage: StageSpec, changes: dict[str, Any], where: str) -> StageSpec:
+    if "non_retryable" in changes:
+        changes["non_retryable"] = tuple(changes["non_retryable"])
+    retry_changes = {key: value for key, value in changes.items() if key in RETRY_KEYS}
+    stage_changes = {key: value for key, value in changes.items() if key not in RETRY_KEYS}
+    try:
+        retry = dataclasses.replace(stage.retry, **retry_changes)
+    except ValueError as error:
+        raise ConfigError(f"{where}: {error}") from None
+    return dataclasses.replace(stage, retry=retry, **stage_changes)
 
 
 def load_registry(path: Path | None) -> JobTypeRegistry:
@@ -169,7 +154,7 @@ def load_registry(path: Path | None) -> JobTypeRegistry:
         raise ConfigError(f"REDRIVE_CONFIG={path}: cannot read it: {error.strerror}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"REDRIVE_CONFIG={path}: not valid TOML: {error}") from None
-    return apply_overrides(registry, document)
+    return apply_overrides(registry, parse_config(document))
 
 
-__all__ = ["ConfigError", "RetryDeclaration", "apply_overrides", "load_registry"]
+__all__ = ["ConfigError", "ConfigFile", "apply_overrides", "load_registry", "parse_config"]

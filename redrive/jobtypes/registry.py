@@ -59,13 +59,6 @@ class JobType:
         if len(set(names)) != len(names):
             raise ValueError(f"job type {self.name!r} repeats a stage name: {names}")
 
-    def stage(self, name: str) -> StageSpec:
-        """The stage called `name`; `KeyError` when there is none."""
-        for stage in self.stages:
-            if stage.name == name:
-                return stage
-        raise KeyError(name)
-
 
 class UnknownJobType(LookupError):
     """No job type has this name; the message lists the ones that exist."""
@@ -88,10 +81,6 @@ class JobTypeRegistry:
             return self._types[name]
         except KeyError:
             raise UnknownJobType(name, self._types) from None
-
-    def names(self) -> list[str]:
-        """Every job type's name, sorted."""
-        return sorted(self._types)
 
     def job_types(self) -> list[JobType]:
         """Every job type, in declaration order."""

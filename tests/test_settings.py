@@ -1,0 +1,38 @@
+"""Settings from the environment: one duration format, alert settings nested, bad values named."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from redrive.settings import Settings
+
+
+def test_durations_in_the_environment_read_like_the_config_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`REDRIVE_MAINTENANCE_INTERVAL=1h` and the other durations take the TOML file's format."""
+    monkeypatch.setenv("REDRIVE_MAINTENANCE_INTERVAL", "1h")
+    monkeypatch.setenv("REDRIVE_ARCHIVE_AFTER", "7d")
+    monkeypatch.setenv("REDRIVE_ALERT_WINDOW", "90s")
+    settings = Settings()
+    assert settings.maintenance_interval == timedelta(hours=1)
+    assert settings.archive_after == timedelta(days=7)
+    assert settings.alerts.alert_window == timedelta(seconds=90)
+
+
+@pytest.mark.parametrize("value", ["3600", "PT1H", "an hour"])
+def test_other_duration_spellings_are_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """Anything but a number and a unit stops start-up with the expected form."""
+    monkeypatch.setenv("REDRIVE_RECONCILE_LOOKBACK", value)
+    with pytest.raises(ValidationError, match=r"reconcile_lookback[\s\S]*100ms, 30s, 2m, 1h, 1d"):
+        Settings()
+
+
+def test_alert_settings_come_from_their_own_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`REDRIVE_SMTP_*` and `REDRIVE_ALERT_*` fill the nested alert settings."""
+    monkeypatch.setenv("REDRIVE_SMTP_HOST", "mail.example")
+    monkeypatch.setenv("REDRIVE_ALERT_EMAILS", "a@example.com, b@example.com")
+    alerts = Settings().alerts
+    assert (alerts.smtp_host, alerts.recipients()) == ("mail.example", ("a@example.com", "b@example.com"))
+    assert alerts.email_on
