@@ -215,6 +215,14 @@ async def test_listing_pages_with_a_cursor(api: httpx.AsyncClient) -> None:
             "body.payload.method",
         ),
         ("post", "/v1/jobs", {"type": "demo", "payload": {"blob": "x" * 300_000}}, 413, "body"),
+        ("post", "/v1/jobs", {"type": "demo", "payload": {"sleep_ms": -1}}, 422, "body.payload.sleep_ms"),
+        (
+            "post",
+            "/v1/jobs",
+            {"type": "demo", "payload": {"fail": {"stage": "process", "error": "Oops"}}},
+            422,
+            "body.payload.fail.error",
+        ),
     ],
 )
 async def test_bad_requests_get_problem_json(

@@ -4,7 +4,8 @@
 
 `fail.error` is a taxonomy name. Without `times` or `while_exists` the stage fails on every
 attempt; with `times` on its first `times` attempts; with `while_exists` as long as that file exists
-on the worker (delete it, then retry the dead job, to watch it complete).
+on the worker (delete it, then retry the dead job, to watch it complete). The API checks the payload
+against `DemoPayload` at submission, so the stage only reads it.
 """
 
 from __future__ import annotations
@@ -16,51 +17,29 @@ from typing import Any
 from temporalio import activity
 
 from activities.context import StageContext
-from redrive.errors import ERROR_CLASSES, ValidationError
+from redrive.errors import ERROR_CLASSES
+from redrive.jobtypes.payloads import DemoFailure, DemoPayload, read_payload
 
 _HEARTBEAT_EVERY_S = 1.0
 
 
 async def run_stage(context: StageContext) -> dict[str, Any]:
     """Sleep, then fail if the payload asks this stage to."""
-    sleep_ms = _sleep_ms(context.payload)
-    await _sleep(sleep_ms / 1000)
-    fail = context.payload.get("fail")
-    if fail is not None and _should_fail(_fail_spec(fail), context):
-        raise ERROR_CLASSES[fail["error"]](
+    payload = read_payload(DemoPayload, context.payload)
+    await _sleep(payload.sleep_ms / 1000)
+    if payload.fail is not None and _should_fail(payload.fail, context):
+        raise ERROR_CLASSES[payload.fail.error](
             f"demo failure in stage {context.stage} on attempt {context.attempt}"
         )
-    return {"stage": context.stage, "slept_ms": sleep_ms}
+    return {"stage": context.stage, "slept_ms": payload.sleep_ms}
 
 
-def _sleep_ms(payload: dict[str, Any]) -> int:
-    value = payload.get("sleep_ms", 0)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 3_600_000:
-        raise ValidationError("payload.sleep_ms must be a whole number of milliseconds, 0 to 3600000")
-    return value
-
-
-def _fail_spec(fail: Any) -> dict[str, Any]:
-    if not isinstance(fail, dict) or not isinstance(fail.get("stage"), str):
-        raise ValidationError('payload.fail must be an object like {"stage": "process", "error": "..."}')
-    if fail.get("error") not in ERROR_CLASSES:
-        known = ", ".join(ERROR_CLASSES)
-        raise ValidationError(f"payload.fail.error must be one of: {known}")
-    times = fail.get("times")
-    if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 0):
-        raise ValidationError("payload.fail.times must be a whole number, 0 or more")
-    if fail.get("while_exists") is not None and not isinstance(fail["while_exists"], str):
-        raise ValidationError("payload.fail.while_exists must be a file path")
-    return fail
-
-
-def _should_fail(fail: dict[str, Any], context: StageContext) -> bool:
-    if fail["stage"] != context.stage:
+def _should_fail(fail: DemoFailure, context: StageContext) -> bool:
+    if fail.stage != context.stage:
         return False
-    if fail.get("while_exists") is not None:
-        return Path(fail["while_exists"]).exists()
-    times = fail.get("times")
-    return times is None or context.attempt <= times
+    if fail.while_exists is not None:
+        return Path(fail.while_exists).exists()
+    return fail.times is None or context.attempt <= fail.times
 
 
 async def _sleep(seconds: float) -> None:

@@ -2,6 +2,7 @@
 
 2xx succeeds. Network errors, timeouts, 408, 429 and 5xx are retryable (a `Retry-After` on 429 or
 503 sets the next delay); 401 and 403 are `PermissionDenied`; any other 4xx is `ValidationError`.
+The API checks the payload against `WebhookPayload` at submission, so the stage only reads it.
 """
 
 from __future__ import annotations
@@ -20,19 +21,22 @@ from redrive.errors import (
     TemporaryFailure,
     ValidationError,
 )
+from redrive.jobtypes.payloads import WebhookPayload, read_payload
 
-_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 _BODY_PREVIEW = 200
 
 
 async def deliver(context: StageContext) -> dict[str, Any]:
     """Send the request the payload describes; return the status code of a 2xx answer."""
-    method, url, headers, body = _request(context.payload)
+    request = read_payload(WebhookPayload, context.payload)
+    method, url, body = request.method, str(request.url), request.body
     content = body if isinstance(body, str) else None
     json_body = None if isinstance(body, str) else body
     target = url.split("?", 1)[0]  # a query string may hold a token: keep it out of error messages
     try:
-        response = await context.http.request(method, url, headers=headers, content=content, json=json_body)
+        response = await context.http.request(
+            method, url, headers=request.headers, content=content, json=json_body
+        )
     except httpx.TimeoutException as error:
         raise TimeoutError(f"{method} {target} timed out: {type(error).__name__}") from error
     except httpx.TransportError as error:
@@ -40,19 +44,6 @@ async def deliver(context: StageContext) -> dict[str, Any]:
     if response.is_success:
         return {"status_code": response.status_code}
     raise _classify(response, f"{method} {target} answered {response.status_code}: {_preview(response)}")
-
-
-def _request(payload: dict[str, Any]) -> tuple[str, str, dict[str, str], Any]:
-    url = payload.get("url")
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise ValidationError("payload.url must be an http:// or https:// URL")
-    method = payload.get("method", "POST")
-    if not isinstance(method, str) or method.upper() not in _METHODS:
-        raise ValidationError(f"payload.method must be one of: {', '.join(sorted(_METHODS))}")
-    headers = payload.get("headers", {})
-    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-        raise ValidationError("payload.headers must be an object of string values")
-    return method.upper(), url, headers, payload.get("body")
 
 
 def _classify(response: httpx.Response, message: str) -> Exception:

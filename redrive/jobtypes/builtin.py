@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from redrive.jobtypes.payloads import WebhookPayload
+from redrive.jobtypes.payloads import DemoPayload, WebhookPayload
 from redrive.jobtypes.registry import JobType, JobTypeRegistry, StageSpec
 
 WEBHOOK = JobType(
@@ -23,6 +23,7 @@ DEMO = JobType(
         StageSpec(name=name, activity=f"demo.{name}", start_to_close_timeout=timedelta(minutes=1))
         for name in ("prepare", "process", "finish")
     ),
+    payload_model=DemoPayload,
 )
 
 

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -19,6 +19,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from redrive.contracts import JOB_WORKFLOW, JobInput
 from redrive.jobtypes import JobType, UnknownJobType
+from redrive.jobtypes.payloads import payload_errors
 from redrive.operations.errors import Conflict, Invalid
 from redrive.operations.services import Services
 from redrive.status import JOB_STATUS, JOB_TYPE, TENANT_ID, JobStatus
@@ -79,18 +80,10 @@ async def start_job(
 
 def check_payload(model: type[BaseModel] | None, payload: dict[str, Any]) -> None:
     """`Invalid` naming the first field of `payload` that does not fit the job type's model."""
-    if model is None:
-        return
-    try:
-        model.model_validate(payload)
-    except ValidationError as error:
-        errors = [
-            {"field": ".".join(["payload", *map(str, item["loc"])]), "message": item["msg"]}
-            for item in error.errors()
-        ]
+    if model is not None and (errors := payload_errors(model, payload)):
         first = errors[0]
         detail = f"{first['field']}: {first['message']}"
-        raise Invalid("Invalid payload", detail, field=first["field"], errors=errors) from None
+        raise Invalid("Invalid payload", detail, field=first["field"], errors=errors)
 
 
 async def submit(services: Services, tenant_id: str, order: NewJob) -> tuple[Job, bool]:
