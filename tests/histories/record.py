@@ -42,6 +42,7 @@ async def record() -> None:
     env = await start_dev_server(home / "temporal.db")
     async with env, running_worker(env.client, settings), running_api(settings, env.client) as api:
         async with httpx.AsyncClient(base_url=api, headers={"Authorization": "Bearer key-a"}) as http:
+
             async def submit(job_type: str, payload: dict[str, Any]) -> str:
                 body = {"type": job_type, "payload": payload}
                 job_id: str = (await http.post("/v1/jobs", json=body)).json()["id"]
