@@ -3,6 +3,7 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY redrive ./redrive
+COPY redrive_cli ./redrive_cli
 COPY workflows ./workflows
 COPY activities ./activities
 COPY api ./api
