@@ -55,7 +55,7 @@ from redrive.jobtypes.builtin import DEMO
 from tests.support import running_api, serving, settings_for, start_dev_server
 from workflows import JobWorkflow
 
-RECORDED_JOB = Path(__file__).parent.parent / "tests" / "histories" / "complete_status_attributes.json"
+RECORDED_JOB = Path(__file__).parent.parent / "tests" / "histories" / "complete.json"
 QUEUED = TypedSearchAttributes([SearchAttributePair(JOB_STATUS, "queued")])
 
 Costs = dict[str, float]
