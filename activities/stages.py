@@ -149,14 +149,14 @@ class _DeferredStart:
     outcome takes them first."""
 
     def __init__(self, writer: GroupCommit, start: StageStart) -> None:
-        self._projection = writer
+        self._writer = writer
         self._start = start
         self._written: asyncio.Task[bool] | None = None
         self._timer = asyncio.get_running_loop().call_later(START_DELAY, self._write)
 
     def _write(self) -> None:
         rows = projection.stage_started(self._start)
-        self._written = asyncio.ensure_future(_best_effort("start", self._projection.write(rows)))
+        self._written = asyncio.ensure_future(_best_effort("start", self._writer.write(rows)))
 
     def stop_timer(self) -> None:
         """Do not write the start on its own any more (a cancelled attempt leaves it unwritten)."""
@@ -174,7 +174,7 @@ class _DeferredStart:
     async def settled_write(self) -> None:
         """Write the start now if the timer has not (a failure's record needs the stage's row)."""
         if rows := await self.settle():
-            await self._projection.write(rows)
+            await self._writer.write(rows)
 
 
 def _run_id(info: activity.Info) -> str:
