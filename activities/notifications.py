@@ -1,6 +1,11 @@
 """`notify_dead_letter`: e-mail and webhook alerts for a new dead letter, at most one e-mail per
 error fingerprint per window (later ones are counted and reported in the next e-mail or digest).
 
+Deciding to send claims the fingerprint's window in the same transaction (`AlertWindowRepository.
+claim`), so however many dead letters of one fingerprint die at once, on however many workers,
+one of them sends. A send that fails gives the claim back; on the activity's last attempt the dead
+letter is counted instead, so the next alert or the digest reports it.
+
 Idempotent per dead letter: `notified_at` is stamped after sending, and a retry of an activity that
 already stamped it sends nothing. A crash between sending and stamping can send twice; the e-mail's
 Message-ID is the dead letter's id so mail clients can tell.
@@ -34,28 +39,42 @@ class NotificationActivities:
     @activity.defn(name=NOTIFY_DEAD_LETTER)
     async def notify_dead_letter(self, request: NotifyInput) -> NotifyResult:
         """Send (or count) the alert for one dead letter."""
-        return NotifyResult(outcome=await announce(self.deps, uuid.UUID(request.dead_letter_id)))
+        info = activity.info()
+        limit = info.retry_policy.maximum_attempts if info.retry_policy else 0
+        last = 0 < limit <= info.attempt
+        return NotifyResult(outcome=await announce(self.deps, uuid.UUID(request.dead_letter_id), last))
 
 
-async def announce(deps: ActivityDeps, entry_id: uuid.UUID) -> str:
-    """Alert about dead letter `entry_id`: `sent`, `counted` for a digest, `already` done, or `off`."""
+async def announce(deps: ActivityDeps, entry_id: uuid.UUID, last_try: bool = True) -> str:
+    """Alert about dead letter `entry_id`: `sent`, `counted` for a digest, `already` done, or `off`.
+
+    A failed delivery raises; on the `last_try` the dead letter is counted for the digest first."""
     config = deps.alerts
     if not config.enabled:
         return "off"
     now = deps.now()
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions() as session:
         entry = await DeadLetterRepository(session).get(ALL_TENANTS, entry_id)
-        if entry is None or entry.notified_at is not None:
-            return "already"
-        decision = await AlertWindowRepository(session).decide(
-            entry.fingerprint, entry.original_job_id, now - config.window
+    if entry is None or entry.notified_at is not None:
+        return "already"
+    # The claim is its transaction's first statement: on SQLite a transaction that has read before
+    # it writes fails at once (SQLITE_BUSY_SNAPSHOT) when another connection wrote meanwhile.
+    async with deps.sessions() as session, session.begin():
+        claim = await AlertWindowRepository(session).claim(
+            entry.fingerprint, entry.original_job_id, now, config.window
         )
-        if not decision.send:
+        if not claim.send:
             await DeadLetterRepository(session).mark_notified(entry_id, now)
             return "counted"
-    await deliver(deps.http, alert_for(entry, decision.digest), config)
+    try:
+        await deliver(deps.http, alert_for(entry, claim.digest), config)
+    except Exception:
+        async with deps.sessions() as session, session.begin():
+            await AlertWindowRepository(session).release(entry.fingerprint, claim, count_it=last_try)
+            if last_try:
+                await DeadLetterRepository(session).mark_notified(entry_id, now)
+        raise
     async with deps.sessions() as session, session.begin():
-        await AlertWindowRepository(session).opened(entry.fingerprint, now, decision.digest)
         await DeadLetterRepository(session).mark_notified(entry_id, now)
     return "sent"
 

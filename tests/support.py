@@ -151,21 +151,23 @@ class Mailbox:
         self.messages.append(message_from_bytes(envelope.content, _class=EmailMessage, policy=default))
         return "250 OK"
 
+    def alert_settings(self) -> AlertSettings:
+        """Alert settings that send e-mail here."""
+        return AlertSettings(smtp_host=self.host, smtp_port=self.port, alert_emails="ops@example.com")
+
     def settings(self) -> dict[str, Any]:
         """Settings fields that send alerts here."""
-        return {
-            "alerts": AlertSettings(smtp_host=self.host, smtp_port=self.port, alert_emails="ops@example.com")
-        }
+        return {"alerts": self.alert_settings()}
 
 
 @contextlib.contextmanager
-def smtp_server() -> Iterator[Mailbox]:
-    """An aiosmtpd server on a free port for the duration of the block."""
+def smtp_server(kind: type[Mailbox] = Mailbox) -> Iterator[Mailbox]:
+    """An aiosmtpd server on a free port for the duration of the block, delivering to a `kind`."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    mailbox = Mailbox("127.0.0.1", port)
+    mailbox = kind("127.0.0.1", port)
     controller = Controller(mailbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:

@@ -5,6 +5,7 @@ letter, webhook signed with HMAC-SHA256, and a single warning when no channel is
 from __future__ import annotations
 
 import logging
+import smtplib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -19,14 +20,14 @@ from temporalio.testing import ActivityEnvironment
 from activities import ActivityDeps
 from activities.alerts import SIGNATURE_HEADER, TIMESTAMP_HEADER, AlertConfig, signature
 from activities.maintenance import MaintenanceActivities
-from activities.notifications import NotificationActivities, warn_if_off
+from activities.notifications import NotificationActivities, announce, warn_if_off
 from redrive.contracts import MaintenanceInput, NotifyInput
 from redrive.settings import AlertSettings
 from redrive.store import DeadLetter, create_engine, session_factory
 from redrive.store.dead_letters import DeadLetterRepository
 from redrive.store.projection import GroupCommit
 from redrive.store.types import utcnow
-from tests.support import Mailbox, serving
+from tests.support import Mailbox, serving, smtp_server
 
 SECRET = "hook-secret"
 
@@ -158,3 +159,63 @@ async def test_off_sends_nothing(sqlite_url: str) -> None:
             NotificationActivities(deps).notify_dead_letter, NotifyInput(dead_letter_id=entry_id)
         )
     assert result.outcome == "off"
+
+
+class RefusingMailbox(Mailbox):
+    """A mailbox whose server refuses the first `refuse` messages, as a mail server that is down would."""
+
+    refuse = 1
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's hook name)
+        """Refuse, then accept."""
+        if self.refuse > 0:
+            self.refuse -= 1
+            return "554 not now"
+        return await super().handle_DATA(server, session, envelope)
+
+
+def _pass() -> MaintenanceInput:
+    return MaintenanceInput(
+        task_queue="unused",
+        archive_after=timedelta(days=7),
+        purge_replayed_after=timedelta(days=30),
+        reconcile_lookback=timedelta(days=2),
+    )
+
+
+async def test_a_refused_send_leaves_no_window_claimed(sqlite_url: str) -> None:
+    """The SMTP server refuses the first alert: the window is given back, so the next dead letter of
+    that fingerprint is e-mailed, and the refused one, tried again, is counted into the digest."""
+    with smtp_server(RefusingMailbox) as mailbox:
+        clock = Clock()
+        config = AlertConfig(mailbox.alert_settings())
+        async with _deps(sqlite_url, config, clock) as deps:
+            env = ActivityEnvironment()
+            notify = NotificationActivities(deps).notify_dead_letter
+            first = await _dead_letter(deps, "job-1", "HTTP 503 from https://x.example/1")
+            with pytest.raises(smtplib.SMTPDataError):
+                await env.run(notify, NotifyInput(dead_letter_id=first))
+            second = await _dead_letter(deps, "job-2", "HTTP 503 from https://x.example/2")
+            assert (await env.run(notify, NotifyInput(dead_letter_id=second))).outcome == "sent"
+            assert (await env.run(notify, NotifyInput(dead_letter_id=first))).outcome == "counted"
+            clock.now += timedelta(hours=2)
+            assert await env.run(MaintenanceActivities(deps).send_digests, _pass()) == 1
+    subjects = [str(message["Subject"]) for message in mailbox.messages]
+    assert len(subjects) == 2, subjects
+    assert subjects[0].endswith("(job job-2)")
+    assert subjects[1].startswith("[redrive] digest: 1 more dead letter(s)")
+
+
+async def test_a_send_that_fails_for_good_is_counted_for_the_digest(sqlite_url: str) -> None:
+    """On the activity's last try a refused alert counts its dead letter, so the digest reports it."""
+    with smtp_server(RefusingMailbox) as mailbox:
+        clock = Clock()
+        config = AlertConfig(mailbox.alert_settings())
+        async with _deps(sqlite_url, config, clock) as deps:
+            entry = await _dead_letter(deps, "job-1", "HTTP 503 from https://x.example/1")
+            with pytest.raises(smtplib.SMTPDataError):
+                await announce(deps, uuid.UUID(entry), last_try=True)
+            assert await announce(deps, uuid.UUID(entry)) == "already"
+            assert await ActivityEnvironment().run(MaintenanceActivities(deps).send_digests, _pass()) == 1
+    (digest,) = mailbox.messages
+    assert str(digest["Subject"]).startswith("[redrive] digest: 1 more dead letter(s)")

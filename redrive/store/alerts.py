@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -17,10 +17,15 @@ NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class AlertDecision:
-    """Send now (carrying `digest` earlier dead letters that were only counted), or only count it."""
+    """Send now (carrying `digest` earlier dead letters that were only counted), or only count it.
+
+    A decision to send has already opened the window at `opened_at`, in the transaction that made
+    it; `previous` is when the window opened before, for `release`."""
 
     send: bool
     digest: int
+    opened_at: datetime = NEVER
+    previous: datetime = NEVER
 
 
 class AlertWindowRepository:
@@ -29,28 +34,42 @@ class AlertWindowRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def decide(self, fingerprint: str, job_id: str, window_opened_after: datetime) -> AlertDecision:
-        """Send when no window for `fingerprint` opened after `window_opened_after`; else count it."""
+    async def claim(self, fingerprint: str, job_id: str, now: datetime, window: timedelta) -> AlertDecision:
+        """Send when no window for `fingerprint` is open at `now`, and open one in the same
+        transaction; else count this dead letter for the next alert or digest.
+
+        The window's row is locked before it is read (FOR UPDATE on PostgreSQL; on SQLite the insert
+        before it takes the database's write lock), so of any number of dead letters deciding at
+        once, on any number of workers, exactly one per window is told to send."""
         absent = dialect_insert(self.session, AlertWindow).values(
             fingerprint=fingerprint, opened_at=NEVER, suppressed=0, sample_job_id=job_id
         )
         await self.session.exec(absent.on_conflict_do_nothing())
         query = select(AlertWindow).where(AlertWindow.fingerprint == fingerprint).with_for_update()
-        window = (await self.session.exec(query.execution_options(populate_existing=True))).one()
-        if window.opened_at <= window_opened_after:
-            return AlertDecision(send=True, digest=window.suppressed)
-        window.suppressed += 1
-        window.sample_job_id = job_id
-        self.session.add(window)
-        return AlertDecision(send=False, digest=0)
+        row = (await self.session.exec(query.execution_options(populate_existing=True))).one()
+        if row.opened_at <= now - window:
+            decision = AlertDecision(send=True, digest=row.suppressed, opened_at=now, previous=row.opened_at)
+            row.opened_at, row.suppressed = now, 0  # the counted ones travel with this alert
+        else:
+            decision = AlertDecision(send=False, digest=0)
+            row.suppressed += 1
+        row.sample_job_id = job_id
+        self.session.add(row)
+        return decision
 
-    async def opened(self, fingerprint: str, at: datetime, digest_sent: int) -> None:
-        """A window starts at `at` with the alert just sent; its digest is no longer owed."""
-        left = col(AlertWindow.suppressed) - digest_sent
+    async def release(self, fingerprint: str, claim: AlertDecision, count_it: bool) -> None:
+        """A claimed alert was not delivered: close its window again (unless a later claim took it)
+        and give back the counts it carried, plus its own dead letter when `count_it`, so the next
+        alert or the digest reports them."""
+        await self.session.exec(
+            sa.update(AlertWindow)
+            .where(col(AlertWindow.fingerprint) == fingerprint, col(AlertWindow.opened_at) == claim.opened_at)
+            .values(opened_at=claim.previous)
+        )
         await self.session.exec(
             sa.update(AlertWindow)
             .where(col(AlertWindow.fingerprint) == fingerprint)
-            .values(opened_at=at, suppressed=sa.case((left < 0, 0), else_=left))
+            .values(suppressed=col(AlertWindow.suppressed) + claim.digest + int(count_it))
         )
 
     async def owed_digests(self, window_opened_before: datetime) -> list[AlertWindow]:
