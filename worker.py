@@ -8,7 +8,7 @@ import compileall
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from types import ModuleType
@@ -21,9 +21,9 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 import workflows
 from activities import ActivityDeps, build_activities
 from activities.alerts import AlertConfig
-from activities.handlers import HANDLERS
 from activities.notifications import warn_if_off
-from redrive.jobtypes import JobTypeRegistry, load_registry
+from redrive.context import Handler
+from redrive.jobtypes import JobTypeRegistry, load_job_types, stage_handlers
 from redrive.schedules import ensure_maintenance_schedule
 from redrive.settings import Settings
 from redrive.store import create_engine, session_factory
@@ -70,14 +70,16 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     )
 
 
-def build_worker(client: Client, settings: Settings, deps: ActivityDeps) -> Worker:
+def build_worker(
+    client: Client, settings: Settings, deps: ActivityDeps, handlers: Mapping[str, Handler]
+) -> Worker:
     """A worker for every workflow and every registered stage handler."""
     precompile_workflows()
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=[JobWorkflow, MaintenanceWorkflow, SupersededRunWorkflow],
-        activities=build_activities(deps),
+        activities=build_activities(deps, handlers),
         workflow_runner=workflow_runner(),
         max_concurrent_workflow_task_polls=20,
         max_concurrent_activity_task_polls=20,
@@ -88,9 +90,9 @@ def build_worker(client: Client, settings: Settings, deps: ActivityDeps) -> Work
     )
 
 
-def warn_missing_handlers(registry: JobTypeRegistry) -> None:
+def warn_missing_handlers(registry: JobTypeRegistry, handlers: Mapping[str, Handler]) -> None:
     """Say at start-up which declared stages this worker cannot run (they dead-letter as HandlerMissing)."""
-    for name in sorted(registry.activity_names() - set(HANDLERS)):
+    for name in sorted(registry.activity_names() - set(handlers)):
         log.warning("no handler registered for activity %s: its stages will dead-letter", name)
 
 
@@ -115,10 +117,12 @@ async def activity_deps(settings: Settings, client: Client | None = None) -> Asy
 
 async def run_worker(settings: Settings, stop: asyncio.Event, client: Client | None = None) -> None:
     """Run until `stop` is set, then shut down gracefully."""
-    warn_missing_handlers(load_registry(settings.config))
+    registry = load_job_types(settings.job_types, settings.config)
+    handlers = stage_handlers(registry)
+    warn_missing_handlers(registry, handlers)
     client = client or await connect(settings)
     async with activity_deps(settings, client) as deps:
-        worker = build_worker(client, settings, deps)
+        worker = build_worker(client, settings, deps, handlers)
         await ensure_maintenance_schedule(client, settings)
         async with worker:
             log.info("worker polling task queue %s on %s", settings.task_queue, settings.temporal_address)

@@ -5,22 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from activities.context import Handler
 from activities.dead_letters import DeadLetterActivities
 from activities.deps import ActivityDeps
-from activities.handlers import HANDLERS
 from activities.maintenance import MaintenanceActivities
 from activities.missing import handler_missing
 from activities.notifications import NotificationActivities
 from activities.projection import ProjectionActivities
 from activities.stages import StageActivities
 from activities.superseded_runs import SupersededRunActivities
+from redrive.context import Handler
 
 
-def build_activities(
-    deps: ActivityDeps, handlers: Mapping[str, Handler] = HANDLERS
-) -> list[Callable[..., Any]]:
-    """The activities a worker registers: one per stage handler, plus redrive's own."""
+def build_activities(deps: ActivityDeps, handlers: Mapping[str, Handler]) -> list[Callable[..., Any]]:
+    """The activities a worker registers: one per stage handler (by activity type), plus redrive's own."""
     stages = StageActivities(deps)
     return [
         *(stages.activity(name, handler) for name, handler in handlers.items()),

@@ -18,7 +18,6 @@ from activities.deps import ActivityDeps
 from activities.notifications import alert_for, announce
 from redrive.contracts import (
     ARCHIVE_DEAD_LETTERS,
-    JOB_WORKFLOW,
     PURGE_REPLAYED,
     RECONCILE_CLOSED_RUNS,
     SEND_DIGESTS,
@@ -67,7 +66,7 @@ class MaintenanceActivities:
         client = self.deps.client()
         since = self.deps.now() - request.reconcile_lookback
         query = (
-            f'WorkflowType="{JOB_WORKFLOW}" AND TaskQueue="{request.task_queue}" '
+            f'JobType IS NOT NULL AND TaskQueue="{request.task_queue}" '
             f'AND (ExecutionStatus="Terminated" OR ExecutionStatus="TimedOut") '
             f'AND CloseTime >= "{since.strftime("%Y-%m-%dT%H:%M:%SZ")}"'
         )

@@ -13,8 +13,8 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.context import Handler, StageContext
 from activities.deps import ActivityDeps
+from redrive.context import Handler, StageContext
 from redrive.contracts import StageInput, StageResult
 from redrive.errors import error_type_name, is_permanent, retry_after_hint
 from redrive.retry_policy import next_delay

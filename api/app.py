@@ -14,7 +14,7 @@ from api.problems import install_problem_handlers
 from api.routers import codec, dead_letters, health, jobs
 from api.state import AppState
 from redrive.codec import data_converter
-from redrive.jobtypes import load_registry
+from redrive.jobtypes import load_job_types
 from redrive.settings import Settings
 from redrive.store import create_engine, session_factory
 from redrive.store.projection import GroupCommit
@@ -23,7 +23,7 @@ from redrive.temporal import connect
 
 def create_app(settings: Settings, temporal: Client | None = None) -> FastAPI:
     """The API for `settings`; pass `temporal` to share a client (tests, `redrive dev`)."""
-    registry = load_registry(settings.config)  # a bad config stops start-up here, not mid-request
+    registry = load_job_types(settings.job_types, settings.config)  # a bad one stops start-up here
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

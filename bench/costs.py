@@ -43,7 +43,6 @@ from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Replayer, Worker
 
 import worker as redrive_worker
-from activities.handlers import HANDLERS
 from activities.stages import StageActivities
 from bench import bare_workflows
 from bench.bare import JOB_STATUS, STAGES, bare_stage
@@ -51,6 +50,7 @@ from bench.bare_workflows.status import BareStatusWorkflow
 from bench.throughput import _bounded, _server_pid, bare_round, fresh_database, measuring
 from redrive.contracts import StageInput
 from redrive.converter import DATA_CONVERTER
+from redrive.jobtypes import load_job_types, stage_handlers
 from redrive.jobtypes.builtin import DEMO
 from tests.support import running_api, serving, settings_for, start_dev_server
 from workflows import JobWorkflow
@@ -144,7 +144,9 @@ async def stage_costs(home: Path, jobs: int) -> Costs:
                     outputs=dict(outputs),
                     last=position == len(DEMO.stages) - 1,
                 )
-                result = await environment.run(stages.run, HANDLERS[spec.activity], stage_input)
+                result = await environment.run(
+                    stages.run, stage_handlers(load_job_types())[spec.activity], stage_input
+                )
                 outputs[spec.name] = result.output
 
         costs["3 redrive stages"] = await cpu_ms_per_job(jobs, ours)

@@ -243,7 +243,7 @@ def _start_options(flavour: Flavour, workflow_id: str) -> tuple[str, Any, dict[s
         tenant_id="a",
         job_type=DEMO.name,
         payload={},
-        stages=DEMO.stages,
+        stages=DEMO.plan(),
     )
     attributes = [SearchAttributePair(JOB_TYPE, DEMO.name), SearchAttributePair(TENANT_ID, "a"), queued]
     options = {"search_attributes": TypedSearchAttributes(attributes), "static_summary": f"{DEMO.name} job"}

@@ -10,11 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from redrive.jobtypes.registry import StageSpec
+from redrive.jobtypes.registry import Stage
 from redrive.status import ErrorReason, JobStatus
 
-JOB_WORKFLOW = "JobWorkflow"
-"""The workflow type name; the API starts it by name so it never imports workflow or activity code."""
 MAINTENANCE_WORKFLOW = "MaintenanceWorkflow"
 """Run by the maintenance schedule, which the worker creates by this name."""
 SUPERSEDED_RUN_WORKFLOW = "SupersededRunWorkflow"
@@ -39,7 +37,7 @@ class JobInput:
     tenant_id: str
     job_type: str
     payload: dict[str, Any]
-    stages: tuple[StageSpec, ...]
+    stages: tuple[Stage, ...]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,7 +56,7 @@ class StageInput:
     tenant_id: str
     job_type: str
     payload: dict[str, Any]
-    stage: StageSpec
+    stage: Stage
     position: int
     outputs: dict[str, Any] = field(default_factory=dict)
     last: bool = False

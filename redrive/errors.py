@@ -33,7 +33,12 @@ class JobError(Exception):
 
 
 class RetryableError(JobError):
-    """A transient failure: the stage is attempted again after a backoff."""
+    """A transient failure: the stage is attempted again after a backoff, or after `retry_after`
+    when given (a server's `Retry-After`), capped at the stage's `maximum_interval`."""
+
+    def __init__(self, message: str, *, retry_after: timedelta | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PermanentError(JobError):
@@ -43,17 +48,9 @@ class PermanentError(JobError):
 class ServiceUnavailable(RetryableError):
     """A downstream service answered that it is unavailable (HTTP 5xx)."""
 
-    def __init__(self, message: str, *, retry_after: timedelta | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
 
 class RateLimitExceeded(RetryableError):
     """A downstream service asked us to slow down; `retry_after` is its hint, if it gave one."""
-
-    def __init__(self, message: str, *, retry_after: timedelta | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class TemporaryFailure(RetryableError):

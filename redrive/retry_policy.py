@@ -23,7 +23,7 @@ from redrive.errors import PERMANENT_ERROR_TYPES
 
 
 @dataclass(frozen=True, kw_only=True)
-class RetryDeclaration:
+class Retry:
     """How one stage retries. `max_retries` counts retries after the first attempt."""
 
     initial_interval: timedelta = timedelta(seconds=30)
@@ -61,7 +61,7 @@ ALERT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=10), backoff_coeffi
 ALERT_TIMEOUT = timedelta(minutes=1)
 
 
-def to_retry_policy(declaration: RetryDeclaration) -> RetryPolicy:
+def to_retry_policy(declaration: Retry) -> RetryPolicy:
     """The Temporal policy for `declaration` (jitter is applied by the activity, see module doc)."""
     return RetryPolicy(
         initial_interval=declaration.initial_interval,
@@ -72,7 +72,7 @@ def to_retry_policy(declaration: RetryDeclaration) -> RetryPolicy:
     )
 
 
-def nominal_delay(declaration: RetryDeclaration, failed_attempts: int) -> timedelta:
+def nominal_delay(declaration: Retry, failed_attempts: int) -> timedelta:
     """The backoff after `failed_attempts` failures, before jitter."""
     seconds = declaration.initial_interval.total_seconds() * declaration.backoff_coefficient ** (
         failed_attempts - 1
@@ -81,7 +81,7 @@ def nominal_delay(declaration: RetryDeclaration, failed_attempts: int) -> timede
 
 
 def next_delay(
-    declaration: RetryDeclaration,
+    declaration: Retry,
     failed_attempts: int,
     unit_random: float,
     hint: timedelta | None = None,

@@ -56,7 +56,8 @@ class Settings(BaseSettings):
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
     task_queue: str = "redrive"
-    config: Path | None = Field(default=None, description="TOML file overriding retry policies")
+    config: Path | None = Field(default=None, description="TOML file: retry overrides and job types")
+    job_types: str = Field(default="", description="comma-separated module:attribute paths of JobTypes")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     temporal_port: int = 7233

@@ -10,7 +10,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from redrive.jobtypes import ConfigError, load_registry
+from redrive.jobtypes import ConfigError, load_job_types
 from redrive.settings import Settings
 from redrive.store.api_keys import ApiKeyRepository
 from redrive.store.types import utcnow
@@ -24,7 +24,7 @@ app = typer.Typer(help="Durable jobs with declarative retries and a drainable de
 def _settings() -> Settings:
     settings = Settings()
     try:
-        load_registry(settings.config)
+        load_job_types(settings.job_types, settings.config)
     except ConfigError as error:
         typer.echo(f"configuration error: {error}", err=True)
         raise typer.Exit(2) from None

@@ -9,12 +9,12 @@ from temporalio.contrib.pydantic import PydanticPayloadConverter
 
 from redrive.contracts import JobInput, StageResult
 from redrive.converter import TYPE_ADAPTERS, PayloadConverter
-from redrive.jobtypes import load_registry
+from redrive.jobtypes import load_job_types
 
 
 def _job() -> JobInput:
-    demo = load_registry(None).get("demo")
-    return JobInput(job_id="job-1", tenant_id="t", job_type="demo", payload={"n": 1}, stages=demo.stages)
+    demo = load_job_types().get("demo")
+    return JobInput(job_id="job-1", tenant_id="t", job_type="demo", payload={"n": 1}, stages=demo.plan())
 
 
 def test_payloads_match_the_stock_pydantic_converter() -> None:

@@ -22,8 +22,8 @@ from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from redrive.contracts import JOB_WORKFLOW, JobInput
-from redrive.jobtypes import builtin_registry
+from redrive.contracts import JobInput
+from redrive.jobtypes import load_job_types
 from tests.support import eventually
 
 ROOT = Path(__file__).parent.parent
@@ -177,7 +177,7 @@ async def test_worker_py_drains_and_exits_on_sigterm(
         sys.executable, str(ROOT / "worker.py"), env=env, stdout=PIPE, stderr=STDOUT
     )
     try:
-        stages = builtin_registry().get("demo").stages[:1]
+        stages = load_job_types().get("demo").plan()[:1]
         job = JobInput(
             job_id=f"drain-{os.getpid()}",
             tenant_id="a",
@@ -185,7 +185,7 @@ async def test_worker_py_drains_and_exits_on_sigterm(
             payload={"sleep_ms": 3000},
             stages=stages,
         )
-        handle = await client.start_workflow(JOB_WORKFLOW, job, id=job.job_id, task_queue=queue)
+        handle = await client.start_workflow(job.job_type, job, id=job.job_id, task_queue=queue)
         await eventually(lambda: _stage_started(handle))
         worker.send_signal(signal.SIGTERM)
         output, _ = await asyncio.wait_for(worker.communicate(), timeout=60)

@@ -13,9 +13,9 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from redrive.contracts import JOB_WORKFLOW, JobInput
-from redrive.jobtypes import builtin_registry
-from redrive.jobtypes.registry import StageSpec
+from redrive.contracts import JobInput
+from redrive.jobtypes import load_job_types
+from redrive.jobtypes.registry import Stage
 from redrive.status import ERROR_REASON, JOB_STAGE, JOB_STATUS
 from tests.skipping import A, Stack, dead_letter_of, job_of, run_to_end
 from tests.support import Mailbox, eventually, running_api, running_worker, settings_for
@@ -66,12 +66,12 @@ async def test_validation(stack: Stack) -> None:
 
 async def test_handler_missing(stack: Stack) -> None:
     """A stage no worker can run dead-letters as HandlerMissing at once, and is announced."""
-    stages = (*builtin_registry().get("demo").stages[:1], StageSpec(name="render", activity="demo.render"))
+    stages = (*load_job_types().get("demo").stages[:1], Stage(name="render", activity="demo.render"))
     job = JobInput(
         job_id="job-handler-missing-alert", tenant_id="a", job_type="demo", payload={}, stages=stages
     )
     handle = await stack.env.client.start_workflow(
-        JOB_WORKFLOW, job, id=job.job_id, task_queue=stack.settings.task_queue
+        job.job_type, job, id=job.job_id, task_queue=stack.settings.task_queue
     )
     await _closed(stack.env, handle.id)
     entry = await _assert_announced(stack, job.job_id, "HandlerMissing", "render")

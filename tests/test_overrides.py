@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from redrive.durations import parse_duration
-from redrive.jobtypes import ConfigError, load_registry
+from redrive.jobtypes import ConfigError, load_job_types
 
 
 def _load(tmp_path: Path, text: str) -> Path:
@@ -27,8 +27,8 @@ def test_durations_parse(text: str, seconds: float) -> None:
 
 def test_narrower_tables_win(tmp_path: Path) -> None:
     """Stage settings beat job-type settings, which beat defaults."""
-    registry = load_registry(
-        _load(
+    registry = load_job_types(
+        config=_load(
             tmp_path,
             """
             [defaults]
@@ -69,10 +69,10 @@ def test_narrower_tables_win(tmp_path: Path) -> None:
 def test_bad_configuration_names_the_key(tmp_path: Path, text: str, message: str) -> None:
     """A bad key or value raises ConfigError naming it."""
     with pytest.raises(ConfigError, match=message):
-        load_registry(_load(tmp_path, text))
+        load_job_types(config=_load(tmp_path, text))
 
 
 def test_missing_file_is_an_error(tmp_path: Path) -> None:
     """REDRIVE_CONFIG pointing nowhere stops start-up."""
     with pytest.raises(ConfigError, match="cannot read it"):
-        load_registry(tmp_path / "absent.toml")
+        load_job_types(config=tmp_path / "absent.toml")

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
+from temporalio.common import RawValue
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 import worker
-from redrive.contracts import JOB_WORKFLOW, JobInput, JobResult
+from redrive.contracts import JobInput, JobResult
 from redrive.converter import DATA_CONVERTER
 from workflows import JobWorkflow
 
@@ -30,12 +32,15 @@ def _history(path: Path) -> WorkflowHistory:
     return WorkflowHistory.from_json(path.stem, path.read_text())
 
 
-@workflow.defn(name=JOB_WORKFLOW)
+@workflow.defn(dynamic=True)
 class ReversedJobWorkflow(JobWorkflow):
     """A deliberately incompatible change: stages run last to first."""
 
     @workflow.run
-    async def run(self, job: JobInput) -> JobResult:
+    async def run(self, args: Sequence[RawValue]) -> JobResult:
+        return await self.execute(self._job(args))
+
+    async def execute(self, job: JobInput) -> JobResult:
         reversed_job = JobInput(
             job_id=job.job_id,
             tenant_id=job.tenant_id,
@@ -43,7 +48,7 @@ class ReversedJobWorkflow(JobWorkflow):
             payload=job.payload,
             stages=tuple(reversed(job.stages)),
         )
-        return await super().run(reversed_job)
+        return await super().execute(reversed_job)
 
 
 def test_histories_were_recorded() -> None:

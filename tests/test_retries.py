@@ -8,9 +8,9 @@ import pytest
 
 from redrive import errors
 from redrive.errors import PERMANENT_ERROR_TYPES, is_permanent, retry_after_hint
-from redrive.retry_policy import RetryDeclaration, next_delay, nominal_delay, to_retry_policy
+from redrive.retry_policy import Retry, next_delay, nominal_delay, to_retry_policy
 
-SEED = RetryDeclaration()
+SEED = Retry()
 
 
 def test_seed_schedule_is_30_120_480_seconds() -> None:
@@ -27,7 +27,7 @@ def test_jitter_stays_within_a_quarter() -> None:
 
 def test_maximum_interval_caps_the_backoff() -> None:
     """A long schedule never waits more than maximum_interval (plus jitter)."""
-    declaration = RetryDeclaration(max_retries=10, maximum_interval=timedelta(minutes=10), jitter=0)
+    declaration = Retry(max_retries=10, maximum_interval=timedelta(minutes=10), jitter=0)
     assert nominal_delay(declaration, 9) == timedelta(minutes=10)
 
 
@@ -39,7 +39,7 @@ def test_retry_after_hint_replaces_the_backoff() -> None:
 
 def test_policy_counts_attempts_as_retries_plus_one() -> None:
     """Temporal's maximum_attempts is the first attempt plus max_retries."""
-    policy = to_retry_policy(RetryDeclaration(max_retries=3))
+    policy = to_retry_policy(Retry(max_retries=3))
     assert policy.maximum_attempts == 4
     assert policy.initial_interval == timedelta(seconds=30)
     assert policy.backoff_coefficient == 4
@@ -59,7 +59,7 @@ def test_policy_counts_attempts_as_retries_plus_one() -> None:
 def test_bad_declarations_are_refused(field: str, value: object) -> None:
     """A declaration that cannot describe a schedule raises at construction."""
     with pytest.raises(ValueError, match=field):
-        RetryDeclaration(**{field: value})  # type: ignore[arg-type]  # deliberately loose
+        Retry(**{field: value})  # type: ignore[arg-type]  # deliberately loose
 
 
 def test_permanent_names_come_from_the_tree() -> None:

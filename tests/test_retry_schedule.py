@@ -15,9 +15,9 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from redrive.contracts import JOB_WORKFLOW, JobInput
-from redrive.jobtypes import builtin_registry
-from redrive.jobtypes.registry import StageSpec
+from redrive.contracts import JobInput
+from redrive.jobtypes import load_job_types
+from redrive.jobtypes.registry import Stage
 from redrive.store import create_engine, session_factory
 from redrive.store.jobs import JobRepository
 from tests.skipping import Stack, dead_letter_of, job_of, run_to_end
@@ -100,11 +100,11 @@ async def test_success_projects_complete(stack: Stack) -> None:
 
 async def test_missing_handler_dead_letters_at_once(stack: Stack) -> None:
     """A stage no worker has a handler for fails once as HandlerMissing, not as retried NotFoundError."""
-    stages = (*builtin_registry().get("demo").stages[:1], StageSpec(name="render", activity="demo.render"))
+    stages = (*load_job_types().get("demo").stages[:1], Stage(name="render", activity="demo.render"))
     job = JobInput(job_id="job-missing-handler", tenant_id="a", job_type="demo", payload={}, stages=stages)
     with pytest.raises(WorkflowFailureError) as failure:
         await stack.env.client.execute_workflow(
-            JOB_WORKFLOW, job, id=job.job_id, task_queue=stack.settings.task_queue
+            job.job_type, job, id=job.job_id, task_queue=stack.settings.task_queue
         )
     entry = await dead_letter_of(stack.url, job.job_id)
     assert isinstance(failure.value.cause, ApplicationError)

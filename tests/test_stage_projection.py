@@ -19,7 +19,7 @@ from temporalio.testing import ActivityEnvironment
 
 import worker
 from activities.deps import ActivityDeps
-from activities.handlers import HANDLERS
+from activities.handlers.demo import run_stage
 from activities.stages import START_DELAY, StageActivities
 from redrive.contracts import StageInput
 from redrive.jobtypes.builtin import DEMO
@@ -71,7 +71,7 @@ async def _run(deps: ActivityDeps, payload: dict[str, Any]) -> tuple[str, asynci
     job_id = f"job-{uuid.uuid4().hex}"
     stage_input = _stage_input(job_id, payload)
     run = StageActivities(deps).run
-    task = asyncio.ensure_future(ActivityEnvironment().run(run, HANDLERS["demo.prepare"], stage_input))
+    task = asyncio.ensure_future(ActivityEnvironment().run(run, run_stage, stage_input))
     return job_id, task
 
 

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from activities.context import StageContext
 from activities.handlers.webhook import deliver, retry_after
 from redrive import errors
+from redrive.context import StageContext
 
 
 def _context(handler: Callable[[httpx.Request], httpx.Response], **payload: Any) -> StageContext:

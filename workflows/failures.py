@@ -14,7 +14,7 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
-    from redrive.jobtypes.registry import StageSpec
+    from redrive.jobtypes.registry import Stage
     from redrive.status import ErrorReason
 
 
@@ -28,7 +28,7 @@ class DeadLetterCause:
     attempts: int
 
 
-def classify(error: ActivityError, stage: StageSpec) -> DeadLetterCause:
+def classify(error: ActivityError, stage: Stage) -> DeadLetterCause:
     """The dead-letter reason, error type, message and attempt count for `error`."""
     cause = error.cause
     max_attempts = stage.retry.max_attempts
@@ -59,7 +59,7 @@ def _attempt(cause: ApplicationError, default: int) -> int:
     return default
 
 
-def _runner_message(stage: StageSpec) -> str:
+def _runner_message(stage: Stage) -> str:
     return (
         f"no worker started stage {stage.name!r} within {stage.schedule_to_start_timeout}; "
         "check that workers are running on the task queue"

@@ -1,17 +1,21 @@
-"""`JobWorkflow`: runs a job's stages in order; a stage that gives up sends the job to the DLQ."""
+"""`JobWorkflow`: runs a job's stages in order; a stage that gives up sends the job to the DLQ.
+
+One definition serves every job type: it is Temporal's dynamic workflow, started under the job
+type's name, so the Temporal UI's Type column and `WorkflowType="invoice"` name the job type."""
 
 # The sandbox runs this module again for every workflow run, each import statement through its
 # importer: so no `from __future__ import annotations` (the SDK would compile every string
 # annotation again), few import statements, and activities called by name rather than imported.
 import asyncio
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from temporalio import workflow
+from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from redrive.contracts import (
-        JOB_WORKFLOW,
         NOTIFY_DEAD_LETTER,
         RECORD_DEAD_LETTER,
         RECORD_STATUS,
@@ -37,10 +41,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.failures import DeadLetterCause, classify
 
 if TYPE_CHECKING:  # annotations of helpers only, which the SDK never resolves
-    from redrive.jobtypes.registry import StageSpec
+    from redrive.jobtypes.registry import Stage
 
 
-@workflow.defn(name=JOB_WORKFLOW)
+@workflow.defn(dynamic=True)
 class JobWorkflow:
     """One job: each stage is an activity with its declared retry policy and timeouts."""
 
@@ -51,7 +55,24 @@ class JobWorkflow:
         self._review: ReviewInput | None = None
 
     @workflow.run
-    async def run(self, job: JobInput) -> JobResult:
+    async def run(self, args: Sequence[RawValue]) -> JobResult:
+        return await self.execute(self._job(args))
+
+    @staticmethod
+    def _job(args: Sequence[RawValue]) -> JobInput:
+        try:
+            job: JobInput = workflow.payload_converter().from_payload(args[0].payload, JobInput)
+        except Exception as error:  # any workflow type no one registered lands here too
+            name = workflow.info().workflow_type
+            raise ApplicationError(
+                f"workflow type {name!r} was not started as a redrive job: {error}",
+                type="NotAJob",
+                non_retryable=True,
+            ) from None
+        return job
+
+    async def execute(self, job: JobInput) -> JobResult:
+        """Run `job`'s stages in order."""
         outputs: dict[str, object] = {}
         result = StageResult()
         try:
@@ -96,7 +117,7 @@ class JobWorkflow:
             raise ApplicationError("decision must be approve or reject", type="InvalidDecision")
 
     async def _activity_stage(
-        self, job: JobInput, stage: "StageSpec", position: int, outputs: dict[str, object]
+        self, job: JobInput, stage: "Stage", position: int, outputs: dict[str, object]
     ) -> StageResult:
         self._set(JobStatus.RUNNING, stage.name)
         try:
@@ -106,7 +127,7 @@ class JobWorkflow:
                 raise
             await self._dead_letter(job, stage, classify(error, stage), error)
 
-    async def _await_review(self, job: JobInput, stage: "StageSpec") -> StageResult:
+    async def _await_review(self, job: JobInput, stage: "Stage") -> StageResult:
         self._set(JobStatus.PENDING_REVIEW, stage.name)
         self._awaiting_review = stage.name
         await self._project(job, JobStatus.PENDING_REVIEW)
@@ -133,7 +154,7 @@ class JobWorkflow:
         await self._project(job, JobStatus.CANCELLED)
 
     async def _run_stage(
-        self, job: JobInput, stage: "StageSpec", position: int, outputs: dict[str, object]
+        self, job: JobInput, stage: "Stage", position: int, outputs: dict[str, object]
     ) -> StageResult:
         # Stages are named by the registry's data, so the activity is named by string here.
         result: StageResult = await workflow.execute_activity(
@@ -162,7 +183,7 @@ class JobWorkflow:
         return result
 
     async def _dead_letter(
-        self, job: JobInput, stage: "StageSpec", failure: DeadLetterCause, error: ActivityError | None = None
+        self, job: JobInput, stage: "Stage", failure: DeadLetterCause, error: ActivityError | None = None
     ) -> NoReturn:
         self._set(JobStatus.DEAD_LETTER, stage.name)
         workflow.upsert_search_attributes([ERROR_REASON.value_set(failure.reason.value)])

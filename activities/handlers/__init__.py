@@ -1,13 +1,1 @@
-"""Stage handlers by activity name: the code behind each stage the job-type registry declares."""
-
-from activities.context import Handler
-from activities.handlers import demo, webhook
-
-HANDLERS: dict[str, Handler] = {
-    "webhook.deliver": webhook.deliver,
-    "demo.prepare": demo.run_stage,
-    "demo.process": demo.run_stage,
-    "demo.finish": demo.run_stage,
-}
-
-__all__ = ["HANDLERS"]
+"""The built-in job types' stage handlers (samples of what a team writes in its own package)."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.context import StageContext
+from redrive.context import StageContext
 from redrive.errors import ERROR_CLASSES
 from redrive.jobtypes.payloads import DemoFailure, DemoPayload, read_payload
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from activities.context import StageContext
+from redrive.context import StageContext
 from redrive.errors import (
     PermissionDenied,
     RateLimitExceeded,

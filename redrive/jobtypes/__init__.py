@@ -1,15 +1,17 @@
-"""Job types: a name and an ordered list of stages, each declaring its activity, retries and timeouts."""
+"""Job types: a name and an ordered list of stages, each declaring its handler, retries and timeouts."""
 
-from redrive.jobtypes.builtin import builtin_registry
-from redrive.jobtypes.overrides import ConfigError, load_registry
-from redrive.jobtypes.registry import JobType, JobTypeRegistry, StageSpec, UnknownJobType
+from redrive.jobtypes.loading import ENTRY_POINT_GROUP, load_job_types, resolve_handler, stage_handlers
+from redrive.jobtypes.overrides import ConfigError
+from redrive.jobtypes.registry import JobType, JobTypeRegistry, Stage, UnknownJobType
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "ConfigError",
     "JobType",
     "JobTypeRegistry",
-    "StageSpec",
+    "Stage",
     "UnknownJobType",
-    "builtin_registry",
-    "load_registry",
+    "load_job_types",
+    "resolve_handler",
+    "stage_handlers",
 ]

@@ -1,17 +1,23 @@
-"""The job types every redrive ships: `webhook`, the failure-on-demand `demo`, and `demo_review`."""
+"""The job types every redrive ships, as samples of what a team declares in its own package:
+`webhook`, the failure-on-demand `demo`, and `demo_review`. Their handlers live in
+`activities/handlers/` and are named by import path, so the core imports no activity code."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from redrive.jobtypes.payloads import DemoPayload, WebhookPayload
-from redrive.jobtypes.registry import JobType, JobTypeRegistry, StageSpec
+from redrive.jobtypes.registry import JobType, Stage
 
 WEBHOOK = JobType(
     name="webhook",
     description="Deliver an HTTP request; 408, 429, 5xx and network errors are retried.",
     stages=(
-        StageSpec(name="deliver", activity="webhook.deliver", start_to_close_timeout=timedelta(seconds=60)),
+        Stage(
+            name="deliver",
+            handler="activities.handlers.webhook:deliver",
+            start_to_close_timeout=timedelta(seconds=60),
+        ),
     ),
     payload_model=WebhookPayload,
 )
@@ -20,7 +26,11 @@ DEMO = JobType(
     name="demo",
     description="Three stages that sleep payload.sleep_ms and fail on demand (payload.fail).",
     stages=tuple(
-        StageSpec(name=name, activity=f"demo.{name}", start_to_close_timeout=timedelta(minutes=1))
+        Stage(
+            name=name,
+            handler="activities.handlers.demo:run_stage",
+            start_to_close_timeout=timedelta(minutes=1),
+        )
         for name in ("prepare", "process", "finish")
     ),
     payload_model=DemoPayload,
@@ -32,12 +42,9 @@ DEMO_REVIEW = JobType(
     description="The demo's prepare; a person approves or rejects (POST /v1/jobs/{id}/review); finish.",
     stages=(
         DEMO.stages[0],
-        StageSpec(name="approval", activity="review", kind="review", review_timeout=timedelta(days=3)),
+        Stage(name="approval", activity="review", kind="review", review_timeout=timedelta(days=3)),
         DEMO.stages[2],
     ),
 )
 
-
-def builtin_registry() -> JobTypeRegistry:
-    """The built-in job types with their seed retry declarations."""
-    return JobTypeRegistry([WEBHOOK, DEMO, DEMO_REVIEW])
+BUILTIN = (WEBHOOK, DEMO, DEMO_REVIEW)

@@ -1,4 +1,4 @@
-"""Retry and timeout overrides from the TOML file named by `REDRIVE_CONFIG`.
+"""The TOML file named by `REDRIVE_CONFIG`: retry and timeout overrides, and whole job types.
 
     [defaults]                          # every stage of every job type
     jitter = 0.1
@@ -10,6 +10,11 @@
     max_retries = 5
     start_to_close_timeout = "2m"
 
+    [job_types.invoice]                 # a job type no code declares: its stages, in file order
+    payload_model = "billing.models:Invoice"
+    [job_types.invoice.stages.charge]
+    handler = "billing.stages:charge"
+
 Later, narrower tables win. The file is read into `ConfigFile`, a pydantic model that forbids
 unknown keys; a bad key or value raises `ConfigError` naming it, so start-up stops.
 """
@@ -19,14 +24,13 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from redrive.durations import Duration
-from redrive.jobtypes.builtin import builtin_registry
-from redrive.jobtypes.registry import JobType, JobTypeRegistry, StageSpec, UnknownJobType
-from redrive.retry_policy import RetryDeclaration
+from redrive.jobtypes.registry import JobType, JobTypeRegistry, Stage, UnknownJobType
+from redrive.retry_policy import Retry
 
 
 class ConfigError(ValueError):
@@ -58,16 +62,24 @@ class StageOverrides(BaseModel):
     heartbeat_timeout: Duration | None = None
     task_queue: str | None = Field(default=None, min_length=1, max_length=200)
     review_timeout: Duration | None = None
+    handler: str | None = Field(default=None, description="module:function of the stage's handler")
+    kind: Literal["activity", "review"] | None = None
 
     def changes(self) -> dict[str, Any]:
-        """The keys this table sets."""
-        return self.model_dump(exclude_unset=True, exclude={"stages", "execution_timeout"})
+        """The stage keys this table sets."""
+        return self.model_dump(exclude_unset=True, exclude=JOB_TYPE_KEYS)
+
+
+JOB_TYPE_KEYS = {"stages", "execution_timeout", "description", "payload_model"}
 
 
 class JobTypeOverrides(StageOverrides):
-    """`[job_types.<name>]`: stage keys for every stage, the run's time limit, and per-stage tables."""
+    """`[job_types.<name>]`: stage keys for every stage, the job type's own keys, and per-stage
+    tables (for a job type the file declares, its stages in order)."""
 
     execution_timeout: Duration | None = None
+    description: str | None = None
+    payload_model: str | None = Field(default=None, description="module:Model for the payload")
     stages: dict[str, StageOverrides] = Field(default_factory=dict)
 
 
@@ -80,7 +92,7 @@ class ConfigFile(BaseModel):
     job_types: dict[str, JobTypeOverrides] = Field(default_factory=dict)
 
 
-RETRY_KEYS = {field.name for field in dataclasses.fields(RetryDeclaration)}
+RETRY_KEYS = {field.name for field in dataclasses.fields(Retry)}
 
 
 def parse_config(document: dict[str, Any]) -> ConfigFile:
@@ -131,7 +143,7 @@ def _override_type(job_type: JobType, defaults: StageOverrides, table: JobTypeOv
     return dataclasses.replace(job_type, stages=tuple(stages), execution_timeout=timeout)
 
 
-def _apply(stage: StageSpec, changes: dict[str, Any], where: str) -> StageSpec:
+def _apply(stage: Stage, changes: dict[str, Any], where: str) -> Stage:
     if "non_retryable" in changes:
         changes["non_retryable"] = tuple(changes["non_retryable"])
     retry_changes = {key: value for key, value in changes.items() if key in RETRY_KEYS}
@@ -143,18 +155,17 @@ def _apply(stage: StageSpec, changes: dict[str, Any], where: str) -> StageSpec:
     return dataclasses.replace(stage, retry=retry, **stage_changes)
 
 
-def load_registry(path: Path | None) -> JobTypeRegistry:
-    """The built-in registry, with the overrides from the TOML file at `path` when one is given."""
-    registry = builtin_registry()
+def read_config(path: Path | None) -> ConfigFile:
+    """The TOML file at `path` (an empty one when None)."""
     if path is None:
-        return registry
+        return ConfigFile()
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ConfigError(f"REDRIVE_CONFIG={path}: cannot read it: {error.strerror}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"REDRIVE_CONFIG={path}: not valid TOML: {error}") from None
-    return apply_overrides(registry, parse_config(document))
+    return parse_config(document)
 
 
-__all__ = ["ConfigError", "ConfigFile", "apply_overrides", "load_registry", "parse_config"]
+__all__ = ["ConfigError", "ConfigFile", "apply_overrides", "parse_config", "read_config"]

@@ -2,28 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from pydantic import BaseModel
 
-from redrive.retry_policy import RetryDeclaration
+from redrive.context import Handler
+from redrive.retry_policy import Retry
 
 STAGE_KINDS = ("activity", "review")
 
 
 @dataclass(frozen=True, kw_only=True)
-class StageSpec:
-    """One stage: the activity that runs it, how it retries, and its Temporal timeouts.
+class Stage:
+    """One stage: its handler, how it retries, and its Temporal timeouts.
 
-    A job's stage specs travel in the workflow input, so a configuration change never alters a
-    running job's history (and the workflow stays deterministic).
+        Stage(name="charge", handler=charge, retry=Retry(max_retries=5))
+        Stage(name="charge", handler="billing.stages:charge")      # the same, by import path
+
+    A job's stages travel in its workflow input (`JobType.plan`), so a configuration change never
+    alters a running job's history (and the workflow stays deterministic).
     """
 
     name: str
-    activity: str
-    retry: RetryDeclaration = field(default_factory=RetryDeclaration)
+    handler: Handler | str | None = field(default=None, compare=False)
+    """The `async def handler(context)` that runs the stage, or its `module:function` path; none for a
+    review stage. A declared stage whose handler no worker has dead-letters as `HandlerMissing`."""
+    activity: str = ""
+    """The Temporal activity type of the stage; `<job type>.<stage>` unless given."""
+    retry: Retry = field(default_factory=Retry)
     start_to_close_timeout: timedelta = timedelta(minutes=5)
     schedule_to_start_timeout: timedelta | None = None
     heartbeat_timeout: timedelta | None = None
@@ -37,10 +46,14 @@ class StageSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class JobType:
-    """A named, ordered list of stages."""
+    """A named, ordered list of stages; in the Temporal UI a job's workflow type is its type's name.
+
+    JobType(name="invoice", stages=[Stage(name="charge", handler=charge), Stage(...)],
+            payload_model=Invoice)
+    """
 
     name: str
-    stages: tuple[StageSpec, ...]
+    stages: Sequence[Stage]
     description: str = ""
     execution_timeout: timedelta | None = None
     """A run still open after this is closed by Temporal and recorded as a `Timeout` dead letter."""
@@ -48,6 +61,11 @@ class JobType:
     """When set, a submitted payload must validate against it."""
 
     def __post_init__(self) -> None:
+        named = tuple(
+            stage if stage.activity else dataclasses.replace(stage, activity=f"{self.name}.{stage.name}")
+            for stage in self.stages
+        )
+        object.__setattr__(self, "stages", named)  # frozen: fill in the defaults once, here
         for stage in self.stages:
             if stage.kind not in STAGE_KINDS:
                 raise ValueError(
@@ -58,6 +76,17 @@ class JobType:
             raise ValueError(f"job type {self.name!r} has no stages")
         if len(set(names)) != len(names):
             raise ValueError(f"job type {self.name!r} repeats a stage name: {names}")
+
+    def plan(self) -> tuple[Stage, ...]:
+        """The stages as a job's workflow input carries them: data only, each handler by its path."""
+        return tuple(dataclasses.replace(stage, handler=handler_path(stage.handler)) for stage in self.stages)
+
+
+def handler_path(handler: Handler | str | None) -> str | None:
+    """`module:function` for a handler function (a path stays as it is)."""
+    if handler is None or isinstance(handler, str):
+        return handler
+    return f"{handler.__module__}:{handler.__qualname__}"
 
 
 class UnknownJobType(LookupError):

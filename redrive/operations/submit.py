@@ -17,7 +17,7 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from redrive.contracts import JOB_WORKFLOW, JobInput
+from redrive.contracts import JobInput
 from redrive.jobtypes import JobType, UnknownJobType
 from redrive.jobtypes.payloads import payload_errors
 from redrive.operations.errors import Conflict, Invalid
@@ -56,10 +56,10 @@ async def start_job(
 ) -> str:
     """Start the job's workflow with its type's current plan (or join the running one); its run id."""
     job = JobInput(
-        job_id=job_id, tenant_id=tenant_id, job_type=job_type.name, payload=payload, stages=job_type.stages
+        job_id=job_id, tenant_id=tenant_id, job_type=job_type.name, payload=payload, stages=job_type.plan()
     )
     handle = await services.temporal.start_workflow(
-        JOB_WORKFLOW,
+        job_type.name,  # the dynamic JobWorkflow runs it: the UI shows the job type as its type
         job,
         id=job.job_id,
         task_queue=services.settings.task_queue,

@@ -1,0 +1,1 @@
+"""A billing team's job types, declared with redrive's public API only."""
