@@ -90,9 +90,10 @@ def build_worker(
     )
 
 
-def warn_missing_handlers(registry: JobTypeRegistry, handlers: Mapping[str, Handler]) -> None:
-    """Say at start-up which declared stages this worker cannot run (they dead-letter as HandlerMissing)."""
-    for name in sorted(registry.activity_names() - set(handlers)):
+def warn_missing_handlers(registry: JobTypeRegistry, handlers: Mapping[str, Handler], queue: str) -> None:
+    """Say at start-up which stages on this worker's queue it cannot run (they dead-letter as
+    HandlerMissing)."""
+    for name in sorted(registry.activity_names(queue) - set(handlers)):
         log.warning("no handler registered for activity %s: its stages will dead-letter", name)
 
 
@@ -118,8 +119,8 @@ async def activity_deps(settings: Settings, client: Client | None = None) -> Asy
 async def run_worker(settings: Settings, stop: asyncio.Event, client: Client | None = None) -> None:
     """Run until `stop` is set, then shut down gracefully."""
     registry = load_job_types(settings.job_types, settings.config)
-    handlers = stage_handlers(registry)
-    warn_missing_handlers(registry, handlers)
+    handlers = stage_handlers(registry, settings.task_queue)
+    warn_missing_handlers(registry, handlers, settings.task_queue)
     client = client or await connect(settings)
     async with activity_deps(settings, client) as deps:
         worker = build_worker(client, settings, deps, handlers)

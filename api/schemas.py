@@ -102,6 +102,7 @@ JOB_EXAMPLE: dict[str, Any] = {
     "id": "job-5f3a9c0e8b7d4e21a0b1c2d3e4f5a6b7",
     "type": "webhook",
     "status": "retrying",
+    "label": "retrying",
     "stage": "deliver",
     "run_id": "01a20cd4-3866-7336-8b77-6b6560ce5b63",
     "attempt": 2,
@@ -129,6 +130,9 @@ class JobPublic(BaseModel):
     id: str
     type: str
     status: str
+    label: str = Field(
+        description="the status in the job type's own words (the status itself if it has none)"
+    )
     stage: str | None
     run_id: str | None
     attempt: int

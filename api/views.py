@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Literal
 
 from api.schemas import ActionPublic, DeadLetterLink, DeadLetterPublic, JobPublic, StagePublic
-from redrive.settings import Settings
+from redrive.operations import Services
 from redrive.store.archival import ArchiveRule
 from redrive.store.models import DeadLetter, Job, JobAction, JobStage
 from redrive.temporal import workflow_url
@@ -18,18 +18,22 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
 
 
 def job_view(
-    settings: Settings,
+    state: Services,
     job: Job,
     stages: Sequence[JobStage] = (),
     actions: Sequence[JobAction] = (),
     chain: Sequence[DeadLetter] = (),
 ) -> JobPublic:
-    """The public shape of a job, its stages and what people did to it."""
+    """The public shape of a job (its status also in its type's own words), its stages and what
+    people did to it."""
+    settings = state.settings
+    status = ArchiveRule.after(settings.archive_after).job_status(job.status, job.finished_at)
     first_start = min((s.started_at for s in stages if s.started_at is not None), default=None)
     return JobPublic(
         id=job.id,
         type=job.type,
-        status=ArchiveRule.after(settings.archive_after).job_status(job.status, job.finished_at),
+        status=status,
+        label=state.registry.label(job.type, status, job.stage),
         stage=job.stage,
         run_id=job.run_id,
         attempt=job.attempt,

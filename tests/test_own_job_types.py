@@ -13,7 +13,8 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from redrive.jobtypes import ConfigError, load_job_types
+from redrive.jobtypes import ConfigError, JobType, JobTypeRegistry, Stage, load_job_types, stage_handlers
+from redrive.jobtypes.loading import check_handlers
 from tests.support import api_client, eventually, settings_for
 
 A = {"Authorization": "Bearer key-a"}
@@ -62,6 +63,7 @@ async def test_its_permanent_error_dead_letters_after_one_attempt(api: httpx.Asy
     """A handler's own `PermanentError` subclass sends the job to the DLQ at once, named by its class."""
     job_id = await _submit(api, {**INVOICE, "card": "declined"})
     dead = await eventually(lambda: _reaches(api, job_id, "dead_letter"), within=60)
+    assert dead["label"] == "dead_letter"  # a status the type gives no word of its own
     assert (dead["stage"], dead["error_reason"], dead["error_type"], dead["attempt"]) == (
         "charge",
         "Validation",
@@ -152,6 +154,43 @@ def test_job_types_declared_in_the_config_file(tmp_path: Path) -> None:
     ],
 )
 def test_bad_declarations_stop_start_up(tmp_path: Path, paths: str, toml: str, message: str) -> None:
-    """A bad import path, a name declared twice or a handler of the wrong shape is a ConfigError."""
+    """A bad import path, a name declared twice or a handler of the wrong shape is a ConfigError (a
+    handler's path when the worker that runs it loads its handlers)."""
     with pytest.raises(ConfigError, match=message):
-        load_job_types(paths, _config(tmp_path, toml) if toml else None)
+        stage_handlers(load_job_types(paths, _config(tmp_path, toml) if toml else None))
+
+
+async def _two_arguments(context: object, extra: object) -> None:
+    """Takes two arguments: not a stage handler."""
+
+
+def test_a_handler_function_of_the_wrong_shape_stops_start_up() -> None:
+    """A handler given as a function is checked when the job type is loaded, by the API too."""
+    bad = JobType(name="bad", stages=[Stage(name="one", handler=_two_arguments)])  # type: ignore[arg-type]  # the point of the test
+    with pytest.raises(ConfigError, match=r"job type 'bad', stage 'one': handler .* is not an `async def"):
+        check_handlers(bad)
+
+
+def test_a_worker_loads_only_the_handlers_of_its_queue() -> None:
+    """A stage pinned to another task queue is left to the workers of that queue (say, GPU machines),
+    so the others need not install what its handler imports."""
+    pinned = JobType(
+        name="gpu_job", stages=[Stage(name="infer", handler="no_such_module:infer", task_queue="gpu")]
+    )
+    registry = JobTypeRegistry([pinned])
+    assert stage_handlers(registry, "redrive") == {}
+    with pytest.raises(ConfigError, match="cannot import 'no_such_module'"):
+        stage_handlers(registry, "gpu")
+
+
+def test_labels_are_derived_from_status_and_stage() -> None:
+    """A label is looked up by status and stage, then by status, else is the status; a filter by a
+    label finds every (status, stage) that reads as it."""
+    invoice = load_job_types().get("invoice")
+    assert invoice.label("retrying", "receipt") == "receipt_failed"
+    assert invoice.label("queued", None) == "received"
+    assert invoice.label("pending_review", "charge") == "pending_review"
+    assert invoice.with_label("paid") == [("complete", None)]
+    assert invoice.with_label("charging") == [("running", "charge")]
+    with pytest.raises(ValueError, match="label key 'runing' is not <status> or <status>:<stage>"):
+        JobType(name="typo", stages=[Stage(name="one")], labels={"runing": "busy"})

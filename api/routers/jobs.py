@@ -63,7 +63,7 @@ async def create_job(
     job, created = await submit(state, caller.tenant, order)
     if not created:
         response.status_code = 200
-    return job_view(state.settings, job)
+    return job_view(state, job)
 
 
 @router.get("", summary="List jobs")
@@ -78,11 +78,13 @@ async def list_jobs(
     created_after: IsoTime | None = None,
     created_before: IsoTime | None = None,
     include_archived: bool = False,
+    label: Annotated[str | None, Query(max_length=64, examples=["extracting"])] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> JobPage:
     """Newest first; `next_cursor` fetches the next page. Archived jobs are left out unless
-    `include_archived=true` or `status=archived`. `counts` are per status for the same filter."""
+    `include_archived=true` or `status=archived`. `label` filters by a job type's own word for a
+    status (see each job's `label`). `counts` are per status for the same filter."""
     where = JobFilter(
         caller.tenant,
         status=status.value if status else None,
@@ -93,13 +95,14 @@ async def list_jobs(
         created_after=created_after,
         created_before=created_before,
         include_archived=include_archived,
+        labels=tuple(state.registry.with_label(label)) if label is not None else None,
     )
     repository = JobRepository(session)
     after = decode_cursor(cursor) if cursor else None
     jobs = await repository.page(where, limit + 1, after)
     more, jobs = len(jobs) > limit, jobs[:limit]
     return JobPage(
-        items=[job_view(state.settings, job) for job in jobs],
+        items=[job_view(state, job) for job in jobs],
         next_cursor=encode_cursor(jobs[-1].created_at, jobs[-1].id) if more else None,
         counts=await repository.counts(where),
     )
@@ -113,9 +116,7 @@ async def get_job(job_id: str, state: StateDep, caller: ReadDep, session: Sessio
     if job is None:
         raise Problem(404, "Job not found", f"no job {job_id} for this API key")
     chain = await DeadLetterRepository(session).for_job(caller.tenant, job_id)
-    return job_view(
-        state.settings, job, await repository.stages(job_id), await repository.actions(job_id), chain
-    )
+    return job_view(state, job, await repository.stages(job_id), await repository.actions(job_id), chain)
 
 
 @router.post("/{job_id}/retry", summary="Retry a dead job from the failed stage")

@@ -2,6 +2,9 @@
 advertise theirs under the entry point group `redrive.job_types`, the import paths listed in
 `REDRIVE_JOB_TYPES`, and whole job types declared in the TOML file. A name declared twice, an import
 path that does not resolve, or a handler of the wrong shape stops start-up naming it.
+
+Handlers given by path are imported by the workers that run them (`stage_handlers`), not by the
+API, so a stage on a GPU worker's queue can import what only that worker has installed.
 """
 
 from __future__ import annotations
@@ -41,17 +44,28 @@ def load_job_types(paths: str = "", config: Path | None = None) -> JobTypeRegist
         if name not in declared and table.stages:  # a table for a type no code declares declares it
             declared[name] = ("the configuration file", _from_table(name, table))
     registry = apply_overrides(JobTypeRegistry(job_type for _, job_type in declared.values()), document)
-    stage_handlers(registry)  # every handler resolves, so a bad one stops the API's start-up too
+    for job_type in registry.job_types():
+        check_handlers(job_type)
     return registry
 
 
-def stage_handlers(registry: JobTypeRegistry) -> dict[str, Handler]:
-    """Each declared handler by the activity type it runs as (the worker registers one activity
-    each); `ConfigError` when one activity type is given two different handlers."""
+def check_handlers(job_type: JobType) -> None:
+    """Check the handlers `job_type` gives as functions (those given by path need an import: the
+    worker that runs them checks them)."""
+    for stage in job_type.stages:
+        if stage.handler is not None and not isinstance(stage.handler, str):
+            resolve_handler(stage.handler, f"job type {job_type.name!r}, stage {stage.name!r}")
+
+
+def stage_handlers(registry: JobTypeRegistry, task_queue: str | None = None) -> dict[str, Handler]:
+    """The handlers a worker on `task_queue` runs, by the activity type each runs as: every stage's
+    but those pinned to another queue (all of them when `task_queue` is None). `ConfigError` for a
+    handler that does not resolve, or one activity type given two different handlers."""
     handlers: dict[str, Handler] = {}
     for job_type in registry.job_types():
         for stage in job_type.stages:
-            if stage.kind != "activity" or stage.handler is None:
+            elsewhere = task_queue is not None and stage.task_queue not in (None, task_queue)
+            if stage.kind != "activity" or stage.handler is None or elsewhere:
                 continue
             handler = resolve_handler(stage.handler, f"job type {job_type.name!r}, stage {stage.name!r}")
             if handlers.setdefault(stage.activity, handler) is not handler:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from redrive.context import Handler
 from redrive.retry_policy import Retry
+from redrive.status import JobStatus
 
 STAGE_KINDS = ("activity", "review")
 
@@ -59,6 +60,10 @@ class JobType:
     """A run still open after this is closed by Temporal and recorded as a `Timeout` dead letter."""
     payload_model: type[BaseModel] | None = None
     """When set, a submitted payload must validate against it."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """The job type's own words for its statuses, by `"<status>"` or `"<status>:<stage>"`, e.g.
+    `{"queued": "uploaded", "running:extract": "extracting", "retrying:extract": "extraction_failed"}`;
+    derived when a job is read, never stored. A status with no label reads as itself."""
 
     def __post_init__(self) -> None:
         named = tuple(
@@ -76,6 +81,28 @@ class JobType:
             raise ValueError(f"job type {self.name!r} has no stages")
         if len(set(names)) != len(names):
             raise ValueError(f"job type {self.name!r} repeats a stage name: {names}")
+        for key in self.labels:
+            status, _, stage_name = key.partition(":")
+            if status not in set(JobStatus) or (stage_name and stage_name not in names):
+                raise ValueError(
+                    f"job type {self.name!r}: label key {key!r} is not <status> or <status>:<stage> "
+                    f"(statuses: {', '.join(JobStatus)}; stages: {', '.join(names)})"
+                )
+
+    def label(self, status: str, stage: str | None) -> str:
+        """The job type's word for a job in `status` at `stage`."""
+        return self.labels.get(f"{status}:{stage}") or self.labels.get(status) or status
+
+    def with_label(self, label: str) -> list[tuple[str, str | None]]:
+        """The (status, stage) pairs that read as `label`; a None stage stands for any stage."""
+        pairs: list[tuple[str, str | None]] = []
+        for status in JobStatus:
+            at_stages = [stage.name for stage in self.stages if self.label(status, stage.name) == label]
+            if len(at_stages) == len(self.stages) and self.label(status, None) == label:
+                pairs.append((status.value, None))
+            else:
+                pairs += [(status.value, stage) for stage in at_stages]
+        return pairs
 
     def plan(self) -> tuple[Stage, ...]:
         """The stages as a job's workflow input carries them: data only, each handler by its path."""
@@ -115,11 +142,24 @@ class JobTypeRegistry:
         """Every job type, in declaration order."""
         return list(self._types.values())
 
-    def activity_names(self) -> set[str]:
-        """Every activity some stage names (the worker must register each)."""
+    def label(self, job_type: str, status: str, stage: str | None) -> str:
+        """`status` in `job_type`'s own words (a type no longer declared has none)."""
+        known = self._types.get(job_type)
+        return known.label(status, stage) if known is not None else status
+
+    def with_label(self, label: str) -> list[tuple[str, str, str | None]]:
+        """The (job type, status, stage) combinations that read as `label` (stage None: any)."""
+        return [
+            (name, status, stage)
+            for name, job_type in self._types.items()
+            for status, stage in job_type.with_label(label)
+        ]
+
+    def activity_names(self, task_queue: str) -> set[str]:
+        """Every activity a stage names that runs on `task_queue` (or on the job's own queue)."""
         return {
             stage.activity
             for job_type in self._types.values()
             for stage in job_type.stages
-            if stage.kind == "activity"
+            if stage.kind == "activity" and stage.task_queue in (None, task_queue)
         }

@@ -31,7 +31,9 @@ class JobFilter:
     created_after: datetime | None = None
     created_before: datetime | None = None
     include_archived: bool = False
-    """Archived jobs are left out unless asked for (or `status` is `archived`)."""
+    """Archived jobs are left out unless asked for (or `status` is `archived`, or a label asks)."""
+    labels: tuple[tuple[str, str, str | None], ...] | None = None
+    """The (job type, status, stage) combinations a label filter admits (stage None: any)."""
 
 
 class JobRepository:
@@ -68,8 +70,10 @@ class JobRepository:
         conditions = [col(Job.tenant_id) == where.tenant_id]
         if where.status is not None:
             conditions.append(status == where.status)
-        elif not where.include_archived:
+        elif not where.include_archived and where.labels is None:
             conditions.append(status != JobStatus.ARCHIVED.value)
+        if where.labels is not None:
+            conditions.append(sa.or_(sa.false(), *(_reads_as(status, *pair) for pair in where.labels)))
         equal = ((Job.type, where.type), (Job.stage, where.stage), (Job.error_reason, where.error_reason))
         conditions += [col(column) == value for column, value in equal if value is not None]
         if where.created_after is not None:
@@ -98,6 +102,13 @@ class JobRepository:
             select(JobAction).where(JobAction.job_id == job_id).order_by(col(JobAction.at), col(JobAction.id))
         )
         return (await self.session.exec(query)).all()
+
+
+def _reads_as(
+    status: sa.ColumnElement[str], job_type: str, wanted: str, stage: str | None
+) -> sa.ColumnElement[bool]:
+    condition = sa.and_(JOBS.c.type == job_type, status == wanted)
+    return condition if stage is None else sa.and_(condition, JOBS.c.stage == stage)
 
 
 def _status(archive: ArchiveRule | None) -> sa.ColumnElement[str]:

@@ -58,6 +58,14 @@ INVOICE = JobType(
         Stage(name="receipt", handler=send_receipt, retry=QUICK),
     ],
     payload_model=Invoice,
+    labels={
+        "queued": "received",
+        "running:charge": "charging",
+        "retrying:charge": "charge_failed",
+        "running:receipt": "sending_receipt",
+        "retrying:receipt": "receipt_failed",
+        "complete": "paid",
+    },
 )
 
 JOB_TYPES = [INVOICE]
