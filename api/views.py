@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
-from api.schemas import ActionPublic, DeadLetterLink, DeadLetterPublic, JobPublic, StagePublic
 from redrive.operations import Services
+from redrive.schemas import ActionPublic, DeadLetterLink, DeadLetterPublic, JobPublic, StagePublic
 from redrive.store.archival import ArchiveRule
 from redrive.store.models import DeadLetter, Job, JobAction, JobStage
 from redrive.temporal import workflow_url

@@ -6,16 +6,19 @@ the detail is printed); 2 bad usage; 3 the API could not be reached or is unavai
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Any
 
-import httpx
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from redrive.client import Client, ClientError, Unavailable
 from redrive.settings import Settings
 
 REFUSED, UNAVAILABLE = 1, 3
@@ -40,32 +43,24 @@ class Output(StrEnum):
 OutputOption = Annotated[Output, typer.Option("--output", "-o", help="table for people, json for scripts")]
 
 
-def _call(method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+def _client() -> Client:
     settings = Settings()
-    base = settings.api_url or settings.resolved_api_url()
-    headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
-    query = {key: value for key, value in (params or {}).items() if value is not None}
+    return Client(settings.api_url or settings.resolved_api_url(), settings.api_key, timeout=120)
+
+
+def _call(operation: Callable[[Client], BaseModel]) -> Any:
+    """Run `operation` with a client; its answer as JSON data, or the exit code scripts rely on."""
+    client = _client()
     try:
-        with httpx.Client(base_url=base, headers=headers, timeout=120) as http:
-            response = http.request(method, path, json=body, params=query)
-    except httpx.TransportError as error:
-        err.print(f"cannot reach the API at {base}: {error}; check REDRIVE_API_URL")
+        return operation(client).model_dump(mode="json")
+    except Unavailable as error:
+        err.print(f"{error}; check REDRIVE_API_URL" if error.status == 0 else str(error))
         raise typer.Exit(UNAVAILABLE) from None
-    if response.status_code >= 400:
-        problem = _problem(response)
-        err.print(
-            f"{response.status_code} {problem.get('title', '')}: {problem.get('detail', response.text)}"
-        )
-        raise typer.Exit(UNAVAILABLE if response.status_code >= 500 else REFUSED)
-    return response.json() if response.content else None
-
-
-def _problem(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
+    except ClientError as error:
+        err.print(str(error))
+        raise typer.Exit(REFUSED) from None
+    finally:
+        client.close()
 
 
 def _given(**fields: Any) -> dict[str, Any]:
@@ -126,8 +121,8 @@ def submit(
     output: OutputOption = Output.TABLE,
 ) -> None:
     """Submit a job; prints it."""
-    body = _given(type=job_type, payload=_payload(payload), idempotency_key=idempotency_key)
-    _show(_call("POST", "/v1/jobs", body=body), output)
+    body = _payload(payload)
+    _show(_call(lambda client: client.submit(job_type, body, idempotency_key=idempotency_key)), output)
 
 
 @jobs.command("list")
@@ -135,6 +130,7 @@ def list_jobs(
     status: Annotated[str | None, typer.Option()] = None,
     job_type: Annotated[str | None, typer.Option("--type")] = None,
     stage: Annotated[str | None, typer.Option()] = None,
+    label: Annotated[str | None, typer.Option(help="the job type's own word for a status")] = None,
     error_reason: Annotated[str | None, typer.Option()] = None,
     include_archived: Annotated[bool, typer.Option()] = False,
     limit: Annotated[int, typer.Option(min=1, max=200)] = 50,
@@ -142,16 +138,15 @@ def list_jobs(
     output: OutputOption = Output.TABLE,
 ) -> None:
     """List jobs, newest first, with counts per status."""
-    params = {
-        "status": status,
-        "type": job_type,
-        "stage": stage,
-        "error_reason": error_reason,
-        "include_archived": include_archived or None,
-        "limit": limit,
-        "cursor": cursor,
-    }
-    page = _call("GET", "/v1/jobs", params=params)
+    filters = _given(
+        status=status,
+        type=job_type,
+        stage=stage,
+        label=label,
+        error_reason=error_reason,
+        include_archived=include_archived or None,
+    )
+    page = _call(lambda client: client.list(limit=limit, cursor=cursor, **filters))
     _show(page, output, JOB_COLUMNS, page["items"])
     if output == Output.TABLE:
         out.print(
@@ -163,7 +158,7 @@ def list_jobs(
 @jobs.command("show")
 def show_job(job_id: str, output: OutputOption = Output.TABLE) -> None:
     """A job with its stages, actions and retry chain."""
-    job = _call("GET", f"/v1/jobs/{job_id}")
+    job = _call(lambda client: client.get(job_id))
     if output == Output.JSON:
         _show(job, output)
         return
@@ -180,8 +175,9 @@ def retry_job(
     output: OutputOption = Output.TABLE,
 ) -> None:
     """Retry a dead job from the failed stage (or --from-stage)."""
-    body = _given(from_stage=from_stage, reason=reason, force=force)
-    _show(_call("POST", f"/v1/jobs/{job_id}/retry", body=body), output)
+    _show(
+        _call(lambda client: client.retry(job_id, from_stage=from_stage, reason=reason, force=force)), output
+    )
 
 
 @jobs.command("cancel")
@@ -189,7 +185,7 @@ def cancel_job(
     job_id: str, reason: Annotated[str | None, typer.Option()] = None, output: OutputOption = Output.TABLE
 ) -> None:
     """Cancel a queued, running, retrying or waiting job."""
-    _show(_call("POST", f"/v1/jobs/{job_id}/cancel", body={"reason": reason} if reason else {}), output)
+    _show(_call(lambda client: client.cancel(job_id, reason=reason)), output)
 
 
 @jobs.command("review")
@@ -200,8 +196,7 @@ def review_job(
     output: OutputOption = Output.TABLE,
 ) -> None:
     """Approve or reject a job waiting in a review stage."""
-    body = {"decision": decision, **({"comment": comment} if comment else {})}
-    _show(_call("POST", f"/v1/jobs/{job_id}/review", body=body), output)
+    _show(_call(lambda client: client.review(job_id, decision, comment=comment)), output)
 
 
 @dlq.command("list")
@@ -215,17 +210,15 @@ def list_dead_letters(
     output: OutputOption = Output.TABLE,
 ) -> None:
     """Dead letters, newest first."""
-    params = _given(
-        type=job_type, reason=reason, stage=stage, fingerprint=fingerprint, limit=limit, pending=pending
-    )
-    page = _call("GET", "/v1/dead-letters", params=params)
+    filters = _given(type=job_type, reason=reason, stage=stage, fingerprint=fingerprint, pending=pending)
+    page = _call(lambda client: client.dead_letters(limit=limit, **filters))
     _show(page, output, DLQ_COLUMNS, page["items"])
 
 
 @dlq.command("show")
 def show_dead_letter(entry_id: str, output: OutputOption = Output.TABLE) -> None:
     """One dead letter with the error of every attempt."""
-    entry = _call("GET", f"/v1/dead-letters/{entry_id}")
+    entry = _call(lambda client: client.dead_letter(entry_id))
     if output == Output.JSON:
         _show(entry, output)
         return
@@ -236,7 +229,7 @@ def show_dead_letter(entry_id: str, output: OutputOption = Output.TABLE) -> None
 @dlq.command("groups")
 def groups(output: OutputOption = Output.TABLE) -> None:
     """Pending dead letters grouped by error fingerprint, largest first."""
-    page = _call("GET", "/v1/dead-letters/groups")
+    page = _call(lambda client: client.dead_letter_groups())
     columns = ["fingerprint", "count", "type", "stage", "error_type", "last_seen", "sample_message"]
     _show(page, output, columns, page["items"])
 
@@ -257,11 +250,11 @@ def replay(
 ) -> None:
     """Replay one dead letter, or every pending one matching the filter (with a progress bar)."""
     if entry_id is not None:
-        body = _given(reason=note, force=force)
-        _show(_call("POST", f"/v1/dead-letters/{entry_id}/replay", body=body), output)
+        one = entry_id
+        _show(_call(lambda client: client.replay(one, reason=note, force=force)), output)
         return
     where = _given(type=job_type, reason=reason, stage=stage, fingerprint=fingerprint)
-    preview = _call("POST", "/v1/dead-letters/replay", body={"filter": where, "dry_run": True})
+    preview = _call(lambda client: client.replay_many(dry_run=True, **where))
     if dry_run:
         _show(preview, output, DLQ_COLUMNS, preview["sample"])
         if output == Output.TABLE:
@@ -292,8 +285,7 @@ def _replay_in_batches(
         task = progress.add_task("replaying", total=total)
         while len(results) < total:
             batch = min(BULK_BATCH, total - len(results))
-            body = _given(filter=where, max=batch, rate=rate, reason=note, force=force)
-            answer = _call("POST", "/v1/dead-letters/replay", body=body)
+            answer = _call(functools.partial(_replay_batch, where, batch, rate, note, force))
             results += answer["results"]
             progress.update(task, advance=len(answer["results"]))
             if len(answer["results"]) < batch or not any(
@@ -301,3 +293,10 @@ def _replay_in_batches(
             ):
                 break  # nothing left that can be replayed (skipped entries stay pending)
     return results
+
+
+def _replay_batch(
+    where: dict[str, Any], size: int, rate: float | None, note: str | None, force: bool, client: Client
+) -> BaseModel:
+    answer: BaseModel = client.replay_many(max=size, rate=rate, reason=note, force=force, **where)
+    return answer

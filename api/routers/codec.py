@@ -14,7 +14,7 @@ from temporalio.converter import PayloadCodec
 
 from api.deps import ReadDep, StateDep
 from api.problems import Problem
-from api.schemas import PROBLEMS
+from redrive.schemas import PROBLEMS
 
 router = APIRouter(prefix="/codec", tags=["codec"], responses=PROBLEMS)
 

@@ -11,7 +11,9 @@ from fastapi import APIRouter, Query
 from api.cursors import decode_cursor, encode_cursor
 from api.deps import OperateDep, ReadDep, SessionDep, StateDep
 from api.problems import Problem
-from api.schemas import (
+from api.views import dead_letter_view
+from redrive.operations import BulkReplayOrder, RetryOrder, replay_many, replay_one
+from redrive.schemas import (
     MAX_PAGE,
     PROBLEMS,
     BulkReplayPublic,
@@ -25,8 +27,6 @@ from api.schemas import (
     ReplayRequest,
     RetryPublic,
 )
-from api.views import dead_letter_view
-from redrive.operations import BulkReplayOrder, RetryOrder, replay_many, replay_one
 from redrive.status import ErrorReason
 from redrive.store.archival import ArchiveRule
 from redrive.store.dead_letters import DeadLetterFilter, DeadLetterRepository

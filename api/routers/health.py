@@ -7,7 +7,7 @@ from sqlmodel import select
 
 from api.deps import SessionDep, StateDep
 from api.problems import Problem
-from api.schemas import PROBLEMS
+from redrive.schemas import PROBLEMS
 
 router = APIRouter(tags=["health"])
 

@@ -9,7 +9,9 @@ from fastapi import APIRouter, Header, Query, Response
 from api.cursors import decode_cursor, encode_cursor
 from api.deps import OperateDep, ReadDep, SessionDep, StateDep, SubmitDep
 from api.problems import Problem
-from api.schemas import (
+from api.views import job_view
+from redrive.operations import NewJob, RetryOrder, cancel, retry, review, submit
+from redrive.schemas import (
     MAX_PAGE,
     PROBLEMS,
     CancelPublic,
@@ -23,8 +25,6 @@ from api.schemas import (
     ReviewPublic,
     ReviewRequest,
 )
-from api.views import job_view
-from redrive.operations import NewJob, RetryOrder, cancel, retry, review, submit
 from redrive.status import ErrorReason, JobStatus
 from redrive.store.archival import ArchiveRule
 from redrive.store.dead_letters import DeadLetterRepository

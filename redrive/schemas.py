@@ -1,4 +1,5 @@
-"""Request and response bodies, separate from the table models."""
+"""Request and response bodies of the REST API, shared by the API (`api/`) and its Python client
+(`redrive.client`); separate from the table models."""
 
 from __future__ import annotations
 
