@@ -9,6 +9,8 @@ import secrets
 import signal
 import time
 from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
 
 import uvicorn
 
@@ -72,10 +74,30 @@ redrive is up in {seconds:.1f} s
 2. Watch it:  curl -s {api}/v1/jobs/<id> {auth}     and     curl -s {api}/v1/dead-letters {auth}
 3. Remove the failure and retry from the failed stage ('prepare' does not run again):
   rm {breaker}; curl -s -X POST {api}/v1/jobs/<id>/retry {auth}
-The same from the command line (in another shell):
+{_protocol_lines(api, auth)}The same from the command line (in another shell):
   export REDRIVE_API_URL={api} REDRIVE_API_KEY={key}
   redrive jobs list; redrive dlq groups; redrive dlq replay --type demo --dry-run
 Press Ctrl-C to stop everything.
+"""
+
+
+def _protocol_lines(api: str, auth: str) -> str:
+    """The protocol example's lines, when its package (examples/protocols) is installed."""
+    try:
+        samples = Path(str(resources.files("redrive_protocols") / "samples"))
+    except ModuleNotFoundError:
+        return ""
+    post = f"curl -s -X POST {api}/v1/jobs {auth} -H 'Content-Type: application/json' -d"
+    good, broken = ((samples / name).as_uri() for name in ("protocol-good.pdf", "protocol-broken.pdf"))
+    body = json.dumps({"type": "protocol", "payload": {"url": good}})
+    broken_body = json.dumps({"type": "protocol", "payload": {"url": broken}})
+    approve = "-d '{\"decision\": \"approve\"}'"
+    return f"""4. The protocol pipeline (examples/protocols): extract a PDF's text, ground its terms, then
+   your review (label: uploaded, extracting, grounding, pending_review, complete):
+  {post} '{body}'
+  curl -s -X POST {api}/v1/jobs/<id>/review {auth} -H 'Content-Type: application/json' {approve}
+   A broken PDF dead-letters as CorruptedFile after one attempt:
+  {post} '{broken_body}'
 """
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -131,6 +132,7 @@ def test_redrive_dev_runs_everything_and_restarts_on_its_data(
     again = _start_dev(home, dev_ports)
     stop_on_exit.append(again)
     _wait_http(f"{api}/readyz")
+    _run_the_protocol_lines(_banner(again), api, headers)
     shown = httpx.get(f"{api}/v1/jobs/{job['id']}", headers=headers).json()
     assert shown["status"] == "complete"
     described = subprocess.run(
@@ -157,6 +159,40 @@ def test_redrive_dev_runs_everything_and_restarts_on_its_data(
     again.send_signal(signal.SIGINT)
     again.communicate(timeout=60)
     assert again.returncode == 0
+
+
+def _banner(dev: subprocess.Popen[str]) -> str:
+    assert dev.stdout is not None
+    lines: list[str] = []
+    while not lines or "Press Ctrl-C" not in lines[-1]:
+        line = dev.stdout.readline()
+        assert line, "".join(lines)
+        lines.append(line)
+    return "".join(lines)
+
+
+def _run_the_protocol_lines(banner: str, api: str, headers: dict[str, str]) -> None:
+    """Send the protocol example's requests exactly as the banner prints them: the good PDF waits
+    for review and completes once approved; the broken one dead-letters as CorruptedFile."""
+    bodies = [json.loads(body) for body in re.findall(r"""-d '(\{"type": "protocol".*?\})'$""", banner, re.M)]
+    assert [Path(body["payload"]["url"]).name for body in bodies] == [
+        "protocol-good.pdf",
+        "protocol-broken.pdf",
+    ]
+    good, broken = (httpx.post(f"{api}/v1/jobs", json=body, headers=headers).json()["id"] for body in bodies)
+    assert _until(api, headers, good, "pending_review")["label"] == "pending_review"
+    httpx.post(f"{api}/v1/jobs/{good}/review", json={"decision": "approve"}, headers=headers)
+    assert _until(api, headers, good, "complete")["stages"][0]["name"] == "extract"
+    assert _until(api, headers, broken, "dead_letter")["error_type"] == "CorruptedFile"
+
+
+def _until(api: str, headers: dict[str, str], job_id: str, status: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while (job := httpx.get(f"{api}/v1/jobs/{job_id}", headers=headers).json())["status"] != status:
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+    result: dict[str, Any] = job
+    return result
 
 
 @pytest.mark.timeout(120)
