@@ -4,9 +4,6 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY redrive ./redrive
 COPY redrive_cli ./redrive_cli
-COPY workflows ./workflows
-COPY activities ./activities
-COPY api ./api
 COPY worker.py ./
 RUN pip install --no-cache-dir . && useradd --uid 10001 redrive
 USER redrive

@@ -13,12 +13,12 @@ import sys
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-import worker as redrive_worker
 from bench import bare_workflows
 from bench.bare import bare_stage, shaped_stage
 from bench.bare_workflows.plain import BareWorkflow
 from bench.bare_workflows.shaped import BareShapedWorkflow
 from bench.bare_workflows.status import BareStatusWorkflow
+from redrive import worker as redrive_worker
 from redrive.temporal import exit_process
 
 

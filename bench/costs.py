@@ -42,18 +42,18 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Replayer, Worker
 
-import worker as redrive_worker
-from activities.stages import StageActivities
 from bench import bare_workflows
 from bench.bare import JOB_STATUS, STAGES, bare_stage
 from bench.bare_workflows.status import BareStatusWorkflow
 from bench.throughput import _bounded, _server_pid, bare_round, fresh_database, measuring
+from redrive import worker as redrive_worker
+from redrive.activities.stages import StageActivities
 from redrive.contracts import StageInput
 from redrive.converter import DATA_CONVERTER
 from redrive.jobtypes import load_job_types, stage_handlers
 from redrive.jobtypes.builtin import DEMO
+from redrive.workflows import JobWorkflow
 from tests.support import running_api, serving, settings_for, start_dev_server
-from workflows import JobWorkflow
 
 RECORDED_JOB = Path(__file__).parent.parent / "tests" / "histories" / "complete.json"
 QUEUED = TypedSearchAttributes([SearchAttributePair(JOB_STATUS, "queued")])

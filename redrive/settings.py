@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     task_queue: str = "redrive"
     config: Path | None = Field(default=None, description="TOML file: retry overrides and job types")
     job_types: str = Field(default="", description="comma-separated module:attribute paths of JobTypes")
+    worker_job_types: str = Field(default="", description="comma-separated: the job types this worker serves")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     temporal_port: int = 7233
@@ -96,6 +97,10 @@ class Settings(BaseSettings):
     def _check_api_keys(cls, value: str) -> str:
         parse_api_keys(value)
         return value
+
+    def served_job_types(self) -> list[str]:
+        """`REDRIVE_WORKER_JOB_TYPES` as names (none: every job type)."""
+        return [name.strip() for name in self.worker_job_types.split(",") if name.strip()]
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file under `home`."""

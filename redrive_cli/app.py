@@ -45,7 +45,7 @@ def dev() -> None:
 @app.command()
 def worker() -> None:
     """Run a worker against REDRIVE_TEMPORAL_ADDRESS (what `python worker.py` does)."""
-    import worker as worker_module
+    from redrive import worker as worker_module
 
     _settings()
     worker_module.main()
@@ -56,7 +56,7 @@ def api() -> None:
     """Run the REST API against REDRIVE_TEMPORAL_ADDRESS and REDRIVE_DATABASE_URL."""
     import uvicorn
 
-    from api import create_app
+    from redrive.api import create_app
     from redrive.temporal import exit_process
 
     settings = _settings()

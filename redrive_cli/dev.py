@@ -14,8 +14,8 @@ from pathlib import Path
 
 import uvicorn
 
-import worker
-from api import create_app
+from redrive import worker
+from redrive.api import create_app
 from redrive.settings import Settings
 from redrive.store import upgrade
 from redrive_cli.devserver import connect_when_ready, set_retention, start_server, stop_server
@@ -91,7 +91,7 @@ def _protocol_lines(api: str, auth: str) -> str:
     good, broken = ((samples / name).as_uri() for name in ("protocol-good.pdf", "protocol-broken.pdf"))
     body = json.dumps({"type": "protocol", "payload": {"url": good}})
     broken_body = json.dumps({"type": "protocol", "payload": {"url": broken}})
-    approve = "-d '{\"decision\": \"approve\"}'"
+    approve = '-d \'{"decision": "approve"}\''
     return f"""4. The protocol pipeline (examples/protocols): extract a PDF's text, ground its terms, then
    your review (label: uploaded, extracting, grounding, pending_review, complete):
   {post} '{body}'

@@ -22,8 +22,8 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-import worker
-from api import create_app
+from redrive import worker
+from redrive.api import create_app
 from redrive.binaries import temporal_cli
 from redrive.converter import DATA_CONVERTER
 from redrive.settings import AlertSettings, Settings

@@ -13,9 +13,9 @@ from sqlmodel import col, select
 from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities import ActivityDeps
-from activities.alerts import AlertConfig
-from activities.maintenance import MaintenanceActivities
+from redrive.activities import ActivityDeps
+from redrive.activities.alerts import AlertConfig
+from redrive.activities.maintenance import MaintenanceActivities
 from redrive.contracts import MaintenanceInput
 from redrive.converter import DATA_CONVERTER
 from redrive.store import DeadLetter, create_engine, session_factory

@@ -17,10 +17,10 @@ import pytest
 from fastapi import FastAPI, Request, Response
 from temporalio.testing import ActivityEnvironment
 
-from activities import ActivityDeps
-from activities.alerts import SIGNATURE_HEADER, TIMESTAMP_HEADER, AlertConfig, signature
-from activities.maintenance import MaintenanceActivities
-from activities.notifications import NotificationActivities, announce, warn_if_off
+from redrive.activities import ActivityDeps
+from redrive.activities.alerts import SIGNATURE_HEADER, TIMESTAMP_HEADER, AlertConfig, signature
+from redrive.activities.maintenance import MaintenanceActivities
+from redrive.activities.notifications import NotificationActivities, announce, warn_if_off
 from redrive.contracts import MaintenanceInput, NotifyInput
 from redrive.settings import AlertSettings
 from redrive.store import DeadLetter, create_engine, session_factory

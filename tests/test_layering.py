@@ -5,61 +5,94 @@ imports the API, nothing imports the composition root, and only the projection w
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).parent.parent
-PRODUCT = ("redrive", "redrive_cli", "api", "activities", "workflows", "worker.py")
-ROOT_PACKAGE = "redrive_cli"
+LAYERS = {
+    "redrive.api": "api",
+    "redrive.workflows": "workflows",
+    "redrive.activities": "activities",
+    "redrive.worker": "worker",
+    "redrive_cli": "root",
+    "redrive": "core",
+}
+"""Module prefix -> layer; the longest prefix that matches decides."""
+
+
+def _layer(module: str) -> str | None:
+    for prefix, layer in LAYERS.items():  # the narrower prefixes come first
+        if module == prefix or module.startswith(prefix + "."):
+            return layer
+    return None
+
+
+def _module(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
 
 
 def _imports(path: Path) -> set[str]:
+    """The layers `path` imports from (`from redrive import workflows` imports the workflows layer)."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
+            names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
-    return names
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {layer for name in names if (layer := _layer(name)) is not None}
 
 
-def _modules(*packages: str) -> list[Path]:
-    paths: list[Path] = []
-    for package in packages:
-        target = ROOT / package
-        paths += [target] if target.is_file() else sorted(target.rglob("*.py"))
-    return paths
+def _modules(layer: str) -> list[Path]:
+    """The product's files in `layer` (the top-level api/, workflows/, activities/ are links into
+    redrive/, so each file is read once, under its installed name)."""
+    files = sorted((ROOT / "redrive").rglob("*.py")) + sorted((ROOT / "redrive_cli").rglob("*.py"))
+    return [path for path in files if _layer(_module(path)) == layer]
 
 
 @pytest.mark.parametrize(
-    ("package", "forbidden"),
+    ("layer", "forbidden"),
     [
-        ("redrive", {"api", "workflows", "activities", "worker", ROOT_PACKAGE}),
-        ("api", {"activities", "workflows", "worker", ROOT_PACKAGE}),
-        ("activities", {"api", "workflows", "worker", ROOT_PACKAGE}),
-        ("workflows", {"api", "activities", "worker", ROOT_PACKAGE}),
-        ("worker.py", {"api", ROOT_PACKAGE}),
+        ("core", {"api", "workflows", "activities", "worker", "root"}),
+        ("api", {"activities", "workflows", "worker", "root"}),
+        ("activities", {"api", "workflows", "worker", "root"}),
+        ("workflows", {"api", "activities", "worker", "root"}),
+        ("worker", {"api", "root"}),
     ],
 )
-def test_layers_import_inward_only(package: str, forbidden: set[str]) -> None:
-    """No module of `package` imports a layer it must not know about."""
+def test_layers_import_inward_only(layer: str, forbidden: set[str]) -> None:
+    """No module of `layer` imports a layer it must not know about."""
     offenders = {
         str(path.relative_to(ROOT)): sorted(_imports(path) & forbidden)
-        for path in _modules(package)
+        for path in _modules(layer)
         if _imports(path) & forbidden
     }
+    assert _modules(layer), layer
     assert offenders == {}
 
 
 def test_only_the_composition_root_imports_the_api() -> None:
     """`api` is assembled by the composition root alone; no other product module imports it."""
     importers = {
-        str(path.relative_to(ROOT))
-        for path in _modules(*PRODUCT)
-        if "api" in _imports(path) and not path.is_relative_to(ROOT / "api")
+        _layer(_module(path))
+        for layer in ("core", "activities", "workflows", "worker", "root")
+        for path in _modules(layer)
+        if "api" in _imports(path)
     }
-    assert {name.split("/")[0] for name in importers} <= {ROOT_PACKAGE}, importers
+    assert importers <= {"root"}, importers
+
+
+def test_the_installed_names_are_redrives_own() -> None:
+    """The distribution installs `redrive` and `redrive_cli` only: a user's own top-level `api`,
+    `worker`, `workflows` or `activities` module cannot clash with it."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "py-modules" not in config
+    assert config["packages"]["find"]["include"] == ["redrive", "redrive.*", "redrive_cli", "redrive_cli.*"]
 
 
 PROJECTION = ROOT / "redrive" / "store" / "projection"
@@ -86,9 +119,14 @@ def _writes_to_projection(path: Path) -> list[int]:
 def test_only_the_projection_writes_jobs() -> None:
     """Every write of `jobs`, `job_stages`, `stage_failures` and `job_actions` is built in
     `redrive.store.projection`; everything else reads them."""
+    product = [
+        path
+        for layer in ("core", "api", "activities", "workflows", "worker", "root")
+        for path in _modules(layer)
+    ]
     offenders = {
         str(path.relative_to(ROOT)): lines
-        for path in _modules(*PRODUCT)
+        for path in product
         if not path.is_relative_to(PROJECTION) and (lines := _writes_to_projection(path))
     }
     assert offenders == {}
@@ -96,6 +134,26 @@ def test_only_the_projection_writes_jobs() -> None:
 
 def test_the_write_check_sees_writes() -> None:
     """The check above finds the writes the projection makes, so an empty result means something."""
-    found = {path.name: _writes_to_projection(path) for path in _modules("redrive/store/projection")}
+    found = {path.name: _writes_to_projection(path) for path in PROJECTION.glob("*.py")}
     assert found["writes.py"], found
     assert found["statements.py"], found
+
+
+def test_a_users_own_generic_modules_do_not_clash(tmp_path: Path) -> None:
+    """A user's environment with its own top-level `api`, `worker`, `workflows` and `activities`
+    modules (first on its path) loads redrive's API, worker and job types beside them."""
+    for name in ("api", "worker", "workflows", "activities"):
+        (tmp_path / f"{name}.py").write_text("MINE = True\n")
+    script = (
+        "import api, worker, workflows, activities\n"
+        "assert all(module.MINE for module in (api, worker, workflows, activities))\n"
+        "import redrive.worker, redrive.api\n"
+        "from redrive.jobtypes import load_job_types, stage_handlers\n"
+        "stage_handlers(load_job_types())\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "ok"), done.stderr

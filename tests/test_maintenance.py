@@ -17,8 +17,8 @@ from sqlmodel import select
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities import ActivityDeps
-from activities.maintenance import MaintenanceActivities
+from redrive.activities import ActivityDeps
+from redrive.activities.maintenance import MaintenanceActivities
 from redrive.contracts import MaintenanceInput
 from redrive.store import DeadLetter, Job, create_engine, session_factory
 from redrive.store.dead_letters import DeadLetterFilter, DeadLetterRepository

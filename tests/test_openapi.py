@@ -11,8 +11,8 @@ import pytest
 from pydantic import BaseModel
 from temporalio.testing import WorkflowEnvironment
 
-from api import create_app
 from redrive import schemas
+from redrive.api import create_app
 from redrive.settings import Settings
 from tests.support import running_api, settings_for
 

@@ -5,6 +5,7 @@ declarations stop start-up with a message naming them."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -194,3 +195,22 @@ def test_labels_are_derived_from_status_and_stage() -> None:
     assert invoice.with_label("charging") == [("running", "charge")]
     with pytest.raises(ValueError, match="label key 'runing' is not <status> or <status>:<stage>"):
         JobType(name="typo", stages=[Stage(name="one")], labels={"runing": "busy"})
+
+
+def test_a_worker_can_serve_only_some_job_types_on_a_queue_of_their_own() -> None:
+    """REDRIVE_WORKER_JOB_TYPES narrows a worker to some job types, on a queue their stages are
+    pinned to; when another job type's stages are pinned there too it refuses to start, since it
+    would take their tasks and fail them."""
+    invoice = load_job_types().get("invoice")
+
+    def pinned(name: str) -> JobType:
+        stages = [dataclasses.replace(stage, task_queue="billing") for stage in invoice.stages]
+        return dataclasses.replace(invoice, name=name, stages=stages)
+
+    registry = JobTypeRegistry([load_job_types().get("demo"), pinned("invoice")])
+    assert sorted(stage_handlers(registry, "billing", ["invoice"])) == ["invoice.charge", "invoice.receipt"]
+    crowded = JobTypeRegistry([*registry.job_types(), pinned("refund")])
+    with pytest.raises(ConfigError, match=r"job type 'refund' also runs stages \['charge', 'receipt'\]"):
+        stage_handlers(crowded, "billing", ["invoice"])
+    with pytest.raises(ConfigError, match="REDRIVE_WORKER_JOB_TYPES: unknown job type 'nope'"):
+        stage_handlers(registry, "billing", ["nope"])

@@ -12,10 +12,10 @@ from temporalio.common import RawValue
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
-import worker
+from redrive import worker
 from redrive.contracts import JobInput, JobResult
 from redrive.converter import DATA_CONVERTER
-from workflows import JobWorkflow
+from redrive.workflows import JobWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 

@@ -17,10 +17,10 @@ from sqlmodel import col, select
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-import worker
-from activities.deps import ActivityDeps
-from activities.handlers.demo import run_stage
-from activities.stages import START_DELAY, StageActivities
+from redrive import worker
+from redrive.activities.deps import ActivityDeps
+from redrive.activities.handlers.demo import run_stage
+from redrive.activities.stages import START_DELAY, StageActivities
 from redrive.contracts import StageInput
 from redrive.jobtypes.builtin import DEMO
 from redrive.store import Job, JobStage, create_engine

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from activities.handlers.webhook import deliver, retry_after
 from redrive import errors
+from redrive.activities.handlers.webhook import deliver, retry_after
 from redrive.context import StageContext
 
 

@@ -15,7 +15,7 @@ WEBHOOK = JobType(
     stages=(
         Stage(
             name="deliver",
-            handler="activities.handlers.webhook:deliver",
+            handler="redrive.activities.handlers.webhook:deliver",
             start_to_close_timeout=timedelta(seconds=60),
         ),
     ),
@@ -28,7 +28,7 @@ DEMO = JobType(
     stages=tuple(
         Stage(
             name=name,
-            handler="activities.handlers.demo:run_stage",
+            handler="redrive.activities.handlers.demo:run_stage",
             start_to_close_timeout=timedelta(minutes=1),
         )
         for name in ("prepare", "process", "finish")

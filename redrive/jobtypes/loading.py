@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from redrive.context import Handler
 from redrive.jobtypes.builtin import BUILTIN
 from redrive.jobtypes.overrides import ConfigError, JobTypeOverrides, apply_overrides, read_config
-from redrive.jobtypes.registry import JobType, JobTypeRegistry, Stage
+from redrive.jobtypes.registry import JobType, JobTypeRegistry, Stage, UnknownJobType
 
 ENTRY_POINT_GROUP = "redrive.job_types"
 
@@ -57,12 +57,15 @@ def check_handlers(job_type: JobType) -> None:
             resolve_handler(stage.handler, f"job type {job_type.name!r}, stage {stage.name!r}")
 
 
-def stage_handlers(registry: JobTypeRegistry, task_queue: str | None = None) -> dict[str, Handler]:
+def stage_handlers(
+    registry: JobTypeRegistry, task_queue: str | None = None, only: Collection[str] = ()
+) -> dict[str, Handler]:
     """The handlers a worker on `task_queue` runs, by the activity type each runs as: every stage's
-    but those pinned to another queue (all of them when `task_queue` is None). `ConfigError` for a
-    handler that does not resolve, or one activity type given two different handlers."""
+    but those pinned to another queue (all of them when `task_queue` is None), of the job types in
+    `only` when it names some. `ConfigError` for a handler that does not resolve, one activity type
+    given two different handlers, or (see `_served`) a queue shared with job types left out."""
     handlers: dict[str, Handler] = {}
-    for job_type in registry.job_types():
+    for job_type in _served(registry, task_queue, only):
         for stage in job_type.stages:
             elsewhere = task_queue is not None and stage.task_queue not in (None, task_queue)
             if stage.kind != "activity" or stage.handler is None or elsewhere:
@@ -74,6 +77,27 @@ def stage_handlers(registry: JobTypeRegistry, task_queue: str | None = None) -> 
                     "already runs another handler; give the stage an activity name of its own"
                 )
     return handlers
+
+
+def _served(registry: JobTypeRegistry, task_queue: str | None, only: Collection[str]) -> list[JobType]:
+    """The job types a worker serves. A worker told to serve only some (REDRIVE_WORKER_JOB_TYPES)
+    polls a queue of its own, to which their stages are pinned (`task_queue`): another job type with
+    stages pinned there would have its tasks taken and failed as HandlerMissing, so that stops it."""
+    if not only:
+        return registry.job_types()
+    try:
+        served = [registry.get(name) for name in only]
+    except UnknownJobType as error:
+        raise ConfigError(f"REDRIVE_WORKER_JOB_TYPES: {error}") from None
+    for job_type in registry.job_types():
+        shared = [s.name for s in job_type.stages if s.kind == "activity" and s.task_queue == task_queue]
+        if job_type.name not in only and shared:
+            raise ConfigError(
+                f"REDRIVE_WORKER_JOB_TYPES: job type {job_type.name!r} also runs stages {shared} on task "
+                f"queue {task_queue!r}, which this worker polls but does not serve; give this worker a "
+                "queue of its own (REDRIVE_TASK_QUEUE) and pin its job types' stages to it (task_queue)"
+            )
+    return served
 
 
 def _sources(paths: str) -> Iterable[tuple[str, JobType]]:

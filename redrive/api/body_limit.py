@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.problems import Problem, problem_response
+from redrive.api.problems import Problem, problem_response
 
 
 class _TooLarge(Exception):

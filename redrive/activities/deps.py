@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
-from activities.alerts.config import AlertConfig
+from redrive.activities.alerts.config import AlertConfig
 from redrive.store.projection import GroupCommit
 from redrive.store.types import utcnow
 

@@ -12,10 +12,10 @@ from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 
-from activities.alerts import compose_digest, send_email
-from activities.dead_letters import store_dead_letter
-from activities.deps import ActivityDeps
-from activities.notifications import alert_for, announce
+from redrive.activities.alerts import compose_digest, send_email
+from redrive.activities.dead_letters import store_dead_letter
+from redrive.activities.deps import ActivityDeps
+from redrive.activities.notifications import alert_for, announce
 from redrive.contracts import (
     ARCHIVE_DEAD_LETTERS,
     PURGE_REPLAYED,

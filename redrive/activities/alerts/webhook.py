@@ -11,7 +11,7 @@ from dataclasses import asdict
 
 import httpx
 
-from activities.alerts.config import Alert, AlertConfig
+from redrive.activities.alerts.config import Alert, AlertConfig
 
 SIGNATURE_HEADER = "X-Redrive-Signature"
 TIMESTAMP_HEADER = "X-Redrive-Timestamp"

@@ -6,7 +6,7 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.deps import ActivityDeps
+from redrive.activities.deps import ActivityDeps
 from redrive.contracts import RECORD_DEAD_LETTER, DeadLetterInput, DeadLetterResult
 from redrive.status import JobStatus
 from redrive.store.dead_letters import DeadLetterRepository

@@ -5,6 +5,6 @@ The sandbox executes this package's `__init__` again for every workflow run, so 
 imported by module where they are registered.
 """
 
-from workflows.job import JobWorkflow
+from redrive.workflows.job import JobWorkflow
 
 __all__ = ["JobWorkflow"]

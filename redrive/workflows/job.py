@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
         to_retry_policy,
     )
     from redrive.status import ERROR_REASON, JOB_STAGE, JOB_STATUS, ErrorReason, JobStatus
-    from workflows.failures import DeadLetterCause, classify
+    from redrive.workflows.failures import DeadLetterCause, classify
 
 if TYPE_CHECKING:  # annotations of helpers only, which the SDK never resolves
     from redrive.jobtypes.registry import Stage

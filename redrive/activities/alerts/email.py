@@ -7,7 +7,7 @@ import smtplib
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from activities.alerts.config import Alert, AlertConfig
+from redrive.activities.alerts.config import Alert, AlertConfig
 
 SMTP_TIMEOUT_S = 30.0
 

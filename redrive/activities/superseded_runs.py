@@ -9,7 +9,7 @@ from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.deps import ActivityDeps
+from redrive.activities.deps import ActivityDeps
 from redrive.contracts import DELETE_SUPERSEDED_RUN, SupersededRun
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.deps import ActivityDeps
+from redrive.activities.deps import ActivityDeps
 from redrive.context import Handler, StageContext
 from redrive.contracts import StageInput, StageResult
 from redrive.errors import error_type_name, is_permanent, retry_after_hint

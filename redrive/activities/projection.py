@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities.deps import ActivityDeps
+from redrive.activities.deps import ActivityDeps
 from redrive.contracts import RECORD_STATUS, StatusInput
 from redrive.store.projection import status_changed
 

@@ -11,8 +11,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.problems import Problem
-from api.state import AppState
+from redrive.api.problems import Problem
+from redrive.api.state import AppState
 from redrive.operations import Actor
 from redrive.store.api_keys import ApiKeyRepository, digest
 

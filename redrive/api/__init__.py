@@ -1,5 +1,5 @@
 """The REST API: FastAPI app, routers, request/response models and auth."""
 
-from api.app import create_app
+from redrive.api.app import create_app
 
 __all__ = ["create_app"]

@@ -7,7 +7,7 @@ import binascii
 import json
 from datetime import datetime
 
-from api.problems import Problem
+from redrive.api.problems import Problem
 
 
 def encode_cursor(created_at: datetime, job_id: str) -> str:

@@ -9,10 +9,10 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from temporalio.client import Client
 
-from api.body_limit import BodyLimit
-from api.problems import install_problem_handlers
-from api.routers import codec, dead_letters, health, jobs
-from api.state import AppState
+from redrive.api.body_limit import BodyLimit
+from redrive.api.problems import install_problem_handlers
+from redrive.api.routers import codec, dead_letters, health, jobs
+from redrive.api.state import AppState
 from redrive.codec import data_converter
 from redrive.jobtypes import load_job_types
 from redrive.settings import Settings

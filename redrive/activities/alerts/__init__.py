@@ -1,8 +1,8 @@
 """Dead-letter alerts: e-mail over SMTP and a signed webhook."""
 
-from activities.alerts.config import Alert, AlertConfig
-from activities.alerts.email import compose_digest, compose_email, send_email
-from activities.alerts.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, post_webhook, signature
+from redrive.activities.alerts.config import Alert, AlertConfig
+from redrive.activities.alerts.email import compose_digest, compose_email, send_email
+from redrive.activities.alerts.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, post_webhook, signature
 
 __all__ = [
     "SIGNATURE_HEADER",

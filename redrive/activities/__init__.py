@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from activities.dead_letters import DeadLetterActivities
-from activities.deps import ActivityDeps
-from activities.maintenance import MaintenanceActivities
-from activities.missing import handler_missing
-from activities.notifications import NotificationActivities
-from activities.projection import ProjectionActivities
-from activities.stages import StageActivities
-from activities.superseded_runs import SupersededRunActivities
+from redrive.activities.dead_letters import DeadLetterActivities
+from redrive.activities.deps import ActivityDeps
+from redrive.activities.maintenance import MaintenanceActivities
+from redrive.activities.missing import handler_missing
+from redrive.activities.notifications import NotificationActivities
+from redrive.activities.projection import ProjectionActivities
+from redrive.activities.stages import StageActivities
+from redrive.activities.superseded_runs import SupersededRunActivities
 from redrive.context import Handler
 
 

@@ -19,8 +19,8 @@ import uuid
 import httpx
 from temporalio import activity
 
-from activities.alerts import Alert, AlertConfig, compose_email, post_webhook, send_email
-from activities.deps import ActivityDeps
+from redrive.activities.alerts import Alert, AlertConfig, compose_email, post_webhook, send_email
+from redrive.activities.deps import ActivityDeps
 from redrive.contracts import NOTIFY_DEAD_LETTER, NotifyInput, NotifyResult
 from redrive.store.alerts import AlertWindowRepository
 from redrive.store.dead_letters import DeadLetterRepository

@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
-from api.deps import ReadDep, StateDep
-from api.problems import Problem
+from redrive.api.deps import ReadDep, StateDep
+from redrive.api.problems import Problem
 from redrive.schemas import PROBLEMS
 
 router = APIRouter(prefix="/codec", tags=["codec"], responses=PROBLEMS)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlmodel import select
 
-from api.deps import SessionDep, StateDep
-from api.problems import Problem
+from redrive.api.deps import SessionDep, StateDep
+from redrive.api.problems import Problem
 from redrive.schemas import PROBLEMS
 
 router = APIRouter(tags=["health"])

@@ -8,10 +8,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.cursors import decode_cursor, encode_cursor
-from api.deps import OperateDep, ReadDep, SessionDep, StateDep
-from api.problems import Problem
-from api.views import dead_letter_view
+from redrive.api.cursors import decode_cursor, encode_cursor
+from redrive.api.deps import OperateDep, ReadDep, SessionDep, StateDep
+from redrive.api.problems import Problem
+from redrive.api.views import dead_letter_view
 from redrive.operations import BulkReplayOrder, RetryOrder, replay_many, replay_one
 from redrive.schemas import (
     MAX_PAGE,

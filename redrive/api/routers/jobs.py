@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 
-from api.cursors import decode_cursor, encode_cursor
-from api.deps import OperateDep, ReadDep, SessionDep, StateDep, SubmitDep
-from api.problems import Problem
-from api.views import job_view
+from redrive.api.cursors import decode_cursor, encode_cursor
+from redrive.api.deps import OperateDep, ReadDep, SessionDep, StateDep, SubmitDep
+from redrive.api.problems import Problem
+from redrive.api.views import job_view
 from redrive.operations import NewJob, RetryOrder, cancel, retry, review, submit
 from redrive.schemas import (
     MAX_PAGE,

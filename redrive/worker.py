@@ -1,0 +1,162 @@
+"""The redrive worker: `python worker.py` (or `redrive worker`) runs `JobWorkflow` and every stage
+activity on the task queue until SIGTERM or Ctrl-C, then drains in-flight activities for
+`graceful_shutdown_seconds`."""
+
+from __future__ import annotations
+
+import asyncio
+import compileall
+import contextlib
+import logging
+import pkgutil
+import signal
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from types import ModuleType
+
+import httpx
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+import redrive
+from redrive import workflows
+from redrive.activities import ActivityDeps, build_activities
+from redrive.activities.alerts import AlertConfig
+from redrive.activities.notifications import warn_if_off
+from redrive.context import Handler
+from redrive.jobtypes import JobTypeRegistry, load_job_types, stage_handlers
+from redrive.schedules import ensure_maintenance_schedule
+from redrive.settings import Settings
+from redrive.store import create_engine, session_factory
+from redrive.store.projection import GroupCommit
+from redrive.temporal import connect, exit_process
+from redrive.workflows import JobWorkflow
+from redrive.workflows.maintenance import MaintenanceWorkflow
+from redrive.workflows.superseded_run import SupersededRunWorkflow
+
+log = logging.getLogger("redrive.worker")
+
+
+def _ours_but_workflows() -> tuple[str, ...]:
+    return tuple(
+        f"redrive.{module.name}"
+        for module in pkgutil.iter_modules(redrive.__path__)
+        if module.name != "workflows"
+    )
+
+
+# Our modules are deterministic or only used through the sandbox's passthrough; re-importing them
+# per workflow run would cost CPU for nothing (see docs/benchmarks.md). Passthrough matches by
+# prefix, so the workflow modules, which the sandbox must import anew, are left out by name.
+PASSTHROUGH = (
+    *_ours_but_workflows(),
+    "redrive.workflows.failures",
+    "pydantic",
+    "pydantic_core",
+    "sqlalchemy",
+    "sqlmodel",
+    "httpx",
+)
+
+
+HEARTBEAT_THROTTLE = timedelta(seconds=2)
+
+
+def precompile_workflows(package: ModuleType = workflows) -> None:
+    """Write the bytecode of the modules the sandbox re-imports for every workflow run (`package`'s).
+
+    With PYTHONDONTWRITEBYTECODE (set in many containers, and on our CI machines) Python would
+    otherwise compile their source again on every run: measured as the largest single cost of a
+    job in the worker. Reading bytecode is allowed under that setting; only writing it is not.
+    """
+    with contextlib.suppress(OSError):  # a read-only install simply keeps compiling
+        compileall.compile_dir(package.__path__[0], quiet=2)
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The workflow sandbox with our own modules passed through (see `PASSTHROUGH`)."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+    )
+
+
+def build_worker(
+    client: Client, settings: Settings, deps: ActivityDeps, handlers: Mapping[str, Handler]
+) -> Worker:
+    """A worker for every workflow and every registered stage handler."""
+    precompile_workflows()
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[JobWorkflow, MaintenanceWorkflow, SupersededRunWorkflow],
+        activities=build_activities(deps, handlers),
+        workflow_runner=workflow_runner(),
+        max_concurrent_workflow_task_polls=20,
+        max_concurrent_activity_task_polls=20,
+        graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+        # A cancelled job waits for its stage to stop, which it learns from its next heartbeat.
+        default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+    )
+
+
+def warn_missing_handlers(registry: JobTypeRegistry, handlers: Mapping[str, Handler], queue: str) -> None:
+    """Say at start-up which stages on this worker's queue it cannot run (they dead-letter as
+    HandlerMissing)."""
+    for name in sorted(registry.activity_names(queue) - set(handlers)):
+        log.warning("no handler registered for activity %s: its stages will dead-letter", name)
+
+
+@asynccontextmanager
+async def activity_deps(settings: Settings, client: Client | None = None) -> AsyncIterator[ActivityDeps]:
+    """Engine and HTTP client for the worker's lifetime."""
+    engine = create_engine(settings.resolved_database_url())
+    sessions = session_factory(engine)
+    try:
+        async with (
+            httpx.AsyncClient(timeout=httpx.Timeout(30.0)) as http,
+            GroupCommit(engine) as projection,
+        ):
+            alerts = AlertConfig.from_settings(settings)
+            warn_if_off(alerts)
+            yield ActivityDeps(
+                sessions=sessions, projection=projection, http=http, alerts=alerts, temporal=client
+            )
+    finally:
+        await engine.dispose()
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event, client: Client | None = None) -> None:
+    """Run until `stop` is set, then shut down gracefully."""
+    registry = load_job_types(settings.job_types, settings.config)
+    handlers = stage_handlers(registry, settings.task_queue, settings.served_job_types())
+    warn_missing_handlers(registry, handlers, settings.task_queue)
+    client = client or await connect(settings)
+    async with activity_deps(settings, client) as deps:
+        worker = build_worker(client, settings, deps, handlers)
+        await ensure_maintenance_schedule(client, settings)
+        async with worker:
+            log.info("worker polling task queue %s on %s", settings.task_queue, settings.temporal_address)
+            await stop.wait()
+            log.info("stopping: draining in-flight activities")
+
+
+async def _main() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await run_worker(Settings(), stop)
+
+
+def main() -> None:
+    """Entry point of `python worker.py` and `redrive worker`."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(_main())
+    exit_process(0)
+
+
+if __name__ == "__main__":
+    main()
