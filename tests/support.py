@@ -112,6 +112,12 @@ async def serving(app: Any) -> AsyncIterator[str]:
         sock.close()
 
 
+async def job_in(http: httpx.AsyncClient, job_id: str, status: str) -> dict[str, Any] | None:
+    """The job as the API shows it, if it is in `status` (for `eventually`), else None."""
+    body: dict[str, Any] = (await http.get(f"/v1/jobs/{job_id}")).json()
+    return body if body["status"] == status else None
+
+
 async def eventually(check: Callable[[], Awaitable[T | None]], within: float = 30.0) -> T:
     """Poll `check` until it returns something other than None or False; fail with the last value."""
     deadline = asyncio.get_running_loop().time() + within

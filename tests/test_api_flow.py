@@ -17,7 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from redrive.settings import Settings
 from redrive.status import JOB_STAGE, JOB_STATUS
-from tests.support import api_client, eventually, settings_for
+from tests.support import api_client, eventually, job_in, settings_for
 
 A = {"Authorization": "Bearer key-a"}
 B = {"Authorization": "Bearer key-b"}
@@ -40,11 +40,6 @@ async def api(
         yield http
 
 
-async def _status(http: httpx.AsyncClient, job_id: str, wanted: str) -> dict[str, Any] | None:
-    body: dict[str, Any] = (await http.get(f"/v1/jobs/{job_id}")).json()
-    return body if body["status"] == wanted else None
-
-
 async def _dead_in_temporal(env: WorkflowEnvironment, task_queue: str) -> set[str]:
     query = f'JobStatus="dead_letter" AND TaskQueue="{task_queue}"'
     return {execution.id async for execution in env.client.list_workflows(query)}
@@ -62,7 +57,7 @@ async def test_dead_job_retries_from_the_failed_stage(
     job_id = created.json()["id"]
     assert created.json()["status"] == "queued"
 
-    retrying = await eventually(lambda: _status(api, job_id, "retrying"))
+    retrying = await eventually(lambda: job_in(api, job_id, "retrying"))
     assert retrying["error_type"] == "ServiceUnavailable"
     assert retrying["max_attempts"] == 4
     # What we show is what Temporal will do: its pending activity's next attempt, to the second.
@@ -72,7 +67,7 @@ async def test_dead_job_retries_from_the_failed_stage(
     assert abs((server_next - shown_next).total_seconds()) < 1.0, (server_next, shown_next)
     assert pending[0].attempt == retrying["attempt"] + 1
 
-    dead = await eventually(lambda: _status(api, job_id, "dead_letter"), within=60)
+    dead = await eventually(lambda: job_in(api, job_id, "dead_letter"), within=60)
     assert (dead["stage"], dead["error_reason"], dead["attempt"]) == ("process", "MaxRetries", 4)
     assert dead["temporal_url"].endswith(f"/workflows/{job_id}/{dead['run_id']}/history")
     task_queue = api.headers["X-Task-Queue"]
@@ -90,7 +85,7 @@ async def test_dead_job_retries_from_the_failed_stage(
     assert again.status_code == 409
     assert again.headers["content-type"] == "application/problem+json"
 
-    done = await eventually(lambda: _status(api, job_id, "complete"), within=60)
+    done = await eventually(lambda: job_in(api, job_id, "complete"), within=60)
     assert done["run_id"] == retried.json()["run_id"]
     assert [(s["name"], s["executions"]) for s in done["stages"]] == [
         ("prepare", 1),  # not run again
@@ -120,7 +115,7 @@ async def test_search_attributes_follow_status_changes(
     assert (attributes.get(JOB_STATUS), attributes.get(JOB_STAGE)) == ("running", None)
     metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
     assert metadata.current_details == "running: stage process"
-    await eventually(lambda: _status(api, handle.id, "complete"), within=20)
+    await eventually(lambda: job_in(api, handle.id, "complete"), within=20)
     await handle.result()
     attributes = (await handle.describe()).typed_search_attributes
     assert (attributes.get(JOB_STATUS), attributes.get(JOB_STAGE)) == ("complete", "finish")
@@ -164,7 +159,7 @@ async def test_idempotency_key_returns_the_same_job(api: httpx.AsyncClient) -> N
     assert clash.json()["field"] == "body.idempotency_key"
     other_tenant = await api.post("/v1/jobs", json=body, headers=B)
     assert other_tenant.json()["id"] != first.json()["id"]
-    await eventually(lambda: _status(api, first.json()["id"], "complete"))
+    await eventually(lambda: job_in(api, first.json()["id"], "complete"))
     assert (await api.get("/v1/jobs")).json()["counts"] == {"complete": 1}
 
 
@@ -290,8 +285,8 @@ async def test_list_filters(api: httpx.AsyncClient, tmp_path: Path) -> None:
     fail = {"stage": "finish", "error": "ValidationError"}
     dead = (await api.post("/v1/jobs", json={"type": "demo", "payload": {"fail": fail}})).json()["id"]
     ok = (await api.post("/v1/jobs", json={"type": "demo", "payload": {}})).json()["id"]
-    await eventually(lambda: _status(api, dead, "dead_letter"))
-    await eventually(lambda: _status(api, ok, "complete"))
+    await eventually(lambda: job_in(api, dead, "dead_letter"))
+    await eventually(lambda: job_in(api, ok, "complete"))
 
     async def ids(**params: str) -> list[str]:
         return [job["id"] for job in (await api.get("/v1/jobs", params=params)).json()["items"]]

@@ -13,7 +13,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from redrive.status import JOB_STATUS
-from tests.support import api_client, eventually, settings_for
+from tests.support import api_client, eventually, job_in, settings_for
 
 A = {"Authorization": "Bearer key-a"}
 B = {"Authorization": "Bearer key-b"}
@@ -28,26 +28,21 @@ async def api(
         yield http
 
 
-async def _status(http: httpx.AsyncClient, job_id: str, wanted: str) -> dict[str, Any] | None:
-    body: dict[str, Any] = (await http.get(f"/v1/jobs/{job_id}")).json()
-    return body if body["status"] == wanted else None
-
-
 def _waiting_for_review(
     http: httpx.AsyncClient, job_id: str
 ) -> Callable[[], Awaitable[dict[str, Any] | None]]:
-    return lambda: _status(http, job_id, "pending_review")
+    return lambda: job_in(http, job_id, "pending_review")
 
 
 async def test_cancel_stops_a_running_stage(api: httpx.AsyncClient, dev_env: WorkflowEnvironment) -> None:
     """A 60 s stage is stopped through its heartbeat; the job is cancelled in SQL and in Temporal."""
     job_id = (await api.post("/v1/jobs", json={"type": "demo", "payload": {"sleep_ms": 60_000}})).json()["id"]
-    await eventually(lambda: _status(api, job_id, "running"))
+    await eventually(lambda: job_in(api, job_id, "running"))
     assert (await api.post(f"/v1/jobs/{job_id}/cancel", headers=B)).status_code == 404
     cancelled = await api.post(f"/v1/jobs/{job_id}/cancel", json={"reason": "customer withdrew"})
     assert cancelled.status_code == 202, cancelled.text
     assert cancelled.json()["status"] == "cancelling"
-    job = await eventually(lambda: _status(api, job_id, "cancelled"), within=20)
+    job = await eventually(lambda: job_in(api, job_id, "cancelled"), within=20)
     description = await dev_env.client.get_workflow_handle(job_id).describe()
     assert description.status == WorkflowExecutionStatus.CANCELED
     assert description.typed_search_attributes.get(JOB_STATUS) == "cancelled"
@@ -61,7 +56,7 @@ async def test_cancel_stops_a_running_stage(api: httpx.AsyncClient, dev_env: Wor
 async def test_a_finished_job_cannot_be_cancelled(api: httpx.AsyncClient) -> None:
     """Cancel of a complete job is a 409 naming its status."""
     job_id = (await api.post("/v1/jobs", json={"type": "demo", "payload": {}})).json()["id"]
-    await eventually(lambda: _status(api, job_id, "complete"))
+    await eventually(lambda: job_in(api, job_id, "complete"))
     refused = await api.post(f"/v1/jobs/{job_id}/cancel")
     assert refused.status_code == 409
     assert "is complete" in refused.json()["detail"]
@@ -85,7 +80,7 @@ async def test_review_approve_and_reject(api: httpx.AsyncClient, dev_env: Workfl
     ok = await api.post(f"/v1/jobs/{approved}/review", json={"decision": "approve", "comment": "looks right"})
     assert ok.status_code == 200, ok.text
     assert (ok.json()["stage"], ok.json()["decision"]) == ("approval", "approve")
-    done = await eventually(lambda: _status(api, approved, "complete"))
+    done = await eventually(lambda: job_in(api, approved, "complete"))
     assert done["actions"][0]["note"] == "approve approval: looks right"
     late = await api.post(f"/v1/jobs/{approved}/review", json={"decision": "reject"})
     assert late.status_code == 409
@@ -95,7 +90,7 @@ async def test_review_approve_and_reject(api: httpx.AsyncClient, dev_env: Workfl
         f"/v1/jobs/{rejected}/review", json={"decision": "reject", "comment": "wrong invoice"}
     )
     assert no.status_code == 200, no.text
-    dead = await eventually(lambda: _status(api, rejected, "dead_letter"))
+    dead = await eventually(lambda: job_in(api, rejected, "dead_letter"))
     assert (dead["error_reason"], dead["stage"]) == ("Rejected", "approval")
     (entry,) = [
         e for e in (await api.get("/v1/dead-letters")).json()["items"] if e["original_job_id"] == rejected

@@ -14,7 +14,7 @@ from fastapi import FastAPI, Response
 from redrive_protocols.jobs import SAMPLES
 from temporalio.testing import WorkflowEnvironment
 
-from tests.support import api_client, eventually, serving, settings_for
+from tests.support import api_client, eventually, job_in, serving, settings_for
 
 A = {"Authorization": "Bearer key-a"}
 QUICK = """
@@ -49,17 +49,12 @@ async def _submit(http: httpx.AsyncClient, job_type: str, payload: dict[str, Any
     return job_id
 
 
-async def _reaches(http: httpx.AsyncClient, job_id: str, status: str) -> dict[str, Any] | None:
-    body: dict[str, Any] = (await http.get(f"/v1/jobs/{job_id}")).json()
-    return body if body["status"] == status else None
-
-
 async def _approved(http: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
-    waiting = await eventually(lambda: _reaches(http, job_id, "pending_review"), within=60)
+    waiting = await eventually(lambda: job_in(http, job_id, "pending_review"), within=60)
     assert (waiting["label"], waiting["stage"]) == ("pending_review", "review")
     decided = await http.post(f"/v1/jobs/{job_id}/review", json={"decision": "approve"})
     assert decided.status_code == 200, decided.text
-    return await eventually(lambda: _reaches(http, job_id, "complete"), within=60)
+    return await eventually(lambda: job_in(http, job_id, "complete"), within=60)
 
 
 async def test_a_good_protocol_is_extracted_grounded_and_reviewed(
@@ -85,7 +80,7 @@ async def test_a_bad_document_dead_letters_after_one_attempt(
 ) -> None:
     """A broken PDF is `CorruptedFile`, a file that is not a PDF `UnsupportedFormat`: no retry."""
     job_id = await _submit(api, "protocol", {"url": _sample(sample)})
-    dead = await eventually(lambda: _reaches(api, job_id, "dead_letter"), within=60)
+    dead = await eventually(lambda: job_in(api, job_id, "dead_letter"), within=60)
     assert (dead["stage"], dead["error_reason"], dead["error_type"], dead["attempt"]) == (
         "extract",
         "Validation",
@@ -109,7 +104,7 @@ async def test_a_503_twice_then_the_file_completes(api: httpx.AsyncClient) -> No
 
     async with serving(server) as url:
         job_id = await _submit(api, "protocol", {"url": f"{url}/protocol.pdf"})
-        failing = await eventually(lambda: _reaches(api, job_id, "retrying"), within=60)
+        failing = await eventually(lambda: job_in(api, job_id, "retrying"), within=60)
         assert (failing["label"], failing["error_type"]) == ("extraction_failed", "ServiceUnavailable")
         done = await _approved(api, job_id)
     assert answers == [503, 503, 200]
@@ -129,11 +124,11 @@ async def test_extraction_classifies_its_errors(
 ) -> None:
     """Retryable errors (and unknown ones) use every retry; permanent ones dead-letter at once."""
     job_id = await _submit(api, "extraction", {"url": _sample("protocol-good.pdf"), "simulate": simulate})
-    dead = await eventually(lambda: _reaches(api, job_id, status), within=90)
+    dead = await eventually(lambda: job_in(api, job_id, status), within=90)
     assert dead["attempt"] == attempts
 
 
 async def test_extraction_reads_a_document(api: httpx.AsyncClient) -> None:
     """Without `simulate`, the stage extracts the document's text."""
     job_id = await _submit(api, "extraction", {"url": _sample("protocol-good.pdf")})
-    await eventually(lambda: _reaches(api, job_id, "complete"), within=60)
+    await eventually(lambda: job_in(api, job_id, "complete"), within=60)

@@ -16,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from redrive.jobtypes import ConfigError, JobType, JobTypeRegistry, Stage, load_job_types, stage_handlers
 from redrive.jobtypes.loading import check_handlers
-from tests.support import api_client, eventually, settings_for
+from tests.support import api_client, eventually, job_in, settings_for
 
 A = {"Authorization": "Bearer key-a"}
 INVOICE = {"customer": "ACME", "amount_cents": 1250}
@@ -31,11 +31,6 @@ async def api(
         yield http
 
 
-async def _reaches(http: httpx.AsyncClient, job_id: str, status: str) -> dict[str, Any] | None:
-    body: dict[str, Any] = (await http.get(f"/v1/jobs/{job_id}")).json()
-    return body if body["status"] == status else None
-
-
 async def _submit(http: httpx.AsyncClient, payload: dict[str, Any]) -> str:
     created = await http.post("/v1/jobs", json={"type": "invoice", "payload": payload})
     assert created.status_code == 202, created.text
@@ -48,7 +43,7 @@ async def test_an_installed_job_type_runs_end_to_end(
 ) -> None:
     """`invoice` completes, and the Temporal UI lists it under its own workflow type."""
     job_id = await _submit(api, INVOICE)
-    done = await eventually(lambda: _reaches(api, job_id, "complete"), within=60)
+    done = await eventually(lambda: job_in(api, job_id, "complete"), within=60)
     assert [(stage["name"], stage["executions"]) for stage in done["stages"]] == [
         ("charge", 1),
         ("receipt", 1),
@@ -63,7 +58,7 @@ async def test_an_installed_job_type_runs_end_to_end(
 async def test_its_permanent_error_dead_letters_after_one_attempt(api: httpx.AsyncClient) -> None:
     """A handler's own `PermanentError` subclass sends the job to the DLQ at once, named by its class."""
     job_id = await _submit(api, {**INVOICE, "card": "declined"})
-    dead = await eventually(lambda: _reaches(api, job_id, "dead_letter"), within=60)
+    dead = await eventually(lambda: job_in(api, job_id, "dead_letter"), within=60)
     assert dead["label"] == "dead_letter"  # a status the type gives no word of its own
     assert (dead["stage"], dead["error_reason"], dead["error_type"], dead["attempt"]) == (
         "charge",
@@ -78,12 +73,12 @@ async def test_it_retries_from_its_failed_stage(api: httpx.AsyncClient, tmp_path
     mail_down = tmp_path / "mail-down"
     mail_down.touch()
     job_id = await _submit(api, {**INVOICE, "mail_down_while": str(mail_down)})
-    dead = await eventually(lambda: _reaches(api, job_id, "dead_letter"), within=60)
+    dead = await eventually(lambda: job_in(api, job_id, "dead_letter"), within=60)
     assert (dead["stage"], dead["error_type"], dead["attempt"]) == ("receipt", "MailServerDown", 2)
     mail_down.unlink()
     retried = await api.post(f"/v1/jobs/{job_id}/retry")
     assert (retried.status_code, retried.json()["from_stage"]) == (200, "receipt")
-    done = await eventually(lambda: _reaches(api, job_id, "complete"), within=60)
+    done = await eventually(lambda: job_in(api, job_id, "complete"), within=60)
     assert [(stage["name"], stage["executions"]) for stage in done["stages"]] == [
         ("charge", 1),
         ("receipt", 3),
