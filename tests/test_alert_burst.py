@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from fastapi import FastAPI, Request, Response
 from sqlmodel import col, select
 from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
@@ -18,10 +20,11 @@ from redrive.activities.alerts import AlertConfig
 from redrive.activities.maintenance import MaintenanceActivities
 from redrive.contracts import MaintenanceInput
 from redrive.converter import DATA_CONVERTER
+from redrive.settings import Settings
 from redrive.store import DeadLetter, create_engine, session_factory
 from redrive.store.projection import GroupCommit
 from redrive.store.types import utcnow
-from tests.support import Mailbox, eventually, running_api, running_worker, settings_for
+from tests.support import Mailbox, eventually, running_api, running_worker, serving, settings_for
 
 A = {"Authorization": "Bearer key-a"}
 BURST = {"process": ("CorruptedFile", 50), "finish": ("UnsupportedFormat", 10)}
@@ -47,9 +50,37 @@ async def _unnotified(url: str) -> int | None:
 async def test_a_burst_of_one_failure_sends_one_email(
     dev_env: WorkflowEnvironment, database_url: str, tmp_path: Path, mailbox: Mailbox
 ) -> None:
-    """60 jobs of two fingerprints die at once on two workers: one e-mail each, then one digest each
-    counting the others."""
-    settings = settings_for(database_url, tmp_path, **mailbox.settings())
+    """60 jobs of two fingerprints die at once on two workers: one e-mail and one webhook call
+    each, then one digest each counting the others."""
+    hooks: list[dict[str, Any]] = []
+    receiver = FastAPI()
+
+    @receiver.post("/alerts")
+    async def alert(request: Request) -> Response:
+        hooks.append(await request.json())
+        return Response(status_code=204)
+
+    async with serving(receiver) as hook_url:
+        channels = mailbox.alert_settings().model_copy(update={"alert_webhook_url": f"{hook_url}/alerts"})
+        await _burst(dev_env, database_url, settings_for(database_url, tmp_path, alerts=channels))
+    assert sorted(hook["stage"] for hook in hooks) == ["finish", "process"]
+    subjects = sorted(str(message["Subject"]) for message in mailbox.messages)
+    assert [subject.split(" (job ")[0] for subject in subjects] == [
+        "[redrive] dead letter: demo/finish Validation",
+        "[redrive] dead letter: demo/process Validation",
+    ]
+
+    digests = await _send_digests(database_url, mailbox)
+    assert digests == 2
+    digest_subjects = sorted(str(message["Subject"]) for message in mailbox.messages[2:])
+    assert digest_subjects == [
+        "[redrive] digest: 49 more dead letter(s) demo/process Validation",
+        "[redrive] digest: 9 more dead letter(s) demo/finish Validation",
+    ]
+
+
+async def _burst(dev_env: WorkflowEnvironment, database_url: str, settings: Settings) -> None:
+    """Two workers and the API; every job of `BURST` submitted at once; back once all are notified."""
     # A second worker needs a client of its own (the SDK allows one worker per queue per client).
     other = await Client.connect(
         dev_env.client.service_client.config.target_host,
@@ -70,19 +101,6 @@ async def test_a_burst_of_one_failure_sends_one_email(
         answers = await asyncio.gather(*(http.post("/v1/jobs", json=body) for body in bodies))
         assert {answer.status_code for answer in answers} == {202}
         await eventually(lambda: _unnotified(database_url), within=120)
-    subjects = sorted(str(message["Subject"]) for message in mailbox.messages)
-    assert [subject.split(" (job ")[0] for subject in subjects] == [
-        "[redrive] dead letter: demo/finish Validation",
-        "[redrive] dead letter: demo/process Validation",
-    ]
-
-    digests = await _send_digests(database_url, mailbox)
-    assert digests == 2
-    digest_subjects = sorted(str(message["Subject"]) for message in mailbox.messages[2:])
-    assert digest_subjects == [
-        "[redrive] digest: 49 more dead letter(s) demo/process Validation",
-        "[redrive] digest: 9 more dead letter(s) demo/finish Validation",
-    ]
 
 
 async def _send_digests(url: str, mailbox: Mailbox) -> int:
