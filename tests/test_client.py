@@ -50,10 +50,13 @@ async def test_jobs_through_the_client(served: str) -> None:
             await redrive.cancel(job.id)
 
 
-async def test_dead_letters_through_the_client(served: str) -> None:
+async def test_dead_letters_through_the_client(served: str, tmp_path: Path) -> None:
     """List, group, show and replay dead letters, one and in bulk (a dry run counts)."""
+    breaker = tmp_path / "corrupt"
+    breaker.touch()
+    failing = {"fail": {**FAIL["fail"], "while_exists": str(breaker)}}
     async with AsyncClient(served, "key-a") as redrive:
-        dead = [await redrive.wait((await redrive.submit("demo", FAIL)).id, within=60) for _ in range(2)]
+        dead = [await redrive.wait((await redrive.submit("demo", failing)).id, within=60) for _ in range(2)]
         entries = (await redrive.dead_letters(pending=True)).items
         assert {entry.original_job_id for entry in entries} == {job.id for job in dead}
         (group,) = (await redrive.dead_letter_groups()).items
@@ -61,6 +64,7 @@ async def test_dead_letters_through_the_client(served: str) -> None:
         shown = await redrive.dead_letter(entries[0].id)
         assert [item["error_type"] for item in shown.error_history] == ["CorruptedFile"]
         assert (await redrive.replay_many(dry_run=True, fingerprint=group.fingerprint)).matched == 2
+        breaker.unlink()  # fixed: the replayed jobs complete instead of coming back to the queue
         assert (await redrive.replay(entries[0].id)).mode == "reset"
         bulk = await redrive.replay_many(type="demo")
         assert (bulk.matched, bulk.replayed) == (1, 1)
