@@ -55,6 +55,14 @@ class Settings(BaseSettings):
     database_url: str = ""
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
+    temporal_api_key: str = Field(default="", description="Temporal Cloud API key (TEMPORAL_API_KEY)")
+    temporal_tls: bool | None = Field(default=None, description="TLS to Temporal on or off (TEMPORAL_TLS)")
+    temporal_tls_server_ca_cert_path: Path | None = Field(
+        default=None, description="CA of Temporal's certificate"
+    )
+    temporal_tls_server_name: str = Field(default="", description="the name Temporal's certificate is for")
+    temporal_tls_client_cert_path: Path | None = Field(default=None, description="client certificate (mTLS)")
+    temporal_tls_client_key_path: Path | None = Field(default=None, description="client key (mTLS)")
     task_queue: str = "redrive"
     config: Path | None = Field(default=None, description="TOML file: retry overrides and job types")
     job_types: str = Field(default="", description="comma-separated module:attribute paths of JobTypes")

@@ -1,25 +1,87 @@
-"""The Temporal client every redrive process uses: one data converter (pydantic) everywhere."""
+"""The Temporal client every redrive process uses: one data converter (pydantic) everywhere, and
+one connection configuration — the SDK's own (`temporalio.envconfig`: `TEMPORAL_ADDRESS`,
+`TEMPORAL_NAMESPACE`, `TEMPORAL_API_KEY`, `TEMPORAL_TLS*`, `TEMPORAL_PROFILE` and its TOML profile
+file), with `REDRIVE_TEMPORAL_*` as aliases that win when set."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
-from typing import NoReturn
+from collections.abc import Mapping
+from typing import Any, NoReturn
 
 from temporalio.client import Client
+from temporalio.envconfig import ClientConfig
 
 from redrive.codec import data_converter
 from redrive.settings import Settings
 
+CONNECT_TIMEOUT_S = 10.0
+
+ALIASES = {
+    "temporal_address": "TEMPORAL_ADDRESS",
+    "temporal_namespace": "TEMPORAL_NAMESPACE",
+    "temporal_api_key": "TEMPORAL_API_KEY",
+    "temporal_tls": "TEMPORAL_TLS",
+    "temporal_tls_server_ca_cert_path": "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
+    "temporal_tls_server_name": "TEMPORAL_TLS_SERVER_NAME",
+    "temporal_tls_client_cert_path": "TEMPORAL_TLS_CLIENT_CERT_PATH",
+    "temporal_tls_client_key_path": "TEMPORAL_TLS_CLIENT_KEY_PATH",
+}
+"""`Settings` field (`REDRIVE_<FIELD>`) -> the SDK's variable it stands for."""
+
+
+class TemporalUnreachable(ConnectionError):
+    """Temporal could not be reached with the configured address, TLS and credentials."""
+
+
+def connect_config(settings: Settings, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """`Client.connect`'s keyword arguments: the SDK's environment and profile file, with the
+    `REDRIVE_TEMPORAL_*` settings given (and the address and namespace defaults) laid over them."""
+    env = dict(environ)
+    for field, variable in ALIASES.items():
+        value = getattr(settings, field)
+        given = field in settings.model_fields_set
+        default = field in ("temporal_address", "temporal_namespace") and variable not in env
+        if (given or default) and value not in (None, ""):
+            env[variable] = str(value).lower() if isinstance(value, bool) else str(value)
+    try:
+        config: dict[str, Any] = dict(ClientConfig.load_client_connect_config(override_env_vars=env))
+    except (OSError, ValueError, RuntimeError) as error:
+        raise TemporalUnreachable(
+            f"Temporal connection settings: {error}; check TEMPORAL_* or REDRIVE_TEMPORAL_*"
+        ) from None
+    return config
+
+
+def temporal_target(settings: Settings) -> str:
+    """The address the configuration connects to, for messages."""
+    try:
+        return str(connect_config(settings).get("target_host", settings.temporal_address))
+    except TemporalUnreachable:
+        return settings.temporal_address
+
 
 async def connect(settings: Settings) -> Client:
-    """A client for the configured server and namespace."""
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=data_converter(settings.payload_key),
-    )
+    """A client for the configured server, namespace, TLS (or mTLS) and API key; a connection that
+    fails (a wrong CA, a missing client certificate, nothing listening) is `TemporalUnreachable`
+    with the reason, within `CONNECT_TIMEOUT_S`."""
+    config = connect_config(settings)
+    target = config.pop("target_host", settings.temporal_address)
+    secured = "TLS" if config.get("tls") else "plain"
+    try:
+        return await asyncio.wait_for(
+            Client.connect(target, data_converter=data_converter(settings.payload_key), **config),
+            CONNECT_TIMEOUT_S,
+        )
+    except (RuntimeError, OSError, TimeoutError) as error:
+        reason = str(error) or type(error).__name__
+        raise TemporalUnreachable(
+            f"cannot connect to Temporal at {target} ({secured}): {reason}; check the address, the CA and "
+            "client certificate (TEMPORAL_TLS_* / REDRIVE_TEMPORAL_TLS_*) and the API key"
+        ) from None
 
 
 def exit_process(code: int) -> NoReturn:

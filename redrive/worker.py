@@ -31,7 +31,7 @@ from redrive.schedules import ensure_maintenance_schedule
 from redrive.settings import Settings
 from redrive.store import create_engine, session_factory
 from redrive.store.projection import GroupCommit
-from redrive.temporal import connect, exit_process
+from redrive.temporal import TemporalUnreachable, connect, exit_process, temporal_target
 from redrive.workflows import JobWorkflow
 from redrive.workflows.maintenance import MaintenanceWorkflow
 from redrive.workflows.superseded_run import SupersededRunWorkflow
@@ -138,7 +138,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, client: Client | N
         worker = build_worker(client, settings, deps, handlers)
         await ensure_maintenance_schedule(client, settings)
         async with worker:
-            log.info("worker polling task queue %s on %s", settings.task_queue, settings.temporal_address)
+            log.info("worker polling task queue %s on %s", settings.task_queue, temporal_target(settings))
             await stop.wait()
             log.info("stopping: draining in-flight activities")
 
@@ -154,7 +154,11 @@ async def _main() -> None:
 def main() -> None:
     """Entry point of `python worker.py` and `redrive worker`."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(_main())
+    try:
+        asyncio.run(_main())
+    except TemporalUnreachable as error:  # say why in one line: no traceback for a setting to fix
+        log.error("%s", error)
+        exit_process(3)
     exit_process(0)
 
 

@@ -16,7 +16,7 @@ from temporalio.client import Client
 from redrive.binaries import temporal_cli
 from redrive.settings import Settings
 from redrive.status import SEARCH_ATTRIBUTES
-from redrive.temporal import connect
+from redrive.temporal import TemporalUnreachable, connect
 
 RETENTION = timedelta(days=30)
 SQLITE_PRAGMAS = ("--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal")
@@ -69,7 +69,7 @@ async def connect_when_ready(settings: Settings, process: subprocess.Popen[bytes
             raise RuntimeError(f"temporal dev server exited; see {settings.home / 'temporal.log'}")
         try:
             return await connect(settings)
-        except RuntimeError:
+        except TemporalUnreachable:
             if asyncio.get_running_loop().time() > deadline:
                 raise
         await asyncio.sleep(0.25)

@@ -22,7 +22,7 @@ from redrive.settings import Settings
 from redrive.status import SEARCH_ATTRIBUTES
 from redrive.store import create_engine
 from redrive.store.migrate import alembic_config
-from redrive.temporal import connect
+from redrive.temporal import TemporalUnreachable, connect, connect_config, temporal_target
 
 CONNECT_TIMEOUT_S = 5.0
 
@@ -41,12 +41,15 @@ async def diagnose(settings: Settings) -> list[Finding]:
     findings = [await _database(settings), _smtp(settings)]
     try:
         client = await asyncio.wait_for(connect(settings), CONNECT_TIMEOUT_S)
+    except TemporalUnreachable as error:  # it says where, how and what to check
+        return [Finding("fail", "temporal", str(error)), *findings]
     except Exception as error:  # any failure to connect is the finding itself
-        where = settings.temporal_address
-        message = f"cannot connect to {where}: {error}; start Temporal or set REDRIVE_TEMPORAL_ADDRESS"
+        where = temporal_target(settings)
+        message = f"cannot connect to {where}: {error}; start Temporal or set TEMPORAL_ADDRESS"
         return [Finding("fail", "temporal", message), *findings]
     checks: list[Callable[[Client, Settings], Awaitable[Finding]]] = [_retention, _search_attributes]
-    temporal = [Finding("ok", "temporal", f"connected to {settings.temporal_address}")]
+    secured = " (TLS)" if connect_config(settings).get("tls") else ""
+    temporal = [Finding("ok", "temporal", f"connected to {temporal_target(settings)}{secured}")]
     temporal += [await check(client, settings) for check in checks]
     return [*temporal, *findings]
 
