@@ -40,7 +40,7 @@ class StageContext:
             "job_type": self.job_type,
             "stage": self.stage,
             "attempt": self.attempt,
-            "tenant_id": self.tenant_id,
+            "tenant": self.tenant_id,
         }
         return logging.LoggerAdapter(log, extra)
 

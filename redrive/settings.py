@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -74,6 +75,9 @@ class Settings(BaseSettings):
     ui_url: str = ""
     api_keys: str = Field(default="", description="comma-separated key:tenant pairs")
     graceful_shutdown_seconds: float = 10.0
+    log_format: Literal["json", "text"] | None = Field(
+        default=None, description="json or text; default json for worker and api, text for redrive dev"
+    )
     payload_key: str = Field(default="", description="32-byte URL-safe base64 key: encrypt Temporal payloads")
     max_body_bytes: int = Field(default=256 * 1024, gt=0, description="larger request bodies get 413")
     archive_after: Duration = Field(default=timedelta(days=7), description="dead letters older are archived")

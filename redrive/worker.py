@@ -27,6 +27,7 @@ from redrive.activities.alerts import AlertConfig
 from redrive.activities.notifications import warn_if_off
 from redrive.context import Handler
 from redrive.jobtypes import JobTypeRegistry, load_job_types, stage_handlers
+from redrive.logs import configure_logging
 from redrive.schedules import ensure_maintenance_schedule
 from redrive.settings import Settings
 from redrive.store import create_engine, session_factory
@@ -153,7 +154,7 @@ async def _main() -> None:
 
 def main() -> None:
     """Entry point of `python worker.py` and `redrive worker`."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(Settings().log_format or "json")
     try:
         asyncio.run(_main())
     except TemporalUnreachable as error:  # say why in one line: no traceback for a setting to fix

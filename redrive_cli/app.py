@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, TypeVar
@@ -11,6 +10,7 @@ from typing import Annotated, TypeVar
 import typer
 
 from redrive.jobtypes import ConfigError, load_job_types
+from redrive.logs import configure_logging
 from redrive.settings import Settings
 from redrive.store.api_keys import ApiKeyRepository
 from redrive.store.types import utcnow
@@ -37,8 +37,9 @@ def dev() -> None:
     from redrive.temporal import exit_process
     from redrive_cli.dev import run_dev  # the assembly imports api and the worker only when asked to
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(run_dev(_settings()))
+    settings = _settings()
+    configure_logging(settings.log_format or "text")
+    asyncio.run(run_dev(settings))
     exit_process(0)
 
 
@@ -60,7 +61,8 @@ def api() -> None:
     from redrive.temporal import exit_process
 
     settings = _settings()
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port)
+    configure_logging(settings.log_format or "json")
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None)
     exit_process(0)
 
 

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
 from typing import Any
 
 from temporalio import activity
 
 from redrive.activities.deps import ActivityDeps
 from redrive.contracts import RECORD_DEAD_LETTER, DeadLetterInput, DeadLetterResult
+from redrive.logs import job_fields
 from redrive.status import JobStatus
 from redrive.store.dead_letters import DeadLetterRepository
 from redrive.store.jobs import JobRepository
 from redrive.store.models import DeadLetter, Job, StageFailure
 from redrive.store.projection import ProjectionWrites
+
+log = logging.getLogger(__name__)
 
 
 class DeadLetterActivities:
@@ -65,6 +70,25 @@ async def store_dead_letter(deps: ActivityDeps, entry: DeadLetterInput) -> DeadL
             error_reason=entry.error_reason.value,
             error_type=entry.error_type,
             error_message=entry.error_message,
+        )
+    if abs(stored.dlq_at - now) < timedelta(milliseconds=1):  # stored now, not by an earlier try
+        log.error(
+            "job %s dead-lettered in stage %s: %s after %d attempt(s): %s: %s (fingerprint %s)",
+            entry.job_id,
+            entry.stage,
+            entry.error_reason.value,
+            entry.attempts,
+            entry.error_type,
+            entry.error_message,
+            stored.fingerprint,
+            extra=job_fields(
+                job_id=entry.job_id,
+                run_id=entry.run_id,
+                job_type=entry.job_type,
+                stage=entry.stage,
+                attempt=entry.attempts,
+                tenant=entry.tenant_id,
+            ),
         )
     return DeadLetterResult(dead_letter_id=str(stored.id), dlq_at=stored.dlq_at)
 

@@ -11,12 +11,13 @@ from datetime import datetime
 from typing import Any
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from redrive.activities.deps import ActivityDeps
 from redrive.context import Handler, StageContext
 from redrive.contracts import StageInput, StageResult
 from redrive.errors import error_type_name, is_permanent, retry_after_hint
+from redrive.logs import job_fields
 from redrive.retry_policy import next_delay
 from redrive.status import JobStatus
 from redrive.store import projection
@@ -93,6 +94,8 @@ class StageActivities:
         if stage_input.last:  # saves the workflow a local activity (an extra activation and marker) per job
             rows += projection.status_changed(job_id, run_id, JobStatus.COMPLETE, now, stage)
         await self.deps.projection.write(rows)
+        if stage_input.last:
+            log.info("job %s complete", job_id, extra=_fields(stage_input, run_id, activity.info().attempt))
 
     async def _failure(self, stage_input: StageInput, run_id: str, error: Exception) -> ApplicationError:
         """Classify `error`, record the attempt, and build the error Temporal acts on."""
@@ -120,12 +123,31 @@ class StageActivities:
             next_retry_at=failed_at + delay if will_retry else None,
         )
         await _best_effort("failure", self._record_failure(failure, will_retry))
+        then = (
+            f"retry in {delay.total_seconds():.1f} s"
+            if will_retry
+            else "no retry left"
+            if not permanent
+            else "permanent"
+        )
+        log.warning(
+            "stage %s failed on attempt %d of %d (%s): %s: %s",
+            failure.stage,
+            info.attempt,
+            declaration.max_attempts,
+            then,
+            name,
+            message,
+            extra=_fields(stage_input, run_id, info.attempt),
+        )
         return ApplicationError(
             message,
             {"attempt": info.attempt, "max_attempts": declaration.max_attempts},
             type=name,
             non_retryable=permanent,
             next_retry_delay=delay if will_retry else None,
+            # Expected: the line above says it once; the SDK then logs it at DEBUG, without a traceback.
+            category=ApplicationErrorCategory.BENIGN,
         )
 
     async def _record_failure(self, failure: StageFailure, will_retry: bool) -> None:
@@ -175,6 +197,17 @@ class _DeferredStart:
         """Write the start now if the timer has not (a failure's record needs the stage's row)."""
         if rows := await self.settle():
             await self._writer.write(rows)
+
+
+def _fields(stage_input: StageInput, run_id: str, attempt: int) -> dict[str, object]:
+    return job_fields(
+        job_id=stage_input.job_id,
+        run_id=run_id,
+        job_type=stage_input.job_type,
+        stage=stage_input.stage.name,
+        attempt=attempt,
+        tenant=stage_input.tenant_id,
+    )
 
 
 def _run_id(info: activity.Info) -> str:
