@@ -128,6 +128,7 @@ async def stage_costs(home: Path, jobs: int) -> Costs:
             await environment.run(bare_stage, stage)
 
     costs = {"3 bare activities": await cpu_ms_per_job(jobs, bare)}
+    handlers = stage_handlers(load_job_types())  # resolved once, as the worker does at start-up
     async with redrive_worker.activity_deps(settings_for(database, home)) as deps:
         stages = StageActivities(deps)
 
@@ -144,9 +145,7 @@ async def stage_costs(home: Path, jobs: int) -> Costs:
                     outputs=dict(outputs),
                     last=position == len(DEMO.stages) - 1,
                 )
-                result = await environment.run(
-                    stages.run, stage_handlers(load_job_types())[spec.activity], stage_input
-                )
+                result = await environment.run(stages.run, handlers[spec.activity], stage_input)
                 outputs[spec.name] = result.output
 
         costs["3 redrive stages"] = await cpu_ms_per_job(jobs, ours)

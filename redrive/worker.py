@@ -10,6 +10,7 @@ import contextlib
 import logging
 import pkgutil
 import signal
+import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -74,6 +75,10 @@ def precompile_workflows(package: ModuleType = workflows) -> None:
     """
     with contextlib.suppress(OSError):  # a read-only install simply keeps compiling
         compileall.compile_dir(package.__path__[0], quiet=2)
+        parent = package.__name__.rpartition(".")[0]
+        while parent:  # the packages above it are imported anew with it (`redrive` for ours)
+            compileall.compile_file(str(sys.modules[parent].__file__), quiet=2)
+            parent = parent.rpartition(".")[0]
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
