@@ -80,6 +80,7 @@ class StatusInput:
     run_id: str
     status: JobStatus
     stage: str | None = None
+    job_type: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     ui_url: str = ""
     api_keys: str = Field(default="", description="comma-separated key:tenant pairs")
     graceful_shutdown_seconds: float = 10.0
+    metrics_port: int | None = Field(default=None, description="the worker serves Prometheus metrics here")
     log_format: Literal["json", "text"] | None = Field(
         default=None, description="json or text; default json for worker and api, text for redrive dev"
     )

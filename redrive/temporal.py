@@ -6,6 +6,7 @@ file), with `REDRIVE_TEMPORAL_*` as aliases that win when set."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import sys
@@ -14,6 +15,7 @@ from typing import Any, NoReturn
 
 from temporalio.client import Client
 from temporalio.envconfig import ClientConfig
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from redrive.codec import data_converter
 from redrive.settings import Settings
@@ -64,11 +66,26 @@ def temporal_target(settings: Settings) -> str:
         return settings.temporal_address
 
 
-async def connect(settings: Settings) -> Client:
-    """A client for the configured server, namespace, TLS (or mTLS) and API key; a connection that
-    fails (a wrong CA, a missing client certificate, nothing listening) is `TemporalUnreachable`
-    with the reason, within `CONNECT_TIMEOUT_S`."""
+@functools.cache
+def metrics_runtime(port: int) -> Runtime:
+    """The process's one SDK runtime that serves Prometheus metrics on `port` (all interfaces)."""
+    prometheus = PrometheusConfig(
+        bind_address=f"0.0.0.0:{port}",
+        counters_total_suffix=True,
+        unit_suffix=True,
+        durations_as_seconds=True,
+    )
+    return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
+
+
+async def connect(settings: Settings, *, serve_metrics: bool = False) -> Client:
+    """A client for the configured server, namespace, TLS (or mTLS) and API key; with
+    `serve_metrics` and `REDRIVE_METRICS_PORT`, its runtime serves the SDK's and redrive's worker
+    metrics there. A connection that fails (a wrong CA, a missing client certificate, nothing
+    listening) is `TemporalUnreachable` with the reason, within `CONNECT_TIMEOUT_S`."""
     config = connect_config(settings)
+    if serve_metrics and settings.metrics_port:
+        config["runtime"] = metrics_runtime(settings.metrics_port)
     target = config.pop("target_host", settings.temporal_address)
     secured = "TLS" if config.get("tls") else "plain"
     try:

@@ -18,6 +18,8 @@ from types import ModuleType
 
 import httpx
 from temporalio.client import Client
+from temporalio.common import MetricMeter
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -29,6 +31,7 @@ from redrive.activities.notifications import warn_if_off
 from redrive.context import Handler
 from redrive.jobtypes import JobTypeRegistry, load_job_types, stage_handlers
 from redrive.logs import configure_logging
+from redrive.metrics import WorkerMetrics
 from redrive.schedules import ensure_maintenance_schedule
 from redrive.settings import Settings
 from redrive.store import create_engine, session_factory
@@ -127,8 +130,14 @@ async def activity_deps(settings: Settings, client: Client | None = None) -> Asy
         ):
             alerts = AlertConfig.from_settings(settings)
             warn_if_off(alerts)
+            runtime = (client.service_client.config.runtime or Runtime.default()) if client else None
             yield ActivityDeps(
-                sessions=sessions, projection=projection, http=http, alerts=alerts, temporal=client
+                sessions=sessions,
+                projection=projection,
+                http=http,
+                alerts=alerts,
+                temporal=client,
+                metrics=WorkerMetrics(runtime.metric_meter if runtime else MetricMeter.noop),
             )
     finally:
         await engine.dispose()
@@ -139,7 +148,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, client: Client | N
     registry = load_job_types(settings.job_types, settings.config)
     handlers = stage_handlers(registry, settings.task_queue, settings.served_job_types())
     warn_missing_handlers(registry, handlers, settings.task_queue)
-    client = client or await connect(settings)
+    client = client or await connect(settings, serve_metrics=True)
     async with activity_deps(settings, client) as deps:
         worker = build_worker(client, settings, deps, handlers)
         await ensure_maintenance_schedule(client, settings)

@@ -72,6 +72,7 @@ async def store_dead_letter(deps: ActivityDeps, entry: DeadLetterInput) -> DeadL
             error_message=entry.error_message,
         )
     if abs(stored.dlq_at - now) < timedelta(milliseconds=1):  # stored now, not by an earlier try
+        deps.metrics.dead_lettered.add(1, {"job_type": entry.job_type, "reason": entry.error_reason.value})
         log.error(
             "job %s dead-lettered in stage %s: %s after %d attempt(s): %s: %s (fingerprint %s)",
             entry.job_id,

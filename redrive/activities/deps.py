@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
 from redrive.activities.alerts.config import AlertConfig
+from redrive.metrics import WorkerMetrics
 from redrive.store.projection import GroupCommit
 from redrive.store.types import utcnow
 
@@ -28,6 +29,8 @@ class ActivityDeps:
     alerts: AlertConfig = field(default_factory=AlertConfig)
     temporal: Client | None = None
     """For maintenance and clean-up, which list, read and delete runs."""
+    metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
+    """Where stage, job and alert counts go (the SDK's meter: served on the worker's metrics port)."""
     now: Callable[[], datetime] = utcnow
     unit_random: Callable[[], float] = field(default=random.random)
 

@@ -65,6 +65,7 @@ async def announce(deps: ActivityDeps, entry_id: uuid.UUID, last_try: bool = Tru
         )
         if not claim.send:
             await DeadLetterRepository(session).mark_notified(entry_id, now)
+            deps.metrics.alerts.add(1, {"outcome": "counted"})
             return "counted"
     try:
         await deliver(deps.http, alert_for(entry, claim.digest), config)
@@ -73,9 +74,11 @@ async def announce(deps: ActivityDeps, entry_id: uuid.UUID, last_try: bool = Tru
             await AlertWindowRepository(session).release(entry.fingerprint, claim, count_it=last_try)
             if last_try:
                 await DeadLetterRepository(session).mark_notified(entry_id, now)
+        deps.metrics.alerts.add(1, {"outcome": "failed"})
         raise
     async with deps.sessions() as session, session.begin():
         await DeadLetterRepository(session).mark_notified(entry_id, now)
+    deps.metrics.alerts.add(1, {"outcome": "sent"})
     return "sent"
 
 

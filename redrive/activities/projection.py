@@ -6,11 +6,17 @@ workflow task completion), which keeps the projection's cost off the throughput.
 
 from __future__ import annotations
 
+import logging
+
 from temporalio import activity
 
 from redrive.activities.deps import ActivityDeps
 from redrive.contracts import RECORD_STATUS, StatusInput
+from redrive.logs import job_fields
+from redrive.status import JobStatus
 from redrive.store.projection import status_changed
+
+log = logging.getLogger(__name__)
 
 
 class ProjectionActivities:
@@ -26,3 +32,15 @@ class ProjectionActivities:
         await self.deps.projection.write(
             status_changed(change.job_id, change.run_id, change.status, now, change.stage)
         )
+        if change.status == JobStatus.COMPLETE:  # the last stage could not project it (or was a review)
+            log.info(
+                "job %s complete",
+                change.job_id,
+                extra=job_fields(
+                    job_id=change.job_id,
+                    run_id=change.run_id,
+                    job_type=change.job_type or None,
+                    stage=change.stage,
+                ),
+            )
+            self.deps.metrics.completed.add(1, {"job_type": change.job_type})

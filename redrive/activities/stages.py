@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -63,16 +64,25 @@ class StageActivities:
             payload=stage_input.payload,
             outputs=stage_input.outputs,
             http=self.deps.http,
+            tenant_id=stage_input.tenant_id,
         )
+        began = time.monotonic()
         try:
             output = await handler(context)
         except Exception as error:
+            self._measure(stage_input, began, "failed")
             await _best_effort("start", start.settled_write())
             raise await self._failure(stage_input, run_id, error) from error
         finally:
             start.stop_timer()
+        self._measure(stage_input, began, "success")
         projected = await _best_effort("finish", self._finished(stage_input, run_id, start))
         return StageResult(output=output, projected_complete=projected and stage_input.last)
+
+    def _measure(self, stage_input: StageInput, began: float, outcome: str) -> None:
+        labels = {"job_type": stage_input.job_type, "stage": stage_input.stage.name}
+        self.deps.metrics.attempts.add(1, {**labels, "outcome": outcome})
+        self.deps.metrics.duration.record(time.monotonic() - began, labels)
 
     def _start(self, stage_input: StageInput, attempt: int, run_id: str) -> StageStart:
         return StageStart(
@@ -96,6 +106,7 @@ class StageActivities:
         await self.deps.projection.write(rows)
         if stage_input.last:
             log.info("job %s complete", job_id, extra=_fields(stage_input, run_id, activity.info().attempt))
+            self.deps.metrics.completed.add(1, {"job_type": stage_input.job_type})
 
     async def _failure(self, stage_input: StageInput, run_id: str, error: Exception) -> ApplicationError:
         """Classify `error`, record the attempt, and build the error Temporal acts on."""
@@ -123,6 +134,8 @@ class StageActivities:
             next_retry_at=failed_at + delay if will_retry else None,
         )
         await _best_effort("failure", self._record_failure(failure, will_retry))
+        labels = {"job_type": stage_input.job_type, "stage": failure.stage, "error_type": name}
+        self.deps.metrics.failures.add(1, labels)
         then = (
             f"retry in {delay.total_seconds():.1f} s"
             if will_retry

@@ -11,7 +11,7 @@ from temporalio.client import Client
 
 from redrive.api.body_limit import BodyLimit
 from redrive.api.problems import install_problem_handlers
-from redrive.api.routers import codec, dead_letters, health, jobs
+from redrive.api.routers import codec, dead_letters, health, jobs, metrics
 from redrive.api.state import AppState
 from redrive.codec import data_converter
 from redrive.jobtypes import load_job_types
@@ -55,6 +55,6 @@ def create_app(settings: Settings, temporal: Client | None = None) -> FastAPI:
         allow_headers=["Authorization", "Content-Type", "X-Namespace"],
         allow_credentials=True,
     )
-    for router in (jobs.router, dead_letters.router, codec.router, health.router):
+    for router in (jobs.router, dead_letters.router, codec.router, health.router, metrics.router):
         app.include_router(router)
     return app

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from temporalio.converter import PayloadCodec
 
+from redrive.metrics import ApiMetrics
 from redrive.operations import Services
 from redrive.settings import StaticKey
 
@@ -17,3 +18,4 @@ class AppState(Services):
 
     static_keys: dict[str, StaticKey]
     codec: PayloadCodec | None = None
+    metrics: ApiMetrics = field(default_factory=ApiMetrics)

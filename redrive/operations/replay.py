@@ -44,6 +44,7 @@ class ReplayItem:
     outcome: Literal["reset", "resubmitted", "skipped", "failed"]
     run_id: str | None = None
     detail: str | None = None
+    job_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -120,10 +121,12 @@ async def _item(services: Services, actor: Actor, entry: DeadLetter, order: Retr
     try:
         done = await _replay(services, actor, entry, order)
     except (NotFound, Conflict) as refused:  # nothing to do for this entry: say why
-        return ReplayItem(entry.id, entry.original_job_id, "skipped", detail=refused.detail)
+        return ReplayItem(
+            entry.id, entry.original_job_id, "skipped", detail=refused.detail, job_type=entry.type
+        )
     except OperationError as error:
-        return ReplayItem(entry.id, entry.original_job_id, "failed", detail=error.detail)
+        return ReplayItem(entry.id, entry.original_job_id, "failed", detail=error.detail, job_type=entry.type)
     except Exception as error:  # one entry's trouble must not abort the others; report it instead
         detail = f"{type(error).__name__}: {error}"[:500]
-        return ReplayItem(entry.id, entry.original_job_id, "failed", detail=detail)
-    return ReplayItem(entry.id, entry.original_job_id, done.mode, run_id=done.run_id)
+        return ReplayItem(entry.id, entry.original_job_id, "failed", detail=detail, job_type=entry.type)
+    return ReplayItem(entry.id, entry.original_job_id, done.mode, run_id=done.run_id, job_type=entry.type)

@@ -56,6 +56,7 @@ class RetryOutcome:
     dead_letter_id: uuid.UUID | None
     reason: str | None
     retried_by: str
+    job_type: str = ""
 
 
 async def reset_point(client: Client, job_id: str, run_id: str, stage: str) -> int | None:
@@ -127,6 +128,7 @@ async def retry_job(
         dead_letter_id=entry.id if entry else None,
         reason=order.reason,
         retried_by=actor.identity,
+        job_type=job.type,
     )
 
 

@@ -226,6 +226,19 @@ class DeadLetterRepository:
         )
         return int(getattr(result, "rowcount", 0))
 
+    async def pending_counts(self) -> list[tuple[str, str, int]]:
+        """(job type, reason, count) of entries not replayed yet, every tenant: served by the
+        pending-by-type index, so a metrics scrape can afford it."""
+        await scope_to(self.session, ALL_TENANTS)
+        d = DeadLetter
+        query = (
+            sa.select(col(d.type), col(d.error_reason), sa.func.count())
+            .where(col(d.replayed_at).is_(None))
+            .group_by(col(d.type), col(d.error_reason))
+        )
+        rows = (await (await self.session.connection()).execute(query)).all()
+        return [(str(job_type), str(reason), int(count)) for job_type, reason, count in rows]
+
     async def known_runs(self, run_ids: Sequence[str]) -> set[str]:
         """Which of `run_ids` already have an entry (any tenant)."""
         await scope_to(self.session, ALL_TENANTS)

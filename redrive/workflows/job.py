@@ -248,7 +248,13 @@ class JobWorkflow:
     async def _project(self, job: JobInput, status: JobStatus) -> None:
         await workflow.execute_local_activity(
             RECORD_STATUS,
-            StatusInput(job_id=job.job_id, run_id=workflow.info().run_id, status=status, stage=self._stage),
+            StatusInput(
+                job_id=job.job_id,
+                run_id=workflow.info().run_id,
+                status=status,
+                stage=self._stage,
+                job_type=job.job_type,
+            ),
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
             retry_policy=BOOKKEEPING_RETRY,
         )

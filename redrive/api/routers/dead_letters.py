@@ -96,6 +96,9 @@ async def bulk_replay(body: BulkReplayRequest, state: StateDep, caller: OperateD
     )
     order = BulkReplayOrder(where, body.max, body.rate, body.reason, body.force, body.dry_run)
     done = await replay_many(state, caller.actor, order)
+    for item in done.results:
+        if item.outcome in ("reset", "resubmitted"):
+            state.metrics.replays.labels(item.job_type, item.outcome).inc()
     archive = ArchiveRule.after(state.settings.archive_after)
     return BulkReplayPublic(
         dry_run=done.dry_run,
@@ -134,6 +137,7 @@ async def replay(
     request = body or ReplayRequest()
     order = RetryOrder(request.from_stage, request.reason, request.force, action="replay")
     outcome = await replay_one(state, caller.actor, entry_id, order)
+    state.metrics.replays.labels(outcome.job_type, outcome.mode).inc()
     return RetryPublic.model_validate(outcome, from_attributes=True)
 
 

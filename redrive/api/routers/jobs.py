@@ -61,7 +61,9 @@ async def create_job(
         body = body.model_copy(update={"idempotency_key": idempotency_key})
     order = NewJob(body.type, body.payload, body.idempotency_key)
     job, created = await submit(state, caller.tenant, order)
-    if not created:
+    if created:
+        state.metrics.submitted.labels(job.type).inc()
+    else:
         response.status_code = 200
     return job_view(state, job)
 
@@ -128,6 +130,7 @@ async def retry_job(
     request = body or RetryRequest()
     order = RetryOrder(request.from_stage, request.reason, request.force)
     outcome = await retry(state, caller.actor, job_id, order)
+    state.metrics.replays.labels(outcome.job_type, outcome.mode).inc()
     return RetryPublic.model_validate(outcome, from_attributes=True)
 
 

@@ -1,0 +1,139 @@
+"""Prometheus metrics, read over HTTP from a real API and a real `python worker.py`: the counters and
+the pending gauge move by the right amounts as jobs complete, retry, dead-letter and are replayed;
+both outputs and the shipped alert rules pass `promtool`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from temporalio.testing import WorkflowEnvironment
+
+from tests.support import api_client, eventually, job_in, running_api, settings_for
+
+ROOT = Path(__file__).parent.parent
+A = {"Authorization": "Bearer key-a"}
+QUICK = '[job_types.demo]\ninitial_interval = "1s"\nbackoff_coefficient = 1\nmax_retries = 1\n'
+
+
+def _samples(text: str, name: str) -> dict[frozenset[tuple[str, str]], float]:
+    """The samples called `name`, by their labels."""
+    return {
+        frozenset(sample.labels.items()): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    }
+
+
+def _value(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples called `name` whose labels include `labels`."""
+    wanted = set(labels.items())
+    return sum(value for key, value in _samples(text, name).items() if wanted <= key)
+
+
+def _promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("promtool")
+    if binary is None:
+        pytest.fail("promtool is not installed; scripts/test installs it (apt-get install prometheus)")
+    return subprocess.run(
+        [binary, *args], input=stdin, capture_output=True, text=True, check=False, timeout=30
+    )
+
+
+def test_the_alert_rules_are_valid() -> None:
+    """`promtool check rules` accepts deploy/prometheus/alerts.yaml."""
+    checked = _promtool("check", "rules", str(ROOT / "deploy" / "prometheus" / "alerts.yaml"))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+async def test_the_api_counts_submissions_replays_and_pending_dead_letters(
+    dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
+) -> None:
+    """Two jobs submitted (a repeat by key not counted), one dead: the pending gauge reads 1 until
+    the replay, which the replay counter counts; `promtool check metrics` accepts the output."""
+    async with api_client(dev_env.client, settings_for(sqlite_url, tmp_path), A) as http:
+        ok = (await http.post("/v1/jobs", json={"type": "demo", "idempotency_key": "m-1"})).json()["id"]
+        await http.post("/v1/jobs", json={"type": "demo", "idempotency_key": "m-1"})
+        failing = {"fail": {"stage": "process", "error": "CorruptedFile"}}
+        dead = (await http.post("/v1/jobs", json={"type": "demo", "payload": failing})).json()["id"]
+        await eventually(lambda: job_in(http, ok, "complete"), within=60)
+        await eventually(lambda: job_in(http, dead, "dead_letter"), within=60)
+        async with httpx.AsyncClient(base_url=http.base_url) as anonymous:  # no key needed
+            before = (await anonymous.get("/metrics")).text
+        assert _value(before, "redrive_jobs_submitted_total", job_type="demo") == 2
+        assert _value(before, "redrive_dead_letters_pending", job_type="demo", reason="Validation") == 1
+        assert (await http.post(f"/v1/jobs/{dead}/retry")).status_code == 200
+        after = (await http.get("/metrics")).text
+    assert _value(after, "redrive_replays_total", job_type="demo", mode="reset") == 1
+    assert _value(after, "redrive_dead_letters_pending", job_type="demo") == 0
+    checked = _promtool("check", "metrics", stdin=after)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.mark.timeout(120)
+async def test_a_worker_serves_its_metrics_and_the_sdks(
+    dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
+) -> None:
+    """On REDRIVE_METRICS_PORT: one job completed, one failing twice then dead-lettered, counted by
+    stage, outcome, error type and reason, beside the SDK's own series; promtool accepts it."""
+    config = tmp_path / "redrive.toml"
+    config.write_text(QUICK)
+    settings = settings_for(sqlite_url, tmp_path, config=config)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "REDRIVE_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+        "REDRIVE_DATABASE_URL": sqlite_url,
+        "REDRIVE_TASK_QUEUE": settings.task_queue,
+        "REDRIVE_CONFIG": str(config),
+        "REDRIVE_METRICS_PORT": str(port),
+    }
+    worker = await asyncio.create_subprocess_exec(sys.executable, str(ROOT / "worker.py"), env=env)
+    try:
+        async with (
+            running_api(settings, dev_env.client) as url,
+            httpx.AsyncClient(base_url=url, headers=A) as http,
+        ):
+            failing = {"fail": {"stage": "process", "error": "ServiceUnavailable"}}
+            dead = (await http.post("/v1/jobs", json={"type": "demo", "payload": failing})).json()["id"]
+            done = (await http.post("/v1/jobs", json={"type": "demo", "payload": {}})).json()["id"]
+            await eventually(lambda: job_in(http, done, "complete"), within=60)
+            await eventually(lambda: job_in(http, dead, "dead_letter"), within=60)
+        async with httpx.AsyncClient() as scraper:
+            text = (await scraper.get(f"http://127.0.0.1:{port}/metrics")).text
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(worker.wait(), timeout=60)
+    assert _value(text, "redrive_jobs_completed_total", job_type="demo") == 1
+    assert _value(text, "redrive_jobs_dead_lettered_total", job_type="demo", reason="MaxRetries") == 1
+    failures = _value(text, "redrive_stage_failures_total", stage="process", error_type="ServiceUnavailable")
+    assert failures == 2
+    assert _value(text, "redrive_stage_attempts_total", stage="process", outcome="failed") == 2
+    assert _value(text, "redrive_stage_attempts_total", stage="finish", outcome="success") == 1
+    assert _value(text, "redrive_stage_duration_seconds_count", stage="prepare") == 2
+    assert _samples(text, "temporal_worker_task_slots_available"), "the SDK's own metrics are served too"
+    rules = (ROOT / "deploy" / "prometheus" / "alerts.yaml").read_text()
+    used = set(re.findall(r"\b(?:redrive|temporal)_[a-z_]+", rules)) - {
+        "redrive_dead_letters_pending"
+    }  # API's
+    assert {name for name in used if name not in text} == set(), "the alert rules name series that exist"
+    checked = _promtool("check", "metrics", stdin=text)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
