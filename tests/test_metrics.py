@@ -19,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from temporalio.testing import WorkflowEnvironment
 
-from tests.support import api_client, eventually, job_in, running_api, settings_for
+from tests.support import Mailbox, api_client, eventually, job_in, running_api, settings_for
 
 ROOT = Path(__file__).parent.parent
 A = {"Authorization": "Bearer key-a"}
@@ -76,7 +76,9 @@ async def test_the_api_counts_submissions_replays_and_pending_dead_letters(
     async with api_client(dev_env.client, settings_for(sqlite_url, tmp_path), A) as http:
         ok = (await http.post("/v1/jobs", json={"type": "demo", "idempotency_key": "m-1"})).json()["id"]
         await http.post("/v1/jobs", json={"type": "demo", "idempotency_key": "m-1"})
-        failing = {"fail": {"stage": "process", "error": "CorruptedFile"}}
+        breaker = tmp_path / "corrupt"
+        breaker.touch()
+        failing = {"fail": {"stage": "process", "error": "CorruptedFile", "while_exists": str(breaker)}}
         dead = (await http.post("/v1/jobs", json={"type": "demo", "payload": failing})).json()["id"]
         await eventually(lambda: job_in(http, ok, "complete"), within=60)
         await eventually(lambda: job_in(http, dead, "dead_letter"), within=60)
@@ -84,6 +86,7 @@ async def test_the_api_counts_submissions_replays_and_pending_dead_letters(
             before = (await anonymous.get("/metrics")).text
         assert _value(before, "redrive_jobs_submitted_total", job_type="demo") == 2
         assert _value(before, "redrive_dead_letters_pending", job_type="demo", reason="Validation") == 1
+        breaker.unlink()  # fixed, so the retried job does not die again before the scrape
         assert (await http.post(f"/v1/jobs/{dead}/retry")).status_code == 200
         after = (await http.get("/metrics")).text
     assert _value(after, "redrive_replays_total", job_type="demo", mode="reset") == 1
@@ -91,6 +94,10 @@ async def test_the_api_counts_submissions_replays_and_pending_dead_letters(
     assert {name for name in _used() & API_SERIES if name not in after} == set()
     checked = _promtool("check", "metrics", stdin=after)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+async def _mailed(mailbox: Mailbox) -> bool:
+    return bool(mailbox.messages)
 
 
 def _free_port() -> int:
@@ -102,7 +109,7 @@ def _free_port() -> int:
 
 @pytest.mark.timeout(120)
 async def test_a_worker_serves_its_metrics_and_the_sdks(
-    dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
+    dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path, mailbox: Mailbox
 ) -> None:
     """On REDRIVE_METRICS_PORT: one job completed, one failing twice then dead-lettered, counted by
     stage, outcome, error type and reason, beside the SDK's own series; promtool accepts it."""
@@ -117,6 +124,9 @@ async def test_a_worker_serves_its_metrics_and_the_sdks(
         "REDRIVE_TASK_QUEUE": settings.task_queue,
         "REDRIVE_CONFIG": str(config),
         "REDRIVE_METRICS_PORT": str(port),
+        "REDRIVE_SMTP_HOST": mailbox.host,
+        "REDRIVE_SMTP_PORT": str(mailbox.port),
+        "REDRIVE_ALERT_EMAILS": "ops@example.com",
     }
     worker = await asyncio.create_subprocess_exec(sys.executable, str(ROOT / "worker.py"), env=env)
     try:
@@ -129,6 +139,7 @@ async def test_a_worker_serves_its_metrics_and_the_sdks(
             done = (await http.post("/v1/jobs", json={"type": "demo", "payload": {}})).json()["id"]
             await eventually(lambda: job_in(http, done, "complete"), within=60)
             await eventually(lambda: job_in(http, dead, "dead_letter"), within=60)
+            await eventually(lambda: _mailed(mailbox), within=60)  # the alert comes after the dead letter
         async with httpx.AsyncClient() as scraper:
             text = (await scraper.get(f"http://127.0.0.1:{port}/metrics")).text
     finally:
@@ -141,6 +152,7 @@ async def test_a_worker_serves_its_metrics_and_the_sdks(
     assert _value(text, "redrive_stage_attempts_total", stage="process", outcome="failed") == 2
     assert _value(text, "redrive_stage_attempts_total", stage="finish", outcome="success") == 1
     assert _value(text, "redrive_stage_duration_seconds_count", stage="prepare") == 2
+    assert _value(text, "redrive_alerts_total", outcome="sent") == 1
     assert _samples(text, "temporal_worker_task_slots_available"), "the SDK's own metrics are served too"
     missing = {name for name in _used() - API_SERIES if name not in text}
     assert missing == set(), "the rules and the dashboard name series that exist"
