@@ -47,6 +47,8 @@ def connect_config(settings: Settings, environ: Mapping[str, str] = os.environ) 
         value = getattr(settings, field)
         given = field in settings.model_fields_set
         default = field in ("temporal_address", "temporal_namespace") and variable not in env
+        if field == "temporal_address" and not given:
+            value = f"localhost:{settings.temporal_port}"  # where `redrive dev` runs its server
         if (given or default) and value not in (None, ""):
             env[variable] = str(value).lower() if isinstance(value, bool) else str(value)
     try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, TypeVar
@@ -15,6 +17,7 @@ from redrive.settings import Settings
 from redrive.store.api_keys import ApiKeyRepository
 from redrive.store.types import utcnow
 from redrive_cli import remote
+from redrive_cli.remote import Output, OutputOption
 
 T = TypeVar("T")
 
@@ -77,13 +80,16 @@ def migrate() -> None:
 
 
 @app.command()
-def doctor() -> None:
-    """Check Temporal, namespace retention, search attributes, migrations and SMTP; exit 1 on a failure."""
+def doctor(output: OutputOption = Output.TABLE) -> None:
+    """Check Temporal, namespace retention, search attributes, migrations and SMTP; exit 1 on a
+    failure. With no settings it checks what `redrive dev` runs (its ports and home directory)."""
     from redrive.temporal import exit_process
     from redrive_cli.doctor import diagnose
 
     findings = asyncio.run(diagnose(_settings()))
-    for finding in findings:
+    if output == Output.JSON:
+        typer.echo(json.dumps([dataclasses.asdict(finding) for finding in findings], indent=2))
+    for finding in findings if output == Output.TABLE else ():
         typer.echo(f"{finding.level:<5} {finding.check}: {finding.message}")
     exit_process(1 if any(finding.level == "fail" for finding in findings) else 0)
 
@@ -119,9 +125,14 @@ def create_key(
 
 
 @keys.command("list")
-def list_keys() -> None:
+def list_keys(output: OutputOption = Output.TABLE) -> None:
     """Every key: id, tenant, scopes, name, created, revoked."""
-    for key in asyncio.run(_key_store(lambda keys, _now: keys.list())):
+    stored = asyncio.run(_key_store(lambda keys, _now: keys.list()))
+    if output == Output.JSON:
+        shown = [key.model_dump(mode="json", exclude={"secret_hash"}) for key in stored]
+        typer.echo(json.dumps(shown, indent=2))
+        return
+    for key in stored:
         revoked = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "live"
         typer.echo(f"{key.id}  {key.tenant_id:<16} {key.scopes:<28} {revoked:<24} {key.name}")
 

@@ -4,6 +4,7 @@ lists and bulk replays); an admin key acts for the tenant it names. Keys come fr
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -88,6 +89,9 @@ def keys(home: Path) -> dict[str, str]:
     assert revoked_id in listing
     assert "revoked" in listing
     assert made["read"].split("_", 2)[2] not in listing  # a secret is shown once, at creation
+    listed = json.loads(_cli(home, "keys", "list", "--output", "json").stdout)
+    assert {key["id"]: key["revoked_at"] is not None for key in listed}[revoked_id]
+    assert not any("secret_hash" in key for key in listed)
     return made
 
 

@@ -133,6 +133,7 @@ def test_redrive_dev_runs_everything_and_restarts_on_its_data(
     stop_on_exit.append(again)
     _wait_http(f"{api}/readyz")
     _run_the_protocol_lines(_banner(again), api, headers)
+    _doctor_passes_against(home, dev_ports)
     shown = httpx.get(f"{api}/v1/jobs/{job['id']}", headers=headers).json()
     assert shown["status"] == "complete"
     described = subprocess.run(
@@ -184,6 +185,31 @@ def _run_the_protocol_lines(banner: str, api: str, headers: dict[str, str]) -> N
     httpx.post(f"{api}/v1/jobs/{good}/review", json={"decision": "approve"}, headers=headers)
     assert _until(api, headers, good, "complete")["stages"][0]["name"] == "extract"
     assert _until(api, headers, broken, "dead_letter")["error_type"] == "CorruptedFile"
+
+
+def _doctor_passes_against(home: Path, ports: dict[str, str]) -> None:
+    """`redrive doctor` in the environment `redrive dev` was started with (its ports and home, no
+    address or database given) finds the dev stack: every check ok but the unconfigured SMTP."""
+    env = {**os.environ, **ports, "REDRIVE_HOME": str(home)}
+    for name in ("REDRIVE_TEMPORAL_ADDRESS", "REDRIVE_DATABASE_URL", "TEMPORAL_ADDRESS"):
+        env.pop(name, None)
+    done = subprocess.run(
+        [sys.executable, "-m", "redrive_cli", "doctor", "--output", "json"],
+        cwd=home.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    findings = {finding["check"]: finding["level"] for finding in json.loads(done.stdout)}
+    assert findings == {
+        "database": "ok",
+        "smtp": "warn",
+        "temporal": "ok",
+        "retention": "ok",
+        "search attributes": "ok",
+    }, done.stdout + done.stderr
 
 
 def _until(api: str, headers: dict[str, str], job_id: str, status: str) -> dict[str, Any]:
