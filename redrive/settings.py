@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     api_keys: str = Field(default="", description="comma-separated key:tenant pairs")
     graceful_shutdown_seconds: float = 10.0
     metrics_port: int | None = Field(default=None, description="the worker serves Prometheus metrics here")
+    tracing: bool | None = Field(
+        default=None, description="OpenTelemetry traces; default: on with an OTLP endpoint"
+    )
     log_format: Literal["json", "text"] | None = Field(
         default=None, description="json or text; default json for worker and api, text for redrive dev"
     )

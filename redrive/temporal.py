@@ -19,6 +19,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from redrive.codec import data_converter
 from redrive.settings import Settings
+from redrive.tracing import client_interceptors
 
 CONNECT_TIMEOUT_S = 10.0
 
@@ -88,6 +89,8 @@ async def connect(settings: Settings, *, serve_metrics: bool = False) -> Client:
     config = connect_config(settings)
     if serve_metrics and settings.metrics_port:
         config["runtime"] = metrics_runtime(settings.metrics_port)
+    if interceptors := client_interceptors(settings):
+        config["interceptors"] = interceptors
     target = config.pop("target_host", settings.temporal_address)
     secured = "TLS" if config.get("tls") else "plain"
     try:

@@ -63,6 +63,7 @@ PASSTHROUGH = (
     "sqlalchemy",
     "sqlmodel",
     "httpx",
+    "opentelemetry",  # the tracing interceptor's, when traces are on
 )
 
 

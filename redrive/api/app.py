@@ -19,6 +19,7 @@ from redrive.settings import Settings
 from redrive.store import create_engine, session_factory
 from redrive.store.projection import GroupCommit
 from redrive.temporal import connect
+from redrive.tracing import tracing_on
 
 
 def create_app(settings: Settings, temporal: Client | None = None) -> FastAPI:
@@ -47,6 +48,10 @@ def create_app(settings: Settings, temporal: Client | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    if tracing_on(settings):  # a server span per request, parent of the Temporal spans it starts
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         CORSMiddleware,  # the Temporal Web UI calls /codec from its own origin
