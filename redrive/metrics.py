@@ -8,7 +8,7 @@ API:    redrive_jobs_submitted_total{job_type}, redrive_replays_total{job_type,m
 Worker: redrive_stage_attempts_total{job_type,stage,outcome}, redrive_stage_failures_total{job_type,
         stage,error_type}, redrive_stage_duration_seconds{job_type,stage} (histogram),
         redrive_jobs_completed_total{job_type}, redrive_jobs_dead_lettered_total{job_type,reason},
-        redrive_alerts_total{outcome}
+        redrive_alerts_total{outcome}, redrive_maintenance_passes_total
 """
 
 from __future__ import annotations
@@ -60,4 +60,7 @@ class WorkerMetrics:
         )
         self.alerts: MetricCounter = meter.create_counter(
             "redrive_alerts", "Dead-letter alerts: sent, counted (for a digest) or failed."
+        )
+        self.maintenance_passes: MetricCounter = meter.create_counter(
+            "redrive_maintenance_passes", "Maintenance passes that reached their last step."
         )

@@ -9,6 +9,7 @@ import asyncio
 import functools
 import logging
 import os
+import socket
 import sys
 from collections.abc import Mapping
 from typing import Any, NoReturn
@@ -70,15 +71,19 @@ def temporal_target(settings: Settings) -> str:
 
 
 @functools.cache
-def metrics_runtime(port: int) -> Runtime:
-    """The process's one SDK runtime that serves Prometheus metrics on `port` (all interfaces)."""
+def metrics_runtime() -> tuple[Runtime, str]:
+    """The process's one SDK runtime that exports Prometheus metrics, and the loopback URL where it
+    does (`redrive.probes` serves them on the worker's metrics port)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     prometheus = PrometheusConfig(
-        bind_address=f"0.0.0.0:{port}",
+        bind_address=f"127.0.0.1:{port}",
         counters_total_suffix=True,
         unit_suffix=True,
         durations_as_seconds=True,
     )
-    return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
+    return Runtime(telemetry=TelemetryConfig(metrics=prometheus)), f"http://127.0.0.1:{port}/metrics"
 
 
 async def connect(settings: Settings, *, serve_metrics: bool = False) -> Client:
@@ -88,7 +93,7 @@ async def connect(settings: Settings, *, serve_metrics: bool = False) -> Client:
     listening) is `TemporalUnreachable` with the reason, within `CONNECT_TIMEOUT_S`."""
     config = connect_config(settings)
     if serve_metrics and settings.metrics_port:
-        config["runtime"] = metrics_runtime(settings.metrics_port)
+        config["runtime"] = metrics_runtime()[0]
     if interceptors := client_interceptors(settings):
         config["interceptors"] = interceptors
     target = config.pop("target_host", settings.temporal_address)

@@ -32,11 +32,12 @@ from redrive.context import Handler
 from redrive.jobtypes import JobTypeRegistry, load_job_types, stage_handlers
 from redrive.logs import configure_logging
 from redrive.metrics import WorkerMetrics
+from redrive.probes import serving_probes
 from redrive.schedules import ensure_maintenance_schedule
 from redrive.settings import Settings
 from redrive.store import create_engine, session_factory
 from redrive.store.projection import GroupCommit
-from redrive.temporal import TemporalUnreachable, connect, exit_process, temporal_target
+from redrive.temporal import TemporalUnreachable, connect, exit_process, metrics_runtime, temporal_target
 from redrive.workflows import JobWorkflow
 from redrive.workflows.maintenance import MaintenanceWorkflow
 from redrive.workflows.superseded_run import SupersededRunWorkflow
@@ -153,10 +154,22 @@ async def run_worker(settings: Settings, stop: asyncio.Event, client: Client | N
     async with activity_deps(settings, client) as deps:
         worker = build_worker(client, settings, deps, handlers)
         await ensure_maintenance_schedule(client, settings)
-        async with worker:
+        async with _probes(settings, client) as polling, worker:
+            polling["started"] = True
             log.info("worker polling task queue %s on %s", settings.task_queue, temporal_target(settings))
             await stop.wait()
             log.info("stopping: draining in-flight activities")
+
+
+@asynccontextmanager
+async def _probes(settings: Settings, client: Client) -> AsyncIterator[dict[str, bool]]:
+    """`/healthz`, `/readyz` and `/metrics` on REDRIVE_METRICS_PORT (nothing without it)."""
+    if not settings.metrics_port:
+        yield {"started": False}
+        return
+    async with serving_probes(client, settings.metrics_port, metrics_runtime()[1]) as app:
+        polling: dict[str, bool] = app.state.polling
+        yield polling
 
 
 async def _main() -> None:

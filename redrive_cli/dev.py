@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import secrets
 import signal
 import time
-from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -16,18 +14,10 @@ import uvicorn
 
 from redrive import worker
 from redrive.api import create_app
+from redrive.probes import QuietServer
 from redrive.settings import Settings
 from redrive.store import upgrade
 from redrive_cli.devserver import connect_when_ready, set_retention, start_server, stop_server
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its own signal handlers: `redrive dev` owns them and stops every part."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
 
 DEMO_CONFIG = """# Written by `redrive dev`: short demo backoffs (2 s, 4 s, 8 s) so a failing demo job reaches
 # the dead-letter queue in about 15 s. Set REDRIVE_CONFIG to use your own file instead.
@@ -114,7 +104,7 @@ async def run_dev(settings: Settings) -> None:
         client = await connect_when_ready(settings, server)
         await set_retention(client, settings.temporal_namespace)
         await upgrade(settings.resolved_database_url())
-        api = _EmbeddedServer(
+        api = QuietServer(  # `redrive dev` owns the signals and stops every part
             uvicorn.Config(
                 create_app(settings, client),
                 host=settings.api_host,

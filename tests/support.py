@@ -26,6 +26,7 @@ from redrive import worker
 from redrive.api import create_app
 from redrive.binaries import temporal_cli
 from redrive.converter import DATA_CONVERTER
+from redrive.probes import QuietServer
 from redrive.settings import AlertSettings, Settings
 from redrive.status import SEARCH_ATTRIBUTES
 from redrive_cli.devserver import SQLITE_PRAGMAS
@@ -79,12 +80,6 @@ async def running_worker(client: Client, settings: Settings) -> AsyncIterator[No
         await task
 
 
-class _QuietServer(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield  # pytest owns the signals
-
-
 @contextlib.asynccontextmanager
 async def running_api(settings: Settings, client: Client) -> AsyncIterator[str]:
     """The real API over real HTTP on a free port; yields its base URL."""
@@ -98,7 +93,9 @@ async def serving(app: Any) -> AsyncIterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = _QuietServer(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = QuietServer(  # pytest owns the signals
+        uvicorn.Config(app, log_level="warning", lifespan="on")
+    )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():

@@ -17,8 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from temporalio.client import Client, ScheduleActionExecutionStartWorkflow, ScheduleHandle
 from temporalio.testing import WorkflowEnvironment
 
+from redrive.probes import probe_app
 from tests.support import Mailbox, api_client, eventually, job_in, running_api, settings_for
 
 ROOT = Path(__file__).parent.parent
@@ -96,6 +98,17 @@ async def test_the_api_counts_submissions_replays_and_pending_dead_letters(
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
+async def _passed(client: Client, schedule: ScheduleHandle) -> bool:
+    """Whether the schedule started a pass, which has then run to its end."""
+    actions = (await schedule.describe()).info.recent_actions
+    if not actions:
+        return False
+    started = actions[-1].action
+    assert isinstance(started, ScheduleActionExecutionStartWorkflow)
+    await client.get_workflow_handle(started.workflow_id, run_id=started.first_execution_run_id).result()
+    return True
+
+
 async def _mailed(mailbox: Mailbox) -> bool:
     return bool(mailbox.messages)
 
@@ -140,8 +153,13 @@ async def test_a_worker_serves_its_metrics_and_the_sdks(
             await eventually(lambda: job_in(http, done, "complete"), within=60)
             await eventually(lambda: job_in(http, dead, "dead_letter"), within=60)
             await eventually(lambda: _mailed(mailbox), within=60)  # the alert comes after the dead letter
-        async with httpx.AsyncClient() as scraper:
-            text = (await scraper.get(f"http://127.0.0.1:{port}/metrics")).text
+            schedule = dev_env.client.get_schedule_handle(f"redrive-maintenance-{settings.task_queue}")
+            await schedule.trigger()  # a maintenance pass, as the hourly schedule runs it
+            await eventually(lambda: _passed(dev_env.client, schedule), within=60)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as probe:
+            text = (await probe.get("/metrics")).text
+            assert (await probe.get("/healthz")).json() == {"status": "ok"}
+            assert (await probe.get("/readyz")).json() == {"status": "ready"}
     finally:
         worker.send_signal(signal.SIGTERM)
         await asyncio.wait_for(worker.wait(), timeout=60)
@@ -153,8 +171,19 @@ async def test_a_worker_serves_its_metrics_and_the_sdks(
     assert _value(text, "redrive_stage_attempts_total", stage="finish", outcome="success") == 1
     assert _value(text, "redrive_stage_duration_seconds_count", stage="prepare") == 2
     assert _value(text, "redrive_alerts_total", outcome="sent") == 1
+    assert _value(text, "redrive_maintenance_passes_total") == 1
     assert _samples(text, "temporal_worker_task_slots_available"), "the SDK's own metrics are served too"
     missing = {name for name in _used() - API_SERIES if name not in text}
     assert missing == set(), "the rules and the dashboard name series that exist"
     checked = _promtool("check", "metrics", stdin=text)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+async def test_readiness_waits_for_the_worker_to_poll(dev_env: WorkflowEnvironment) -> None:
+    """`/readyz` is 503 until the worker polls, then 200 while Temporal answers."""
+    app = probe_app(dev_env.client, "http://127.0.0.1:9/metrics")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://worker") as probe:
+        waiting = await probe.get("/readyz")
+        assert (waiting.status_code, waiting.json()["status"]) == (503, "starting")
+        app.state.polling["started"] = True
+        assert (await probe.get("/readyz")).status_code == 200

@@ -135,7 +135,9 @@ class MaintenanceActivities:
 
     @activity.defn(name=SEND_DIGESTS)
     async def send_digests(self, request: MaintenanceInput) -> int:
-        """E-mail one digest per fingerprint whose window closed with dead letters only counted."""
+        """E-mail one digest per fingerprint whose window closed with dead letters only counted. The
+        pass's last step: it counts the pass, so an alert can tell when passes stop."""
+        self.deps.metrics.maintenance_passes.add(1)
         config = self.deps.alerts
         if not config.email_on:
             return 0
