@@ -123,6 +123,7 @@ def test_redrive_dev_runs_everything_and_restarts_on_its_data(
     dev.send_signal(signal.SIGTERM)
     output, _ = dev.communicate(timeout=60)
     assert dev.returncode == 0, output
+    assert "Traceback" not in output
     assert "redrive is up in" in output
     assert "curl -s -X POST" in output
     assert f"export REDRIVE_API_URL={api} REDRIVE_API_KEY={key}" in output
@@ -158,8 +159,9 @@ def test_redrive_dev_runs_everything_and_restarts_on_its_data(
         == "WORKFLOW_EXECUTION_STATUS_COMPLETED"
     )
     again.send_signal(signal.SIGINT)
-    again.communicate(timeout=60)
+    rest, _ = again.communicate(timeout=60)
     assert again.returncode == 0
+    assert "Traceback" not in rest  # a dead-lettered job is one line, not a stack
 
 
 def _banner(dev: subprocess.Popen[str]) -> str:
