@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -139,6 +140,48 @@ async def api_client(
     ):
         http.headers["X-Task-Queue"] = settings.task_queue  # for the tests' own look-ups
         yield http
+
+
+@contextlib.asynccontextmanager
+async def self_connected(settings: Settings, headers: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    """The API and a worker that each connect to Temporal themselves from `settings`, as deployed;
+    an HTTP client to the API sending `headers`."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run_worker(settings, stop))
+    try:
+        async with (
+            serving(create_app(settings)) as url,
+            httpx.AsyncClient(base_url=url, headers=headers) as http,
+        ):
+            yield http
+    finally:
+        stop.set()
+        await task
+
+
+def worker_process_env(client: Client, settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a `python worker.py` for `settings` (database, task queue, retry file)."""
+    env = {
+        **os.environ,
+        "REDRIVE_TEMPORAL_ADDRESS": client.service_client.config.target_host,
+        "REDRIVE_DATABASE_URL": settings.resolved_database_url(),
+        "REDRIVE_TASK_QUEUE": settings.task_queue,
+        **extra,
+    }
+    if settings.config is not None:
+        env["REDRIVE_CONFIG"] = str(settings.config)
+    return env
+
+
+async def one_dead_one_done(http: httpx.AsyncClient) -> tuple[str, str]:
+    """A demo job whose `process` always fails (retryable), and one that completes; their ids once
+    the first is dead and the second complete."""
+    failing = {"fail": {"stage": "process", "error": "ServiceUnavailable"}}
+    dead = (await http.post("/v1/jobs", json={"type": "demo", "payload": failing})).json()["id"]
+    done = (await http.post("/v1/jobs", json={"type": "demo", "payload": {}})).json()["id"]
+    await eventually(lambda: job_in(http, done, "complete"), within=60)
+    await eventually(lambda: job_in(http, dead, "dead_letter"), within=60)
+    return dead, done
 
 
 @dataclass

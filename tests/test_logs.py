@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from redrive.logs import JsonFormatter, TextFormatter, job_fields
-from tests.support import eventually, job_in, running_api, settings_for
+from tests.support import one_dead_one_done, running_api, settings_for, worker_process_env
 
 ROOT = Path(__file__).parent.parent
 A = {"Authorization": "Bearer key-a"}
@@ -34,14 +33,7 @@ async def test_a_worker_logs_one_line_per_event_in_json(
     config = tmp_path / "redrive.toml"
     config.write_text(QUICK)
     settings = settings_for(sqlite_url, tmp_path, config=config)
-    env = {
-        **os.environ,
-        "REDRIVE_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
-        "REDRIVE_DATABASE_URL": sqlite_url,
-        "REDRIVE_TASK_QUEUE": settings.task_queue,
-        "REDRIVE_CONFIG": str(config),
-        "REDRIVE_LOG_FORMAT": "json",
-    }
+    env = worker_process_env(dev_env.client, settings, REDRIVE_LOG_FORMAT="json")
     worker = await asyncio.create_subprocess_exec(
         sys.executable, str(ROOT / "worker.py"), env=env, stderr=asyncio.subprocess.PIPE
     )
@@ -50,11 +42,7 @@ async def test_a_worker_logs_one_line_per_event_in_json(
             running_api(settings, dev_env.client) as url,
             httpx.AsyncClient(base_url=url, headers=A) as http,
         ):
-            failing = {"fail": {"stage": "process", "error": "ServiceUnavailable"}}
-            dead = (await http.post("/v1/jobs", json={"type": "demo", "payload": failing})).json()["id"]
-            done = (await http.post("/v1/jobs", json={"type": "demo", "payload": {}})).json()["id"]
-            await eventually(lambda: job_in(http, done, "complete"), within=60)
-            await eventually(lambda: job_in(http, dead, "dead_letter"), within=60)
+            dead, done = await one_dead_one_done(http)
     finally:
         worker.send_signal(signal.SIGTERM)
         _, errors = await asyncio.wait_for(worker.communicate(), timeout=60)

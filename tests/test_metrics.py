@@ -5,7 +5,6 @@ both outputs and the shipped alert rules pass `promtool`."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import shutil
 import signal
@@ -21,7 +20,16 @@ from temporalio.client import Client, ScheduleActionExecutionStartWorkflow, Sche
 from temporalio.testing import WorkflowEnvironment
 
 from redrive.probes import probe_app
-from tests.support import Mailbox, api_client, eventually, job_in, running_api, settings_for
+from tests.support import (
+    Mailbox,
+    api_client,
+    eventually,
+    job_in,
+    one_dead_one_done,
+    running_api,
+    settings_for,
+    worker_process_env,
+)
 
 ROOT = Path(__file__).parent.parent
 A = {"Authorization": "Bearer key-a"}
@@ -130,28 +138,21 @@ async def test_a_worker_serves_its_metrics_and_the_sdks(
     config.write_text(QUICK)
     settings = settings_for(sqlite_url, tmp_path, config=config)
     port = _free_port()
-    env = {
-        **os.environ,
-        "REDRIVE_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
-        "REDRIVE_DATABASE_URL": sqlite_url,
-        "REDRIVE_TASK_QUEUE": settings.task_queue,
-        "REDRIVE_CONFIG": str(config),
-        "REDRIVE_METRICS_PORT": str(port),
-        "REDRIVE_SMTP_HOST": mailbox.host,
-        "REDRIVE_SMTP_PORT": str(mailbox.port),
-        "REDRIVE_ALERT_EMAILS": "ops@example.com",
-    }
+    env = worker_process_env(
+        dev_env.client,
+        settings,
+        REDRIVE_METRICS_PORT=str(port),
+        REDRIVE_SMTP_HOST=mailbox.host,
+        REDRIVE_SMTP_PORT=str(mailbox.port),
+        REDRIVE_ALERT_EMAILS="ops@example.com",
+    )
     worker = await asyncio.create_subprocess_exec(sys.executable, str(ROOT / "worker.py"), env=env)
     try:
         async with (
             running_api(settings, dev_env.client) as url,
             httpx.AsyncClient(base_url=url, headers=A) as http,
         ):
-            failing = {"fail": {"stage": "process", "error": "ServiceUnavailable"}}
-            dead = (await http.post("/v1/jobs", json={"type": "demo", "payload": failing})).json()["id"]
-            done = (await http.post("/v1/jobs", json={"type": "demo", "payload": {}})).json()["id"]
-            await eventually(lambda: job_in(http, done, "complete"), within=60)
-            await eventually(lambda: job_in(http, dead, "dead_letter"), within=60)
+            await one_dead_one_done(http)
             await eventually(lambda: _mailed(mailbox), within=60)  # the alert comes after the dead letter
             schedule = dev_env.client.get_schedule_handle(f"redrive-maintenance-{settings.task_queue}")
             await schedule.trigger()  # a maintenance pass, as the hourly schedule runs it

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,11 +20,9 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from redrive.api import create_app
 from redrive.settings import Settings
 from redrive.temporal import TemporalUnreachable, connect, connect_config
-from redrive.worker import run_worker
-from tests.support import eventually, job_in, serving, settings_for
+from tests.support import eventually, job_in, self_connected, settings_for
 
 A = {"Authorization": "Bearer key-a"}
 
@@ -158,19 +156,6 @@ def _upstream(env: WorkflowEnvironment) -> str:
     return env.client.service_client.config.target_host
 
 
-@contextlib.asynccontextmanager
-async def _stack(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The API and a worker that each connect to Temporal themselves, as deployed."""
-    stop = asyncio.Event()
-    worker = asyncio.create_task(run_worker(settings, stop))
-    try:
-        async with serving(create_app(settings)) as url, httpx.AsyncClient(base_url=url, headers=A) as http:
-            yield http
-    finally:
-        stop.set()
-        await worker
-
-
 async def _runs_a_job(http: httpx.AsyncClient) -> None:
     created = await http.post("/v1/jobs", json={"type": "demo", "payload": {}})
     assert created.status_code == 202, created.text
@@ -189,7 +174,7 @@ async def test_tls_with_redrives_own_settings(
             temporal_tls_server_ca_cert_path=certificates.ca,
             temporal_tls_server_name="localhost",
         )
-        async with _stack(settings) as http:
+        async with self_connected(settings, A) as http:
             await _runs_a_job(http)
 
 
@@ -214,7 +199,7 @@ async def test_mtls_with_the_sdks_variables(
             monkeypatch.setenv(name, value)
         settings = settings_for(sqlite_url, tmp_path)
         assert connect_config(settings)["target_host"] == address
-        async with _stack(settings) as http:
+        async with self_connected(settings, A) as http:
             await _runs_a_job(http)
         doctor = await asyncio.to_thread(
             subprocess.run,

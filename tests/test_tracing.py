@@ -15,10 +15,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio.testing import WorkflowEnvironment
 
-from redrive.api import create_app
 from redrive.settings import Settings
-from redrive.worker import run_worker
-from tests.support import eventually, job_in, serving, settings_for
+from tests.support import eventually, job_in, self_connected, settings_for
 
 A = {"Authorization": "Bearer key-a"}
 
@@ -41,14 +39,8 @@ async def traced(
     settings = settings_for(
         sqlite_url, tmp_path, tracing=True, temporal_address=dev_env.client.service_client.config.target_host
     )
-    stop = asyncio.Event()
-    worker = asyncio.create_task(run_worker(settings, stop))
-    try:
-        async with serving(create_app(settings)) as url, httpx.AsyncClient(base_url=url, headers=A) as http:
-            yield http
-    finally:
-        stop.set()
-        await worker
+    async with self_connected(settings, A) as http:
+        yield http
 
 
 def _about(spans: tuple[ReadableSpan, ...], job_id: str) -> list[ReadableSpan]:
