@@ -206,13 +206,18 @@ class Mailbox:
         return {"alerts": self.alert_settings()}
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on (at the moment of asking)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 @contextlib.contextmanager
 def smtp_server(kind: type[Mailbox] = Mailbox) -> Iterator[Mailbox]:
     """An aiosmtpd server on a free port for the duration of the block, delivering to a `kind`."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
+    port = free_port()
     mailbox = kind("127.0.0.1", port)
     controller = Controller(mailbox, hostname="127.0.0.1", port=port)
     controller.start()

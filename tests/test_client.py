@@ -4,7 +4,6 @@ answers with the API's models, and each kind of refusal is its own exception."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from redrive.client import AsyncClient, Client, Conflict, Invalid, NotFound, Unauthorized, Unavailable
 from redrive.schemas import JobPublic
-from tests.support import running_api, running_worker, settings_for
+from tests.support import free_port, running_api, running_worker, settings_for
 
 FAIL = {"fail": {"stage": "process", "error": "CorruptedFile"}}
 
@@ -81,10 +80,7 @@ async def test_refusals_are_typed(served: str) -> None:
     async with AsyncClient(served, "wrong-key") as stranger:
         with pytest.raises(Unauthorized):
             await stranger.list()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    async with AsyncClient(closed, "key-a") as nowhere:
+    async with AsyncClient(f"http://127.0.0.1:{free_port()}", "key-a") as nowhere:
         with pytest.raises(Unavailable):
             await nowhere.list()
 

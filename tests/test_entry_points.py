@@ -25,16 +25,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from redrive.contracts import JobInput
 from redrive.jobtypes import load_job_types
-from tests.support import eventually
+from tests.support import eventually, free_port
 
 ROOT = Path(__file__).parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait_http(url: str, within: float = 60.0) -> httpx.Response:
@@ -57,9 +50,9 @@ def _refused(port: int) -> bool:
 def dev_ports() -> dict[str, str]:
     """Free ports for the API, Temporal and its UI."""
     return {
-        "REDRIVE_API_PORT": str(_free_port()),
-        "REDRIVE_TEMPORAL_PORT": str(_free_port()),
-        "REDRIVE_UI_PORT": str(_free_port()),
+        "REDRIVE_API_PORT": str(free_port()),
+        "REDRIVE_TEMPORAL_PORT": str(free_port()),
+        "REDRIVE_UI_PORT": str(free_port()),
     }
 
 

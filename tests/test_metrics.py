@@ -8,7 +8,6 @@ import asyncio
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +23,7 @@ from tests.support import (
     Mailbox,
     api_client,
     eventually,
+    free_port,
     job_in,
     one_dead_one_done,
     running_api,
@@ -121,13 +121,6 @@ async def _mailed(mailbox: Mailbox) -> bool:
     return bool(mailbox.messages)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.mark.timeout(120)
 async def test_a_worker_serves_its_metrics_and_the_sdks(
     dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path, mailbox: Mailbox
@@ -137,7 +130,7 @@ async def test_a_worker_serves_its_metrics_and_the_sdks(
     config = tmp_path / "redrive.toml"
     config.write_text(QUICK)
     settings = settings_for(sqlite_url, tmp_path, config=config)
-    port = _free_port()
+    port = free_port()
     env = worker_process_env(
         dev_env.client,
         settings,

@@ -22,7 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from redrive.settings import Settings
 from redrive.temporal import TemporalUnreachable, connect, connect_config
-from tests.support import eventually, job_in, self_connected, settings_for
+from tests.support import eventually, free_port, job_in, self_connected, settings_for
 
 A = {"Authorization": "Bearer key-a"}
 
@@ -91,13 +91,6 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
     return Certificates(ca, server_cert, server_key, client_cert, client_key, other_ca)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _nginx_conf(folder: Path, port: int, upstream: str, certs: Certificates, mutual: bool) -> Path:
     verify = f"ssl_client_certificate {certs.ca}; ssl_verify_client on;" if mutual else ""
     temp = " ".join(
@@ -134,7 +127,7 @@ def nginx(folder: Path, upstream: str, certs: Certificates, mutual: bool) -> Ite
     if not Path(binary).exists():
         pytest.fail("nginx is not installed; scripts/test installs it (apt-get install nginx-light)")
     folder.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     conf = _nginx_conf(folder, port, upstream, certs, mutual)
     process = subprocess.Popen([binary, "-c", str(conf), "-p", str(folder), "-g", "daemon off;"])
     try:
