@@ -396,7 +396,7 @@ class ReplayFilter(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)  # 0 is not false; 0.5 is not a time
 
     type: str | None = Field(default=None, max_length=64)
-    reason: ErrorReason | None = None
+    reason: ErrorReason | None = Field(default=None, strict=False)  # strict takes no JSON string
     stage: str | None = Field(default=None, max_length=64)
     fingerprint: str | None = Field(default=None, max_length=64)
     dlq_before: IsoTime | None = Field(default=None, description="died before this time")
