@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -240,6 +240,7 @@ class AsyncClient:
 
     async def replay_many(
         self,
+        where: Mapping[str, str | None] | None = None,
         *,
         dry_run: bool = False,
         max: int = 100,
@@ -248,15 +249,20 @@ class AsyncClient:
         force: bool = False,
         dlq_before: datetime | None = None,
         dlq_after: datetime | None = None,
-        **where: str,
     ) -> BulkReplayPublic:
-        """Replay the pending dead letters matching `where` (type, reason, stage, fingerprint)."""
-        times = _given(
-            dlq_before=dlq_before.isoformat() if dlq_before else None,
-            dlq_after=dlq_after.isoformat() if dlq_after else None,
-        )
+        """Replay the pending dead letters matching `where` (`type`, `reason` — the error reason —,
+        `stage`, `fingerprint`; None is no condition); `reason` beside it is why, kept on each job."""
+        times = {
+            "dlq_before": dlq_before.isoformat() if dlq_before else None,
+            "dlq_after": dlq_after.isoformat() if dlq_after else None,
+        }
         body = _given(
-            filter={**where, **times}, dry_run=dry_run, max=max, rate=rate, reason=reason, force=force
+            filter=_given(**(where or {}), **times),
+            dry_run=dry_run,
+            max=max,
+            rate=rate,
+            reason=reason,
+            force=force,
         )
         return await self._call(BulkReplayPublic, "POST", "/v1/dead-letters/replay", body=body)
 

@@ -63,11 +63,6 @@ def _call(operation: Callable[[Client], BaseModel]) -> Any:
         client.close()
 
 
-def _given(**fields: Any) -> dict[str, Any]:
-    """The fields that were given (not None)."""
-    return {key: value for key, value in fields.items() if value is not None}
-
-
 def _show(
     data: Any, output: Output, columns: list[str] | None = None, rows: list[dict[str, Any]] | None = None
 ) -> None:
@@ -138,14 +133,14 @@ def list_jobs(
     output: OutputOption = Output.TABLE,
 ) -> None:
     """List jobs, newest first, with counts per status."""
-    filters = _given(
-        status=status,
-        type=job_type,
-        stage=stage,
-        label=label,
-        error_reason=error_reason,
-        include_archived=include_archived or None,
-    )
+    filters = {  # the client leaves out those not given (None)
+        "status": status,
+        "type": job_type,
+        "stage": stage,
+        "label": label,
+        "error_reason": error_reason,
+        "include_archived": include_archived or None,
+    }
     page = _call(lambda client: client.list(limit=limit, cursor=cursor, **filters))
     _show(page, output, JOB_COLUMNS, page["items"])
     if output == Output.TABLE:
@@ -210,7 +205,13 @@ def list_dead_letters(
     output: OutputOption = Output.TABLE,
 ) -> None:
     """Dead letters, newest first."""
-    filters = _given(type=job_type, reason=reason, stage=stage, fingerprint=fingerprint, pending=pending)
+    filters = {
+        "type": job_type,
+        "reason": reason,
+        "stage": stage,
+        "fingerprint": fingerprint,
+        "pending": pending,
+    }
     page = _call(lambda client: client.dead_letters(limit=limit, **filters))
     _show(page, output, DLQ_COLUMNS, page["items"])
 
@@ -253,8 +254,8 @@ def replay(
         one = entry_id
         _show(_call(lambda client: client.replay(one, reason=note, force=force)), output)
         return
-    where = _given(type=job_type, reason=reason, stage=stage, fingerprint=fingerprint)
-    preview = _call(lambda client: client.replay_many(dry_run=True, **where))
+    where = {"type": job_type, "reason": reason, "stage": stage, "fingerprint": fingerprint}
+    preview = _call(lambda client: client.replay_many(where, dry_run=True))
     if dry_run:
         _show(preview, output, DLQ_COLUMNS, preview["sample"])
         if output == Output.TABLE:
@@ -298,5 +299,5 @@ def _replay_in_batches(
 def _replay_batch(
     where: dict[str, Any], size: int, rate: float | None, note: str | None, force: bool, client: Client
 ) -> BaseModel:
-    answer: BaseModel = client.replay_many(max=size, rate=rate, reason=note, force=force, **where)
+    answer: BaseModel = client.replay_many(where, max=size, rate=rate, reason=note, force=force)
     return answer

@@ -62,10 +62,10 @@ async def test_dead_letters_through_the_client(served: str, tmp_path: Path) -> N
         assert (group.count, group.error_type) == (2, "CorruptedFile")
         shown = await redrive.dead_letter(entries[0].id)
         assert [item["error_type"] for item in shown.error_history] == ["CorruptedFile"]
-        assert (await redrive.replay_many(dry_run=True, fingerprint=group.fingerprint)).matched == 2
+        assert (await redrive.replay_many({"fingerprint": group.fingerprint}, dry_run=True)).matched == 2
         breaker.unlink()  # fixed: the replayed jobs complete instead of coming back to the queue
         assert (await redrive.replay(entries[0].id)).mode == "reset"
-        bulk = await redrive.replay_many(type="demo")
+        bulk = await redrive.replay_many({"type": "demo", "reason": "Validation"}, reason="fixed")
         assert (bulk.matched, bulk.replayed) == (1, 1)
 
 
