@@ -13,8 +13,10 @@ import httpx
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from redrive.operations.submit import job_id_for
 from redrive.settings import Settings
 from redrive.status import JOB_STAGE, JOB_STATUS
 from tests.support import api_client, eventually, job_in, settings_for
@@ -313,3 +315,46 @@ async def test_malformed_json_and_wrong_types(api: httpx.AsyncClient) -> None:
     assert (wrong.status_code, wrong.json()["field"]) == (422, "body.type")
     flag = await api.post("/v1/dead-letters/replay", json={"dry_run": "yes"})
     assert (flag.status_code, flag.json()["field"]) == (422, "body.dry_run")
+
+
+@pytest.mark.parametrize(
+    ("raw_payload", "field"),
+    [
+        (b'{"n": NaN}', "body.payload.n"),
+        (b'{"n": [1, Infinity]}', "body.payload.n[1]"),
+        (b'{"n": -Infinity}', "body.payload.n"),
+        (b'{"text": "a\\u0000b"}', "body.payload.text"),
+        (b'{"deep": {"text": "\\ud800"}}', "body.payload.deep.text"),
+        (b'{"a\\u0000": 1}', "body.payload (a key)"),
+        (b'{"\\udfff": 1}', "body.payload (a key)"),
+        (b'{"d": ' + b"[" * 70 + b"]" * 70 + b"}", "body.payload.d" + "[0]" * 64),
+    ],
+)
+async def test_payloads_no_store_can_hold_are_refused(
+    api: httpx.AsyncClient, dev_env: WorkflowEnvironment, raw_payload: bytes, field: str
+) -> None:
+    """NaN, Infinity, NUL characters and lone surrogates (in values or keys) are a 422 naming the
+    field, and nothing starts: no row, no workflow."""
+    body = b'{"type": "demo", "payload": ' + raw_payload + b', "idempotency_key": "edge"}'
+    response = await api.post("/v1/jobs", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["field"] == field
+    assert (await api.get("/v1/jobs")).json()["items"] == []
+    job_id = job_id_for("a", "edge")
+    with pytest.raises(RPCError):
+        await dev_env.client.get_workflow_handle(job_id).describe()
+
+
+async def test_a_streamed_body_over_the_limit_is_413(api: httpx.AsyncClient) -> None:
+    """A chunked body (no Content-Length) over the limit is a 413 too, not a parse error."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"type": "demo", "payload": {"blob": "'
+        for _ in range(40):
+            yield b"x" * 8192
+        yield b'"}}'
+
+    response = await api.post("/v1/jobs", content=chunks(), headers={"Content-Type": "application/json"})
+    assert (response.status_code, response.json()["field"]) == (413, "body")
+    assert (await api.get("/v1/jobs")).json()["items"] == []

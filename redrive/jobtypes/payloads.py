@@ -4,6 +4,7 @@ the same model (`read_payload`)."""
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, AnyHttpUrl, BaseModel, BeforeValidator, ConfigDict, Field
@@ -24,6 +25,47 @@ def payload_errors(model: type[BaseModel], payload: dict[str, Any]) -> list[dict
             for item in error.errors()
         ]
     return []
+
+
+MAX_DEPTH = 64
+"""How deep a payload may nest: deeper JSON cannot be walked, stored or rendered safely everywhere."""
+
+
+def unstorable(value: Any, path: str = "payload", depth: int = 0) -> tuple[str, str] | None:
+    """The first `(field, message)` in `value` that a store cannot hold: a number that is not finite
+    (JSON has no NaN or Infinity; PostgreSQL refuses them), text with a NUL character (PostgreSQL's
+    text and JSON refuse it) or a lone surrogate (not UTF-8), in values and keys alike."""
+    if depth > MAX_DEPTH:
+        return path, f"nests deeper than {MAX_DEPTH} levels; flatten it"
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, f"{value} is not a JSON number; send a finite number, or null"
+    if isinstance(value, str):
+        return _bad_text(value, path)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _bad_text(str(key), f"{path} (a key)") or unstorable(item, f"{path}.{key}", depth + 1)
+            if found:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if found := unstorable(item, f"{path}[{index}]", depth + 1):
+                return found
+    return None
+
+
+def _bad_text(text: str, path: str) -> tuple[str, str] | None:
+    if "\x00" in text:
+        return path, "contains a NUL character (\\u0000), which no store can hold as text; remove it"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return path, "contains a lone surrogate (such as \\ud800), which is not UTF-8; send whole characters"
+    return None
+
+
+def printable(text: str) -> str:
+    """`text` as every store can hold it: NUL characters and lone surrogates replaced."""
+    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
 
 
 def read_payload(model: type[Model], payload: dict[str, Any]) -> Model:

@@ -19,7 +19,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from redrive.contracts import JobInput
 from redrive.jobtypes import JobType, UnknownJobType
-from redrive.jobtypes.payloads import payload_errors
+from redrive.jobtypes.payloads import payload_errors, unstorable
 from redrive.operations.errors import Conflict, Invalid
 from redrive.operations.services import Services
 from redrive.status import JOB_STATUS, JOB_TYPE, TENANT_ID, JobStatus
@@ -79,7 +79,11 @@ async def start_job(
 
 
 def check_payload(model: type[BaseModel] | None, payload: dict[str, Any]) -> None:
-    """`Invalid` naming the first field of `payload` that does not fit the job type's model."""
+    """`Invalid` naming the first field of `payload` that a store cannot hold or that does not fit the
+    job type's model: checked before anything starts, so no stage or bookkeeping meets it later."""
+    if found := unstorable(payload):
+        field, message = found
+        raise Invalid("Invalid payload", f"{field}: {message}", field=field)
     if model is not None and (errors := payload_errors(model, payload)):
         first = errors[0]
         detail = f"{first['field']}: {first['message']}"
