@@ -3,6 +3,7 @@ PostgreSQL: dead letter, retry from the failed stage, tenancy, idempotency and b
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -11,14 +12,18 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from redrive.contracts import JobInput
 from redrive.operations.submit import job_id_for
 from redrive.settings import Settings
 from redrive.status import JOB_STAGE, JOB_STATUS
+from redrive.store.engine import create_engine
+from redrive.store.models import JOBS
 from tests.support import api_client, eventually, job_in, settings_for
 
 A = {"Authorization": "Bearer key-a"}
@@ -163,6 +168,34 @@ async def test_idempotency_key_returns_the_same_job(api: httpx.AsyncClient) -> N
     assert other_tenant.json()["id"] != first.json()["id"]
     await eventually(lambda: job_in(api, first.json()["id"], "complete"))
     assert (await api.get("/v1/jobs")).json()["counts"] == {"complete": 1}
+
+
+async def test_racing_requests_with_one_key(
+    api: httpx.AsyncClient, dev_env: WorkflowEnvironment, database_url: str
+) -> None:
+    """20 concurrent submissions with one key and 20 payloads: one 202, 19 409s, and the payload in
+    SQL is the one Temporal runs; 20 identical ones: one 202 and 19 200s naming the same job."""
+    key = f"race-{uuid.uuid4().hex}"
+    bodies = [{"type": "demo", "payload": {"sleep_ms": n}, "idempotency_key": key} for n in range(20)]
+    answers = await asyncio.gather(*(api.post("/v1/jobs", json=body) for body in bodies))
+    codes = sorted(answer.status_code for answer in answers)
+    assert codes == [202] + [409] * 19, [answer.text for answer in answers]
+    ((index, winner),) = [(n, answer.json()) for n, answer in enumerate(answers) if answer.status_code == 202]
+    handle = dev_env.client.get_workflow_handle(winner["id"])
+    async for event in handle.fetch_history_events():
+        attributes = event.workflow_execution_started_event_attributes
+        (running,) = await dev_env.client.data_converter.decode(attributes.input.payloads, [JobInput])
+        break
+    engine = create_engine(database_url)
+    async with engine.connect() as connection:
+        stored = (await connection.execute(sa.select(JOBS.c.payload).where(JOBS.c.id == winner["id"]))).one()
+    await engine.dispose()
+    assert stored.payload == running.payload == bodies[index]["payload"]
+
+    same = {"type": "demo", "payload": {"sleep_ms": 3}, "idempotency_key": f"same-{uuid.uuid4().hex}"}
+    repeats = await asyncio.gather(*(api.post("/v1/jobs", json=same) for _ in range(20)))
+    assert sorted(answer.status_code for answer in repeats) == [200] * 19 + [202]
+    assert len({answer.json()["id"] for answer in repeats}) == 1
 
 
 async def test_listing_pages_with_a_cursor(api: httpx.AsyncClient) -> None:

@@ -6,8 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
+from redrive.operations.submit import job_id_for
 from tests.support import running_api, settings_for, start_dev_server
 
 A = {"Authorization": "Bearer key-a"}
@@ -22,7 +25,9 @@ def _assert_unavailable(response: httpx.Response, what: str) -> None:
 
 
 async def test_database_down_is_503(dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
-    """A PostgreSQL nobody listens on: reads, submissions and readiness are 503s naming the database."""
+    """A PostgreSQL nobody listens on: reads, keyed submissions and readiness are 503s naming the
+    database, and the 503 started nothing; a submission without a key, which needs no read, starts
+    its job and says so (202): its row is written once the database is back."""
     settings = settings_for("postgresql+asyncpg://postgres@127.0.0.1:9/none", tmp_path)
     async with (
         running_api(settings, dev_env.client) as url,
@@ -32,6 +37,13 @@ async def test_database_down_is_503(dev_env: WorkflowEnvironment, tmp_path: Path
         _assert_unavailable(await http.get("/v1/dead-letters"), "database")
         created = await http.post("/v1/jobs", json={"type": "demo", "idempotency_key": "while-down"})
         _assert_unavailable(created, "database")
+        with pytest.raises(RPCError) as missing:
+            await dev_env.client.get_workflow_handle(job_id_for("a", "while-down")).describe()
+        assert missing.value.status == RPCStatusCode.NOT_FOUND
+        started = await http.post("/v1/jobs", json={"type": "demo"})
+        assert started.status_code == 202, started.text
+        description = await dev_env.client.get_workflow_handle(started.json()["id"]).describe()
+        assert description.run_id == started.json()["run_id"]
         _assert_unavailable(await http.get("/readyz"), "database")
         assert (await http.get("/healthz")).status_code == 200
 
