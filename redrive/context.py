@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -31,6 +31,7 @@ class StageContext:
     outputs: dict[str, Any]
     http: httpx.AsyncClient
     tenant_id: str = ""
+    _details: list[tuple[Any, ...]] = field(default_factory=list, init=False, repr=False, compare=False)
 
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:
@@ -47,8 +48,14 @@ class StageContext:
     def heartbeat(self, *details: Any) -> None:
         """Say the attempt is alive (and, with `details`, how far it got); a long stage should call
         this often, since that is also how it learns that its job was cancelled."""
+        self._details[:] = [details]
         if activity.in_activity():
             activity.heartbeat(*details)
+
+    @property
+    def heartbeat_details(self) -> tuple[Any, ...]:
+        """The details of this attempt's last `heartbeat` call (the automatic heartbeats repeat them)."""
+        return self._details[0] if self._details else ()
 
     def is_cancelled(self) -> bool:
         """Whether the job was cancelled: stop soon, and raise `asyncio.CancelledError`."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import timedelta
 from typing import Any
@@ -10,9 +11,11 @@ from temporalio import activity
 
 from redrive.activities.deps import ActivityDeps
 from redrive.contracts import RECORD_DEAD_LETTER, DeadLetterInput, DeadLetterResult
+from redrive.jobtypes.payloads import printable
 from redrive.logs import job_fields
 from redrive.status import JobStatus
 from redrive.store.dead_letters import DeadLetterRepository
+from redrive.store.engine import out_of_reach
 from redrive.store.jobs import JobRepository
 from redrive.store.models import DeadLetter, Job, StageFailure
 from redrive.store.projection import ProjectionWrites
@@ -28,8 +31,43 @@ class DeadLetterActivities:
 
     @activity.defn(name=RECORD_DEAD_LETTER)
     async def record_dead_letter(self, entry: DeadLetterInput) -> DeadLetterResult:
-        """Insert the entry (once per run) and project `dead_letter`, in one transaction."""
-        return await store_dead_letter(self.deps, entry)
+        """Insert the entry (once per run) and project `dead_letter`, in one transaction. Retried
+        for as long as the database is out of reach; an entry it refuses `FALLBACK_AFTER` times is
+        stored with its payload marked unstorable, so no job is kept from its dead letter."""
+        try:
+            return await store_dead_letter(self.deps, entry)
+        except Exception as error:
+            if out_of_reach(error) or activity.info().attempt < FALLBACK_AFTER:
+                raise
+            log.error(
+                "the dead letter of job %s was refused %d times (%s: %s); storing it with its payload "
+                "marked unstorable (the run's history in Temporal still holds it)",
+                entry.job_id,
+                activity.info().attempt,
+                type(error).__name__,
+                printable(str(error))[:500],
+                extra=job_fields(job_id=entry.job_id, run_id=entry.run_id, job_type=entry.job_type),
+            )
+            return await store_dead_letter(self.deps, storable(entry, error))
+
+
+FALLBACK_AFTER = 3
+"""Attempts of `record_dead_letter` the database refuses (not: cannot be reached) before the entry
+is stored in its storable form."""
+
+UNSTORABLE = "redrive_unstorable"
+
+
+def storable(entry: DeadLetterInput, error: BaseException) -> DeadLetterInput:
+    """`entry` as every store holds it: the payload replaced by a marker saying why, and the error's
+    text with NUL characters and lone surrogates replaced."""
+    return dataclasses.replace(
+        entry,
+        payload={UNSTORABLE: f"the database refused the payload: {type(error).__name__}"},
+        stage=printable(entry.stage),
+        error_type=printable(entry.error_type),
+        error_message=printable(entry.error_message),
+    )
 
 
 async def store_dead_letter(deps: ActivityDeps, entry: DeadLetterInput) -> DeadLetterResult:

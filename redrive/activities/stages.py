@@ -8,7 +8,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import activity
@@ -18,6 +18,7 @@ from redrive.activities.deps import ActivityDeps
 from redrive.context import Handler, StageContext
 from redrive.contracts import StageInput, StageResult
 from redrive.errors import error_type_name, is_permanent, retry_after_hint
+from redrive.jobtypes.payloads import printable
 from redrive.logs import job_fields
 from redrive.retry_policy import next_delay
 from redrive.status import JobStatus
@@ -66,15 +67,28 @@ class StageActivities:
             http=self.deps.http,
             tenant_id=stage_input.tenant_id,
         )
+        if info.attempt > 1:  # the attempt before may have left no record (its worker died)
+            retried_at = info.current_attempt_scheduled_time
+            previous = info.attempt - 1
+            lost = projection.attempt_lost(stage_input.job_id, run_id, context.stage, previous, retried_at)
+            await _best_effort("lost attempt", self.deps.projection.write(lost))
+        pulse = _Pulse(context, info.heartbeat_timeout)
         began = time.monotonic()
         try:
             output = await handler(context)
+        except asyncio.CancelledError:
+            if activity.is_worker_shutdown():  # the attempt is spent: say so in the error history
+                self._measure(stage_input, began, "failed")
+                await _best_effort("start", start.settled_write())
+                await _best_effort("shutdown", self._cut_off(stage_input, run_id))
+            raise
         except Exception as error:
             self._measure(stage_input, began, "failed")
             await _best_effort("start", start.settled_write())
             raise await self._failure(stage_input, run_id, error) from error
         finally:
             start.stop_timer()
+            pulse.stop()
         self._measure(stage_input, began, "success")
         projected = await _best_effort("finish", self._finished(stage_input, run_id, start))
         return StageResult(output=output, projected_complete=projected and stage_input.last)
@@ -120,7 +134,8 @@ class StageActivities:
             permanent = is_permanent(error) or name in declaration.non_retryable
         will_retry = not permanent and info.attempt < declaration.max_attempts
         delay = next_delay(declaration, info.attempt, self.deps.unit_random(), retry_after_hint(error))
-        message = (str(error) or name)[:MAX_MESSAGE]
+        name = printable(name)  # an error's text is the handler's: any character may be in it
+        message = printable(str(error) or name)[:MAX_MESSAGE]
         failed_at = self.deps.now()
         failure = StageFailure(
             job_id=stage_input.job_id,
@@ -163,6 +178,27 @@ class StageActivities:
             category=ApplicationErrorCategory.BENIGN,
         )
 
+    async def _cut_off(self, stage_input: StageInput, run_id: str) -> None:
+        info = activity.info()
+        now = self.deps.now()
+        failure = StageFailure(
+            job_id=stage_input.job_id,
+            run_id=run_id,
+            stage=stage_input.stage.name,
+            attempt=info.attempt,
+            error_type="WorkerShutdown",
+            message="the worker shut down before the attempt finished; Temporal retries it elsewhere",
+            started_at=info.started_time,
+            failed_at=now,
+        )
+        log.warning(
+            "stage %s cut off by the worker's shutdown on attempt %d",
+            failure.stage,
+            info.attempt,
+            extra=_fields(stage_input, run_id, info.attempt),
+        )
+        await self._record_failure(failure, info.attempt < stage_input.stage.retry.max_attempts)
+
     async def _record_failure(self, failure: StageFailure, will_retry: bool) -> None:
         async with self.deps.sessions() as session, session.begin():
             await ProjectionWrites(session).stage_failed(failure, will_retry)
@@ -177,6 +213,31 @@ async def _best_effort(what: str, write: Awaitable[Any]) -> bool:
         log.warning("could not project stage %s into the database", what, exc_info=True)
         return False
     return True
+
+
+class _Pulse:
+    """Heartbeats while the handler runs, repeating its last details: a worker that dies stops them,
+    so Temporal gives its attempt to another worker after the heartbeat timeout (and a cancellation
+    reaches a handler that never heartbeats itself). The SDK throttles what reaches the server."""
+
+    def __init__(self, context: StageContext, timeout: timedelta | None) -> None:
+        self._context = context
+        self._interval = timeout.total_seconds() / 3 if timeout else 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._interval > 0:
+            self._timer = asyncio.get_running_loop().call_later(self._interval, self._beat)
+
+    def _beat(self) -> None:
+        activity.heartbeat(*self._context.heartbeat_details)
+        self._schedule()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class _DeferredStart:

@@ -16,6 +16,9 @@ from redrive.status import JobStatus
 STAGE_KINDS = ("activity", "review")
 
 
+DEFAULT_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Stage:
     """One stage: its handler, how it retries, and its Temporal timeouts.
@@ -36,7 +39,10 @@ class Stage:
     retry: Retry = field(default_factory=Retry)
     start_to_close_timeout: timedelta = timedelta(minutes=5)
     schedule_to_start_timeout: timedelta | None = None
-    heartbeat_timeout: timedelta | None = None
+    heartbeat_timeout: timedelta | None = DEFAULT_HEARTBEAT_TIMEOUT
+    """A worker that stops heartbeating this long has lost the attempt, and another worker retries
+    it. Every stage heartbeats on its own while its handler runs, so this detects a lost worker, not a
+    slow handler; `None` (or 0 in TOML) waits out `start_to_close_timeout` instead."""
     task_queue: str | None = None
     """Workers on another queue run this stage (say, machines with a GPU); None = the job's queue."""
     kind: str = "activity"

@@ -77,6 +77,9 @@ class StageFailure(SQLModel, table=True):
     next_retry_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+STAGE_FAILURES: sa.Table = StageFailure.__table__  # type: ignore[attr-defined]
+
+
 class DeadLetter(SQLModel, table=True):
     """A job that ran out of retries or failed permanently, with everything needed to replay it."""
 

@@ -16,8 +16,10 @@ Reads are in `redrive.store.jobs`.
 from redrive.store.projection.group_commit import GroupCommit, Write
 from redrive.store.projection.statements import (
     FINAL,
+    LOST,
     Row,
     StageStart,
+    attempt_lost,
     job_created,
     stage_finished,
     stage_started,
@@ -27,12 +29,14 @@ from redrive.store.projection.writes import RETRYABLE, ProjectionWrites
 
 __all__ = [
     "FINAL",
+    "LOST",
     "RETRYABLE",
     "GroupCommit",
     "ProjectionWrites",
     "Row",
     "StageStart",
     "Write",
+    "attempt_lost",
     "job_created",
     "stage_finished",
     "stage_started",

@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from redrive.status import JobStatus
-from redrive.store.models import JOB_STAGES, JOBS, Job
+from redrive.store.models import JOB_STAGES, JOBS, STAGE_FAILURES, Job
 
 FINAL = (JobStatus.DEAD_LETTER.value, JobStatus.ARCHIVED.value, JobStatus.CANCELLED.value)
 """A run that reached one of these is over: a late write from one of its activities (a stage that
@@ -39,7 +39,9 @@ def same_run(run_id: Any) -> sa.ColumnElement[bool]:
     return condition
 
 
-StatementName = Literal["job_created", "job_running", "stage_running", "stage_complete", "job_status"]
+StatementName = Literal[
+    "job_created", "job_running", "stage_running", "stage_complete", "job_status", "attempt_lost"
+]
 Row = tuple[StatementName, dict[str, Any]]
 """One prebuilt statement, by its `Statements` field, and the parameters of one execution."""
 
@@ -71,6 +73,7 @@ class Statements:
     stage_running: Any
     stage_complete: Any
     job_status: Any
+    attempt_lost: Any
 
 
 @functools.cache
@@ -119,6 +122,7 @@ def statements(dialect: str) -> Statements:
             finished_at=sa.bindparam("b_finished_at", type_=JOBS.c.finished_at.type),
             next_retry_at=None,
         ),
+        attempt_lost=insert(STAGE_FAILURES).on_conflict_do_nothing(),
     )
 
 
@@ -171,6 +175,27 @@ def stage_finished(job_id: str, stage: str, at: datetime) -> list[Row]:
             {"b_job_id": job_id, "b_stage": stage, "b_status": JobStatus.COMPLETE.value, "b_at": at},
         )
     ]
+
+
+LOST = "AttemptLost"
+
+
+def attempt_lost(job_id: str, run_id: str, stage: str, attempt: int, retried_at: datetime) -> list[Row]:
+    """An attempt that recorded no outcome (its worker crashed, lost contact or could not reach the
+    database), written by the attempt after it; an outcome the attempt did record stays."""
+    failure = {
+        "job_id": job_id,
+        "run_id": run_id,
+        "stage": stage,
+        "attempt": attempt,
+        "error_type": LOST,
+        "message": f"attempt {attempt} ended without reporting an outcome: its worker stopped or lost "
+        "contact (Temporal's heartbeat or start-to-close timeout ran out), and Temporal retried it",
+        "started_at": retried_at,
+        "failed_at": retried_at,
+        "next_retry_at": retried_at,
+    }
+    return [("attempt_lost", failure)]
 
 
 def status_changed(
