@@ -24,6 +24,7 @@ DELETE_SUPERSEDED_RUN = "delete_superseded_run"
 ARCHIVE_DEAD_LETTERS = "archive_dead_letters"
 PURGE_REPLAYED = "purge_replayed"
 RECONCILE_CLOSED_RUNS = "reconcile_closed_runs"
+REPAIR_PROJECTION = "repair_projection"
 SEND_DIGESTS = "send_digests"
 """The activities workflows call, by name: workflows import no activity module (the sandbox runs
 each import statement of a workflow's module again for every run, and the layers stay apart)."""
@@ -139,6 +140,7 @@ class MaintenanceResult:
     archived: int = 0
     purged: int = 0
     reconciled: int = 0
+    repaired: int = 0
     digests: int = 0
 
 

@@ -11,6 +11,7 @@ from redrive.activities.maintenance import MaintenanceActivities
 from redrive.activities.missing import handler_missing
 from redrive.activities.notifications import NotificationActivities
 from redrive.activities.projection import ProjectionActivities
+from redrive.activities.repair import RepairActivities
 from redrive.activities.stages import StageActivities
 from redrive.activities.superseded_runs import SupersededRunActivities
 from redrive.context import Handler
@@ -25,6 +26,7 @@ def build_activities(deps: ActivityDeps, handlers: Mapping[str, Handler]) -> lis
         NotificationActivities(deps).notify_dead_letter,
         *_maintenance(MaintenanceActivities(deps)),
         ProjectionActivities(deps).record_status,
+        RepairActivities(deps).repair_projection,
         SupersededRunActivities(deps).delete_superseded_run,
         handler_missing,
     ]

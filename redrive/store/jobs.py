@@ -36,6 +36,16 @@ class JobFilter:
     """The (job type, status, stage) combinations a label filter admits (stage None: any)."""
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """A job's row in short: its run, status and stage, and each stage row's status by stage."""
+
+    run_id: str | None
+    status: str
+    stage: str | None
+    stages: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
 class JobRepository:
     """Job rows within the caller's session, read only."""
 
@@ -95,6 +105,25 @@ class JobRepository:
             .order_by(col(StageFailure.failed_at), col(StageFailure.attempt))
         )
         return list((await self.session.exec(query)).all())
+
+    async def snapshots(self, job_ids: Sequence[str]) -> dict[str, Snapshot]:
+        """What the projection says of each of `job_ids` that has a row (any tenant): for comparing
+        it with Temporal."""
+        jobs = await self.session.exec(
+            select(col(Job.id), col(Job.run_id), col(Job.status), col(Job.stage)).where(
+                col(Job.id).in_(job_ids)
+            )
+        )
+        found = {job_id: Snapshot(run_id, status, stage) for job_id, run_id, status, stage in jobs}
+        stages = await self.session.exec(
+            select(col(JobStage.job_id), col(JobStage.stage), col(JobStage.status)).where(
+                col(JobStage.job_id).in_(job_ids)
+            )
+        )
+        for job_id, stage, status in stages:
+            if job_id in found:
+                found[job_id].stages[stage] = status
+        return found
 
     async def actions(self, job_id: str) -> Sequence[JobAction]:
         """Everything people did to the job, oldest first."""

@@ -167,3 +167,13 @@ class ApiKey(SQLModel, table=True):
     secret_hash: str = Field(max_length=64)
     created_at: datetime = Field(sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class MaintenanceMark(SQLModel, table=True):
+    """How far a maintenance step has got (for instance: the projection repair has compared every run
+    that closed before `at`), so the next pass starts there however long the passes were failing."""
+
+    __tablename__ = "maintenance_marks"
+
+    name: str = Field(primary_key=True, max_length=64)
+    at: datetime = Field(sa_type=UTCDateTime)

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from redrive.status import JobStatus
-from redrive.store.models import JOB_STAGES, JOBS, Job, JobAction, StageFailure
+from redrive.store.models import JOB_STAGES, JOBS, Job, JobAction, JobStage, StageFailure
 from redrive.store.projection.statements import same_run
 from redrive.store.upsert import dialect_insert
 
@@ -71,6 +71,27 @@ class ProjectionWrites:
                 index_elements=["id"],
                 set_=values,
                 where=sa.or_(same_run(job.run_id), JOBS.c.run_id.is_(None)),
+            )
+        )
+
+    async def repair_stage(self, row: JobStage) -> None:
+        """Write a stage's row as its run's history shows it (executions never go down)."""
+        statement = dialect_insert(self.session, JOB_STAGES).values(**row.model_dump())
+        new = statement.excluded
+        await self.session.exec(
+            statement.on_conflict_do_update(
+                index_elements=["job_id", "stage"],
+                set_={
+                    "position": new.position,
+                    "status": new.status,
+                    "attempt": new.attempt,
+                    "started_at": new.started_at,
+                    "finished_at": new.finished_at,
+                    "executions": sa.case(
+                        (JOB_STAGES.c.executions > new.executions, JOB_STAGES.c.executions),
+                        else_=new.executions,
+                    ),
+                },
             )
         )
 
