@@ -13,6 +13,7 @@ from redrive.api.body_limit import BodyLimit
 from redrive.api.problems import install_problem_handlers
 from redrive.api.routers import codec, dead_letters, health, jobs, metrics
 from redrive.api.state import AppState
+from redrive.api.url_guard import UrlGuard
 from redrive.codec import data_converter
 from redrive.jobtypes import load_job_types
 from redrive.settings import Settings
@@ -53,6 +54,7 @@ def create_app(settings: Settings, temporal: Client | None = None) -> FastAPI:
 
         FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(UrlGuard)
     app.add_middleware(
         CORSMiddleware,  # the Temporal Web UI calls /codec from its own origin
         allow_origins=[settings.resolved_ui_url()],

@@ -5,6 +5,7 @@ The one place where the operations' refusals become HTTP statuses: `NotFound` 40
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,6 +18,9 @@ from starlette.routing import Match
 from temporalio.service import RPCError, RPCStatusCode
 
 from redrive.operations import Conflict, Invalid, NotFound, OperationError
+from redrive.store.engine import out_of_reach
+
+log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 UNAVAILABLE_RETRY_AFTER_S = 5
@@ -133,8 +137,13 @@ async def _rpc(_request: Request, error: Exception) -> JSONResponse:
     raise error
 
 
-async def _database(_request: Request, _error: Exception) -> JSONResponse:
-    return _unavailable("The database")
+async def _database(_request: Request, error: Exception) -> JSONResponse:
+    if out_of_reach(error):
+        return _unavailable("The database")
+    # The database refused what was sent: a defect (input the edge should have refused), not an
+    # outage; saying "unavailable, nothing changed, retry" would invite a retry that fails the same.
+    log.error("the database refused a request's statement", exc_info=error)
+    return problem_response(Problem(500, "Internal error", "the database refused the request; it is logged"))
 
 
 def install_problem_handlers(app: FastAPI) -> None:
