@@ -14,7 +14,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from redrive.jobtypes.builtin import DEMO
 from redrive.store.engine import create_engine
-from redrive.store.models import JOB_STAGES, JOBS, DeadLetter
+from redrive.store.models import JOB_STAGES, JOBS, STAGE_FAILURES, DeadLetter
 from tests.faults.harness import Stack
 
 EXPECTED = {
@@ -46,7 +46,7 @@ class Report:
 
     def line(self) -> str:
         return (
-            f"{self.test:<28} jobs {self.jobs:>4}  lost {self.lost}  duplicated {self.duplicated}  "
+            f"{self.test:<32} jobs {self.jobs:>4}  lost {self.lost}  duplicated {self.duplicated}  "
             f"stuck {self.stuck}  disagreements {self.disagreements}  5xx {self.server_errors}  "
             f"503-left-a-job {self.refused_but_ran}  recovery {self.recovery_s:5.1f} s"
         )
@@ -86,6 +86,16 @@ async def maintenance_pass(stack: Stack) -> None:
             return
         await asyncio.sleep(0.2)
     raise AssertionError("the maintenance pass did not finish within 120 s")
+
+
+async def failures_of_type(stack: Stack, error_type: str) -> set[str]:
+    """The jobs with a recorded failed attempt of `error_type`."""
+    engine = create_engine(stack.database_url)
+    async with engine.connect() as connection:
+        query = sa.select(STAGE_FAILURES.c.job_id).where(STAGE_FAILURES.c.error_type == error_type)
+        found = {job_id for (job_id,) in await connection.execute(query)}
+    await engine.dispose()
+    return found
 
 
 async def audit(

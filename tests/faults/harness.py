@@ -153,6 +153,12 @@ class Stack:
     def kill_worker(self, name: str) -> None:
         _kill(self.workers.pop(name))
 
+    def stop_worker(self, name: str) -> None:
+        """SIGTERM: the worker's graceful shutdown, as Kubernetes stops a pod."""
+        process = self.workers.pop(name)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+
     async def start_api(self) -> None:
         self.api = self._spawn("api", [sys.executable, "-m", "redrive_cli", "api"])
         async with httpx.AsyncClient(base_url=self.api_url) as http:

@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from redrive.operations.submit import job_id_for
-from tests.faults.audit import Report, audit, wait_closed
+from redrive.store.projection import LOST
+from tests.faults.audit import Report, audit, failures_of_type, wait_closed
 from tests.faults.harness import HEADERS, Postgres, Stack
 
 SLOW = {"sleep_ms": 2500}
@@ -49,6 +50,7 @@ async def _worker_kills(stack: Stack, report: Report, jobs: int, kills: int) -> 
         _, report.recovery_s = await wait_closed(stack, accepted, within=120)
         await audit(stack, report, accepted)
     assert report.clean(), report.details
+    assert await failures_of_type(stack, LOST), "a killed worker's attempts appear in the error history"
 
 
 async def test_worker_kills(stack: Stack, report: Report) -> None:
@@ -60,6 +62,28 @@ async def test_worker_kills(stack: Stack, report: Report) -> None:
 async def test_many_worker_kills(stack: Stack, report: Report) -> None:
     """Five kill -9s among 300 jobs."""
     await _worker_kills(stack, report, jobs=300, kills=5)
+
+
+async def test_worker_shutdown_mid_stage(stack: Stack, report: Report) -> None:
+    """SIGTERM of the only worker while its stages run: each cut-off attempt is in the error history
+    as `WorkerShutdown`, and the other worker finishes every job."""
+    stack.kill_worker("worker-2")  # before any job: every stage runs on worker-1
+    async with _client(stack) as http:
+        accepted = await _submit(http, [{"sleep_ms": 8000}] * 4)
+        await _until(lambda: _all_running(http, accepted))
+        stack.start_worker("worker-2")
+        stack.stop_worker("worker-1")
+        _, report.recovery_s = await wait_closed(stack, accepted, within=120)
+        await audit(stack, report, accepted)
+    assert report.clean(), report.details
+    assert await failures_of_type(stack, "WorkerShutdown") == accepted
+
+
+async def _all_running(http: httpx.AsyncClient, job_ids: set[str]) -> bool:
+    for job_id in job_ids:
+        if not await _status_is(http, job_id, "running"):
+            return False
+    return True
 
 
 async def _postgres_outage(
