@@ -53,6 +53,27 @@ def test_narrower_tables_win(tmp_path: Path) -> None:
     assert deliver.retry.max_retries == 3
 
 
+def test_stages_declare_a_heartbeat_timeout_unless_turned_off(tmp_path: Path) -> None:
+    """Every stage has a 10 s heartbeat timeout by default (a lost worker's attempt moves on in
+    seconds); a table changes it, and "0s" turns it off."""
+    registry = load_job_types(
+        config=_load(
+            tmp_path,
+            """
+            [job_types.demo]
+            heartbeat_timeout = "3s"
+            [job_types.demo.stages.finish]
+            heartbeat_timeout = "0s"
+            """,
+        )
+    )
+    prepare, _process, finish = registry.get("demo").stages
+    assert prepare.heartbeat_timeout == timedelta(seconds=3)
+    assert not finish.heartbeat_timeout
+    (deliver,) = registry.get("webhook").stages
+    assert deliver.heartbeat_timeout == timedelta(seconds=10)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -117,7 +117,14 @@ async def retry_job(
         async with services.sessions() as session, session.begin():
             await ProjectionWrites(session).release_retry(job.id, dead_run, job.status, utcnow())
         raise
-    await _record(services, actor, job, entry, order, new_run_id, from_stage, request_id)
+    try:
+        await _record(services, actor, job, entry, order, new_run_id, from_stage, request_id)
+    except Exception:
+        # The job runs again: say so (a 5xx would say nothing changed). Its row follows the new run's
+        # own writes and the maintenance repair; the entry's replay stamp and the action are lost.
+        log.error(
+            "job %s was retried (run %s), but that could not be recorded", job.id, new_run_id, exc_info=True
+        )
     if mode == "reset":
         await _forget(services, job.id, dead_run)
     return RetryOutcome(
