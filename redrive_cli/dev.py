@@ -18,6 +18,7 @@ from redrive.probes import QuietServer
 from redrive.settings import Settings
 from redrive.store import upgrade
 from redrive_cli.devserver import connect_when_ready, set_retention, start_server, stop_server
+from redrive_cli.ports import check_free
 
 DEMO_CONFIG = """# Written by `redrive dev`: short demo backoffs (2 s, 4 s, 8 s) so a failing demo job reaches
 # the dead-letter queue in about 15 s. Set REDRIVE_CONFIG to use your own file instead.
@@ -95,6 +96,14 @@ async def run_dev(settings: Settings) -> None:
     """Run everything until SIGINT or SIGTERM, then stop every part."""
     started = time.monotonic()
     settings = dev_settings(settings)
+    check_free(
+        "127.0.0.1",
+        {
+            "Temporal": (settings.temporal_port, "REDRIVE_TEMPORAL_PORT"),
+            "Temporal UI": (settings.ui_port, "REDRIVE_UI_PORT"),
+            "API": (settings.api_port, "REDRIVE_API_PORT"),
+        },
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

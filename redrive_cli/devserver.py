@@ -4,7 +4,10 @@ registered, namespace retention raised so week-old dead letters can still be res
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import signal
 import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -58,7 +61,20 @@ def start_server(settings: Settings) -> subprocess.Popen[bytes]:
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # Ctrl-C reaches us, and we stop the server in order
+        preexec_fn=_stop_with_parent,
     )
+
+
+def _stop_with_parent() -> None:
+    """In the child, before exec: SIGTERM it when `redrive dev` dies, however it dies (kill -9
+    included), so no dev server is left holding the port and the data. Linux only; elsewhere the
+    port check of the next `redrive dev` still refuses to reuse an orphan."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1
 
 
 async def connect_when_ready(settings: Settings, process: subprocess.Popen[bytes]) -> Client:

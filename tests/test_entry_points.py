@@ -157,6 +157,55 @@ def test_redrive_dev_runs_everything_and_restarts_on_its_data(
     assert "Traceback" not in rest  # a dead-lettered job is one line, not a stack
 
 
+def _processes_with(text: str) -> list[str]:
+    """The command lines of running processes that mention `text` (here: a test's data folder)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            command = (Path("/proc") / pid / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in command and str(os.getpid()) != pid:
+            found.append(command)
+    return found
+
+
+def test_redrive_dev_refuses_a_taken_temporal_port(tmp_path: Path, dev_ports: dict[str, str]) -> None:
+    """Something else on the Temporal port: one clear line naming the port and its holder, exit 1,
+    and nothing started (no reuse of whatever answers there)."""
+    home = tmp_path / ".redrive"
+    port = int(dev_ports["REDRIVE_TEMPORAL_PORT"])
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        dev = _start_dev(home, dev_ports)
+        output, _ = dev.communicate(timeout=60)
+    assert dev.returncode == 1, output
+    (line,) = output.strip().splitlines()
+    assert f"port {port} (Temporal) is in use by pid {os.getpid()}" in line
+    assert "REDRIVE_TEMPORAL_PORT" in line
+    assert _processes_with(str(home)) == []
+
+
+@pytest.mark.timeout(180)
+def test_a_killed_redrive_dev_leaves_no_process(
+    tmp_path: Path, dev_ports: dict[str, str], stop_on_exit: list[subprocess.Popen[str]]
+) -> None:
+    """kill -9 of `redrive dev`: its Temporal dev server goes too, and the ports are free again."""
+    home = tmp_path / ".redrive"
+    dev = _start_dev(home, dev_ports)
+    stop_on_exit.append(dev)
+    _wait_http(f"http://127.0.0.1:{dev_ports['REDRIVE_API_PORT']}/readyz")
+    assert any("start-dev" in command for command in _processes_with(str(home)))
+    dev.kill()
+    dev.communicate(timeout=30)
+    deadline = time.monotonic() + 30
+    while _processes_with(str(home)):
+        assert time.monotonic() < deadline, _processes_with(str(home))
+        time.sleep(0.2)
+    assert _refused(int(dev_ports["REDRIVE_TEMPORAL_PORT"]))
+
+
 def _banner(dev: subprocess.Popen[str]) -> str:
     assert dev.stdout is not None
     lines: list[str] = []
