@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -12,12 +13,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from redrive.durations import Duration
 
+SECRETS_DIR = os.environ.get("REDRIVE_SECRETS_DIR") or None
+"""A folder of files named like the variables (`REDRIVE_DATABASE_URL`, …), as Kubernetes mounts a
+Secret: each file's content is that setting's value unless the variable itself is set. Read once,
+when the process starts."""
+
 
 class AlertSettings(BaseSettings):
     """Where dead-letter alerts go: the SMTP server and recipients, the signed webhook, and the window
     that holds one alert per error fingerprint (`REDRIVE_SMTP_*`, `REDRIVE_ALERT_*`)."""
 
-    model_config = SettingsConfigDict(env_prefix="REDRIVE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="REDRIVE_", extra="ignore", secrets_dir=SECRETS_DIR)
 
     smtp_host: str = ""
     smtp_port: int = 25
@@ -50,9 +56,10 @@ class AlertSettings(BaseSettings):
 class Settings(BaseSettings):
     """Configuration for the worker, the API and `redrive dev`; defaults suit `redrive dev`."""
 
-    model_config = SettingsConfigDict(env_prefix="REDRIVE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="REDRIVE_", extra="ignore", secrets_dir=SECRETS_DIR)
 
     home: Path = Path(".redrive")
+    secrets_dir: Path | None = Field(default=None, description="settings read from files here (SECRETS_DIR)")
     database_url: str = ""
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"

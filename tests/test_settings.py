@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -36,3 +40,25 @@ def test_alert_settings_come_from_their_own_variables(monkeypatch: pytest.Monkey
     alerts = Settings().alerts
     assert (alerts.smtp_host, alerts.recipients()) == ("mail.example", ("a@example.com", "b@example.com"))
     assert alerts.email_on
+
+
+def test_secrets_come_from_files_in_the_secrets_dir(tmp_path: Path) -> None:
+    """A mounted Secret: each file named like a variable is that setting; the variable, when set, wins."""
+    (tmp_path / "REDRIVE_DATABASE_URL").write_text("postgresql+asyncpg://redrive@db/redrive")
+    (tmp_path / "REDRIVE_SMTP_PASSWORD").write_text("from-a-file")
+    env = {**os.environ, "REDRIVE_SECRETS_DIR": str(tmp_path), "REDRIVE_SMTP_PASSWORD": "from-the-env"}
+    env.pop("REDRIVE_DATABASE_URL", None)
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from redrive.settings import Settings; s = Settings(); "
+            "print(s.database_url, s.alerts.smtp_password)",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert shown.stdout.split() == ["postgresql+asyncpg://redrive@db/redrive", "from-the-env"]
