@@ -37,6 +37,7 @@ def _settings() -> Settings:
 @app.command()
 def dev() -> None:
     """Run a Temporal dev server (with Web UI), the worker and the API on the embedded defaults."""
+    from redrive.binaries import BinaryNotFound
     from redrive.temporal import exit_process
     from redrive_cli.dev import run_dev  # the assembly imports api and the worker only when asked to
     from redrive_cli.ports import PortsBusy
@@ -45,7 +46,7 @@ def dev() -> None:
     configure_logging(settings.log_format or "text")
     try:
         asyncio.run(run_dev(settings))
-    except PortsBusy as error:
+    except (PortsBusy, BinaryNotFound) as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(1) from None
     exit_process(0)
