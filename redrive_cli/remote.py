@@ -16,7 +16,7 @@ import typer
 from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import Progress
-from rich.table import Table
+from rich.table import Column, Table
 
 from redrive.client import Client, ClientError, Unavailable
 from redrive.settings import Settings
@@ -70,14 +70,22 @@ def _show(
         print(json.dumps(data, indent=2, sort_keys=True))
         return
     if columns is None or rows is None:
-        table = Table(show_header=False, box=None)
+        table = Table(Column(no_wrap=True), Column(overflow="fold"), show_header=False, box=None)
         for key, value in data.items():
             table.add_row(key, _cell(value))
     else:
-        table = Table(*columns)
-        for row in rows:
-            table.add_row(*(_cell(row.get(column)) for column in columns))
+        cells = [[_cell(row.get(column)) for column in columns] for row in rows]
+        table = Table(*(_column(name, [line[n] for line in cells]) for n, name in enumerate(columns)))
+        for line in cells:
+            table.add_row(*line)
     out.print(table)
+
+
+def _column(name: str, values: list[str]) -> Column:
+    """Ids are never cut (they are for copying): their column keeps its width, and the others wrap."""
+    if name == "id" or name.endswith("_id") or name == "fingerprint":
+        return Column(name, no_wrap=True, min_width=max(map(len, [name, *values])))
+    return Column(name, overflow="fold")
 
 
 def _cell(value: Any) -> str:

@@ -106,6 +106,18 @@ async def test_jobs_commands(api: dict[str, str], tmp_path: Path) -> None:
     assert (cancelled.code, "cancelling" in cancelled.out) == (0, True)
 
 
+async def test_tables_never_cut_an_id(api: dict[str, str]) -> None:
+    """On an 80-column terminal every id in a table is whole (the other columns wrap)."""
+    jobs = [(await redrive("jobs", "submit", "demo", "-o", "json", **api)).json()["id"] for _ in range(2)]
+    listed = await redrive("jobs", "list", COLUMNS="80", **api)
+    assert listed.code == 0, listed.err
+    assert max(map(len, listed.out.splitlines())) <= 80
+    for job_id in jobs:
+        assert job_id in listed.out
+    shown = await redrive("jobs", "show", jobs[0], COLUMNS="80", **api)
+    assert jobs[0] in shown.out
+
+
 async def test_dlq_commands(api: dict[str, str], tmp_path: Path) -> None:
     """list, show, groups, replay one, and a bulk replay with a dry run first."""
     breaker = tmp_path / "break"
