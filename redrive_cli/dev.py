@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
+import shutil
 import signal
+import sys
 import time
 from importlib import resources
 from pathlib import Path
@@ -52,6 +55,7 @@ def banner(settings: Settings, seconds: float) -> str:
     fail = {"stage": "process", "error": "ServiceUnavailable", "while_exists": str(breaker)}
     body = json.dumps({"type": "demo", "payload": {"sleep_ms": 500, "fail": fail}})
     auth = f"-H 'Authorization: Bearer {key}'"
+    cli = cli_command()
     return f"""
 redrive is up in {seconds:.1f} s
   API          {api}   (OpenAPI docs: {api}/docs)
@@ -67,9 +71,23 @@ redrive is up in {seconds:.1f} s
   rm {breaker}; curl -s -X POST {api}/v1/jobs/<id>/retry {auth}
 {_protocol_lines(api, auth)}The same from the command line (in another shell):
   export REDRIVE_API_URL={api} REDRIVE_API_KEY={key}
-  redrive jobs list; redrive dlq groups; redrive dlq replay --type demo --dry-run
+  {cli} jobs list; {cli} dlq groups; {cli} dlq replay --type demo --dry-run
 Press Ctrl-C to stop everything.
 """
+
+
+def cli_command() -> str:
+    """How to run this `redrive` from a shell: its name when PATH finds this very one, else its path
+    (a venv that is not activated is not on PATH)."""
+    here = Path(sys.argv[0]).resolve() if Path(sys.argv[0]).name == "redrive" else None
+    here = here or Path(sys.executable).parent / "redrive"
+    found = shutil.which("redrive")
+    if found is not None and Path(found).resolve() == here.resolve():
+        return "redrive"
+    if here.exists():
+        relative = os.path.relpath(here)
+        return relative if not relative.startswith("..") else str(here)
+    return f"{sys.executable} -m redrive_cli"
 
 
 def _protocol_lines(api: str, auth: str) -> str:

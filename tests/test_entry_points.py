@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -103,8 +104,11 @@ def test_redrive_dev_runs_everything_and_restarts_on_its_data(
         assert time.monotonic() < deadline, "demo job did not complete"
         time.sleep(0.2)
     cli_env = {**os.environ, "REDRIVE_API_URL": api, "REDRIVE_API_KEY": key}  # as the banner says
+    printed = _banner(dev)
+    (cli,) = re.findall(r"^  (\S+) jobs list; ", printed, re.M)  # the command as printed, run from there
     listed = subprocess.run(
-        [sys.executable, "-m", "redrive_cli", "jobs", "list", "-o", "json"],
+        [*shlex.split(cli), "jobs", "list", "-o", "json"],
+        cwd=home.parent,
         env=cli_env,
         capture_output=True,
         text=True,
@@ -114,7 +118,8 @@ def test_redrive_dev_runs_everything_and_restarts_on_its_data(
     assert [item["id"] for item in json.loads(listed.stdout)["items"]] == [job["id"]], listed.stderr
 
     dev.send_signal(signal.SIGTERM)
-    output, _ = dev.communicate(timeout=60)
+    rest, _ = dev.communicate(timeout=60)
+    output = printed + rest
     assert dev.returncode == 0, output
     assert "Traceback" not in output
     assert "redrive is up in" in output
