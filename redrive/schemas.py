@@ -27,13 +27,50 @@ IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 class JobCreate(BaseModel):
-    """A job to run."""
+    """A job to run. `payload` is the job type's own: the built-ins' are `demo` (`sleep_ms`, `fail`),
+    `webhook` (`url`, `method`, `headers`, `body`) and `demo_review` (as `demo`); see the examples."""
 
     model_config = ConfigDict(extra="forbid", strict=True)  # 0 is not false; 0.5 is not a time
 
     type: str = Field(min_length=1, max_length=64, examples=["demo"])
     payload: dict[str, Any] = Field(default_factory=dict, examples=[{"sleep_ms": 100}])
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
+
+
+SUBMIT_EXAMPLES: dict[str, dict[str, Any]] = {
+    "demo": {
+        "summary": "demo: three stages that sleep 100 ms each",
+        "value": {"type": "demo", "payload": {"sleep_ms": 100}},
+    },
+    "demo_failing": {
+        "summary": "demo: stage process fails twice (retryable), then succeeds",
+        "value": {
+            "type": "demo",
+            "payload": {
+                "sleep_ms": 100,
+                "fail": {"stage": "process", "error": "ServiceUnavailable", "times": 2},
+            },
+        },
+    },
+    "webhook": {
+        "summary": "webhook: one HTTP request; 2xx succeeds, 5xx/429/timeouts retry, other 4xx dead-letter",
+        "value": {
+            "type": "webhook",
+            "payload": {
+                "url": "https://example.com/hooks/orders",
+                "method": "POST",
+                "headers": {"X-Source": "redrive"},
+                "body": {"order": 42},
+            },
+            "idempotency_key": "order-42",
+        },
+    },
+    "demo_review": {
+        "summary": "demo_review: prepare, then wait for POST /v1/jobs/{id}/review, then finish",
+        "value": {"type": "demo_review", "payload": {"sleep_ms": 100}},
+    },
+}
+"""One request per built-in job type, shown in the OpenAPI document (and so at /docs)."""
 
 
 class StagePublic(BaseModel):

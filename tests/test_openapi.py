@@ -15,6 +15,8 @@ from temporalio.testing import WorkflowEnvironment
 from redrive import schemas
 from redrive.api import create_app
 from redrive.api.routers.docs import ASSETS
+from redrive.jobtypes import load_job_types
+from redrive.operations.submit import check_payload
 from redrive.settings import Settings
 from tests.support import running_api, settings_for
 
@@ -91,3 +93,16 @@ async def test_docs_are_served_from_the_api_alone(
         document = (await http.get("/openapi.json")).json()
     assert "javascript" in script.headers["content-type"]
     assert document["info"]["title"] == "redrive"
+
+
+@pytest.mark.parametrize("name", sorted(schemas.SUBMIT_EXAMPLES))
+def test_each_submission_example_is_accepted(name: str) -> None:
+    """The per-type examples of POST /v1/jobs fit the request and their job type's payload model,
+    and the OpenAPI document shows each."""
+    example = schemas.SUBMIT_EXAMPLES[name]["value"]
+    order = schemas.JobCreate.model_validate(example)
+    job_type = load_job_types().get(order.type)
+    check_payload(job_type.payload_model, order.payload)
+    document = create_app(Settings(api_keys="key:a")).openapi()
+    shown = document["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]["examples"]
+    assert shown[name]["value"] == example

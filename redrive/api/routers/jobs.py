@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Body, Header, Query, Response
 
 from redrive.api.cursors import decode_cursor, encode_cursor
 from redrive.api.deps import OperateDep, ReadDep, SessionDep, StateDep, SubmitDep
@@ -14,6 +14,7 @@ from redrive.operations import NewJob, RetryOrder, cancel, retry, review, submit
 from redrive.schemas import (
     MAX_PAGE,
     PROBLEMS,
+    SUBMIT_EXAMPLES,
     CancelPublic,
     CancelRequest,
     IsoTime,
@@ -42,7 +43,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEMS)
     },
 )
 async def create_job(
-    body: JobCreate,
+    body: Annotated[JobCreate, Body(openapi_examples=SUBMIT_EXAMPLES)],
     state: StateDep,
     caller: SubmitDep,
     response: Response,
