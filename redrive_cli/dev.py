@@ -111,7 +111,7 @@ def _protocol_lines(api: str, auth: str) -> str:
 
 
 async def run_dev(settings: Settings) -> None:
-    """Run everything until SIGINT or SIGTERM, then stop every part."""
+    """Run everything until SIGINT, SIGTERM or SIGHUP, then stop every part."""
     started = time.monotonic()
     settings = dev_settings(settings)
     check_free(
@@ -124,7 +124,7 @@ async def run_dev(settings: Settings) -> None:
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # SIGHUP: its terminal closed
         loop.add_signal_handler(signum, stop.set)
     server = start_server(settings)
     try:
