@@ -208,7 +208,9 @@ class JobPage(BaseModel):
 
     items: list[JobPublic]
     next_cursor: str | None
-    counts: dict[str, int]
+    counts: dict[str, int] | None = Field(
+        default=None, description="jobs per status for the same filter; on the first page only"
+    )
 
 
 class RetryRequest(BaseModel):

@@ -153,7 +153,7 @@ def list_jobs(
     _show(page, output, JOB_COLUMNS, page["items"])
     if output == Output.TABLE:
         out.print(
-            f"counts: {page['counts']}"
+            (f"counts: {page['counts']}" if page["counts"] is not None else "")
             + (f"  next: --cursor {page['next_cursor']}" if page["next_cursor"] else "")
         )
 

@@ -39,6 +39,26 @@ class ArchiveRule:
         dead = status == JobStatus.DEAD_LETTER.value
         return JobStatus.ARCHIVED.value if self.archived(dead, finished_at) else status
 
+    def status_is_sql(
+        self, status: sa.ColumnElement[str], finished_at: sa.ColumnElement[datetime], wanted: str
+    ) -> sa.ColumnElement[bool]:
+        """A row reads as `wanted`: a condition on the stored columns that an index on (status, …)
+        serves, unlike a comparison with `job_status_sql`."""
+        dead = JobStatus.DEAD_LETTER.value
+        if wanted == JobStatus.ARCHIVED.value:
+            return sa.or_(status == wanted, sa.and_(status == dead, finished_at < self.cutoff))
+        if wanted == dead:
+            return sa.and_(status == dead, sa.or_(finished_at.is_(None), finished_at >= self.cutoff))
+        return status == wanted
+
+    def not_archived_sql(
+        self, status: sa.ColumnElement[str], finished_at: sa.ColumnElement[datetime]
+    ) -> sa.ColumnElement[bool]:
+        """A row does not read as archived."""
+        dead = JobStatus.DEAD_LETTER.value
+        young = sa.or_(status != dead, finished_at.is_(None), finished_at >= self.cutoff)
+        return sa.and_(status != JobStatus.ARCHIVED.value, young)
+
     def job_status_sql(
         self, status: sa.ColumnElement[str], finished_at: sa.ColumnElement[datetime]
     ) -> sa.ColumnElement[str]:

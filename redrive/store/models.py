@@ -17,7 +17,8 @@ class Job(SQLModel, table=True):
     __tablename__ = "jobs"
     __table_args__ = (
         sa.Index("ix_jobs_tenant_created", "tenant_id", "created_at", "id"),
-        sa.Index("ix_jobs_tenant_status", "tenant_id", "status"),
+        sa.Index("ix_jobs_tenant_status_created", "tenant_id", "status", "created_at", "id"),
+        sa.Index("ix_jobs_tenant_status_finished", "tenant_id", "status", "finished_at"),
     )
 
     id: str = Field(primary_key=True, max_length=64)
@@ -41,6 +42,22 @@ class Job(SQLModel, table=True):
 
 JOBS: sa.Table = Job.__table__  # type: ignore[attr-defined]  # SQLModel sets it on table models
 """`jobs` as a table, for statements built without the ORM (see `redrive.store.projection`)."""
+
+
+class JobCount(SQLModel, table=True):
+    """How many jobs of a tenant and type are in a status, over `shard`s: kept by triggers on `jobs`
+    (`redrive.store.counts`), read by listings instead of counting the jobs."""
+
+    __tablename__ = "job_counts"
+
+    tenant_id: str = Field(primary_key=True, max_length=64)
+    type: str = Field(primary_key=True, max_length=64)
+    status: str = Field(primary_key=True, max_length=32)
+    shard: int = Field(primary_key=True)
+    n: int = Field(sa_type=sa.BigInteger)
+
+
+JOB_COUNTS: sa.Table = JobCount.__table__  # type: ignore[attr-defined]
 
 
 class JobStage(SQLModel, table=True):

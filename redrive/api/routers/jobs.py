@@ -87,7 +87,8 @@ async def list_jobs(
 ) -> JobPage:
     """Newest first; `next_cursor` fetches the next page. Archived jobs are left out unless
     `include_archived=true` or `status=archived`. `label` filters by a job type's own word for a
-    status (see each job's `label`). `counts` are per status for the same filter."""
+    status (see each job's `label`). `counts` are per status for the same filter, on the first page
+    (a page fetched with a cursor has none: the walk does not count again)."""
     where = JobFilter(
         caller.tenant,
         status=status.value if status else None,
@@ -107,7 +108,7 @@ async def list_jobs(
     return JobPage(
         items=[job_view(state, job) for job in jobs],
         next_cursor=encode_cursor(jobs[-1].created_at, jobs[-1].id) if more else None,
-        counts=await repository.counts(where),
+        counts=await repository.counts(where) if after is None else None,
     )
 
 
