@@ -91,7 +91,9 @@ async def running_api(settings: Settings, client: Client) -> AsyncIterator[str]:
 @contextlib.asynccontextmanager
 async def serving(app: Any) -> AsyncIterator[str]:
     """Serve the ASGI `app` over real HTTP on a free port; yields its base URL."""
-    sock = socket.socket()
+    # IPPROTO_TCP named: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say they are TCP,
+    # and with it on every reused connection waited 40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = QuietServer(  # pytest owns the signals
