@@ -119,6 +119,7 @@ class DeadLetter(SQLModel, table=True):
         ),
         sa.Index("ix_dead_letters_request_id", "request_id"),
         sa.Index("ix_dead_letters_app_fingerprint", "app_id", "fingerprint", "dlq_at"),
+        sa.Index("ix_dead_letters_app_dlq", "app_id", "dlq_at", "id"),  # the list, newest first
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)

@@ -1,4 +1,4 @@
-"""job counts kept by triggers, and indexes that serve the status filters
+"""job counts kept by triggers, and indexes that serve the status filters and the dead-letter list
 
 Revision ID: 0005
 Revises: 0004
@@ -33,9 +33,11 @@ def upgrade() -> None:
     op.drop_index("ix_jobs_tenant_status", table_name="jobs")
     op.create_index("ix_jobs_tenant_status_created", "jobs", ["tenant_id", "status", "created_at", "id"])
     op.create_index("ix_jobs_tenant_status_finished", "jobs", ["tenant_id", "status", "finished_at"])
+    op.create_index("ix_dead_letters_app_dlq", "dead_letters", ["app_id", "dlq_at", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_dead_letters_app_dlq", table_name="dead_letters")
     op.drop_index("ix_jobs_tenant_status_finished", table_name="jobs")
     op.drop_index("ix_jobs_tenant_status_created", table_name="jobs")
     op.create_index("ix_jobs_tenant_status", "jobs", ["tenant_id", "status"])
