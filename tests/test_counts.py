@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from redrive.status import JobStatus
-from redrive.store import Job, create_engine, session_factory
+from redrive.store import DeadLetter, Job, create_engine, session_factory
 from redrive.store.archival import ArchiveRule
+from redrive.store.dead_letters import DeadLetterFilter, DeadLetterRepository
 from redrive.store.jobs import JobFilter, JobRepository
 from redrive.store.models import JOB_COUNTS, JOBS
 from redrive.store.projection import GroupCommit, ProjectionWrites, statements
@@ -88,3 +89,55 @@ async def test_counts_equal_the_rows_after_concurrent_writes(database_url: str) 
             assert "archived" not in await repository.counts(JobFilter("a", archive=rule))
     finally:
         await engine.dispose()
+
+
+async def test_pending_groups_equal_grouping_the_entries(database_url: str) -> None:
+    """The groups listing read from the kept counts equals grouping the pending entries, after
+    inserts, replays and purges."""
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    errors = ["ServiceUnavailable", "ValidationError", "Timeout"]
+    try:
+        async with sessions() as session, session.begin():
+            repository = DeadLetterRepository(session)
+            entries = [
+                await repository.insert(
+                    DeadLetter(
+                        original_job_id=f"job-{n}",
+                        run_id="run-1",
+                        app_id="a" if n % 5 else "b",
+                        type="webhook",
+                        stage="deliver",
+                        payload={},
+                        error_reason="MaxRetries",
+                        error_type=errors[n % 3],
+                        error_message=f"failed #{n}",
+                        attempts=1,
+                        error_history=[],
+                        dlq_at=utcnow() - timedelta(minutes=n),
+                    )
+                )
+                for n in range(40)
+            ]
+            for entry in entries[::4]:
+                assert await repository.mark_replayed(
+                    entry.app_id, entry.id, utcnow() - timedelta(days=40), None, None
+                )
+            assert await repository.purge(utcnow() - timedelta(days=30)) == 10
+        async with sessions() as session:
+            repository = DeadLetterRepository(session)
+            kept = await repository.groups(DeadLetterFilter("a", pending=True), 10)
+            scanned = await repository.groups(
+                DeadLetterFilter("a", pending=True, dlq_after=utcnow() - timedelta(days=1)), 10
+            )
+    finally:
+        await engine.dispose()
+    assert [(g.fingerprint, g.count, g.first_seen, g.last_seen) for g in kept] == [
+        (g.fingerprint, g.count, g.first_seen, g.last_seen) for g in scanned
+    ]
+    assert sum(group.count for group in kept) == 24
+    latest = {}  # the sample is the group's latest pending entry
+    for entry in sorted(entries, key=lambda entry: entry.dlq_at):
+        if entry.app_id == "a" and entry not in entries[::4]:
+            latest[entry.fingerprint] = entry.id
+    assert {group.fingerprint: group.sample_id for group in kept} == latest

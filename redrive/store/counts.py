@@ -73,3 +73,68 @@ def rebuild_counts_sql(dialect: str) -> str:
         f"SELECT tenant_id, type, status, {_shard('jobs', dialect)}, count(*) FROM jobs "
         "GROUP BY 1, 2, 3, 4"
     )
+
+
+GROUP_KEY = ("app_id", "fingerprint", "type", "stage", "error_type")
+
+
+def _bump_group(row: str, sign: int) -> str:
+    pending = f"{sign} * (CASE WHEN {row}.replayed_at IS NULL THEN 1 ELSE 0 END)"
+    values = ", ".join(f"{row}.{column}" for column in GROUP_KEY)
+    return (
+        f"INSERT INTO dead_letter_groups ({', '.join(GROUP_KEY)}, pending) VALUES ({values}, {pending}) "
+        "ON CONFLICT (app_id, fingerprint) "
+        "DO UPDATE SET pending = dead_letter_groups.pending + excluded.pending;"
+    )
+
+
+def create_group_triggers_sql(dialect: str) -> list[str]:
+    """The statements that keep `dead_letter_groups.pending` (entries not replayed, per tenant and
+    fingerprint) in step with `dead_letters`, in the same transaction as each change."""
+    changed = (
+        "(OLD.replayed_at IS NULL) <> (NEW.replayed_at IS NULL) "
+        "OR OLD.fingerprint <> NEW.fingerprint OR OLD.app_id <> NEW.app_id"
+    )
+    if dialect == "sqlite":
+        on = "ON dead_letters BEGIN"
+        return [
+            f"CREATE TRIGGER dead_letters_group_insert AFTER INSERT {on} {_bump_group('NEW', 1)} END",
+            f"CREATE TRIGGER dead_letters_group_delete AFTER DELETE {on} {_bump_group('OLD', -1)} END",
+            "CREATE TRIGGER dead_letters_group_update AFTER UPDATE OF replayed_at, fingerprint, app_id "
+            f"ON dead_letters WHEN {changed} BEGIN {_bump_group('OLD', -1)} {_bump_group('NEW', 1)} END",
+        ]
+    return [
+        f"""CREATE FUNCTION redrive_group_dead_letters() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP IN ('UPDATE', 'DELETE') THEN {_bump_group("OLD", -1)} END IF;
+  IF TG_OP IN ('UPDATE', 'INSERT') THEN {_bump_group("NEW", 1)} END IF;
+  RETURN NULL;
+END $$""",
+        "CREATE TRIGGER dead_letters_group_insert_delete AFTER INSERT OR DELETE ON dead_letters "
+        "FOR EACH ROW EXECUTE FUNCTION redrive_group_dead_letters()",
+        "CREATE TRIGGER dead_letters_group_update AFTER UPDATE OF replayed_at, fingerprint, app_id "
+        f"ON dead_letters FOR EACH ROW WHEN ({changed}) EXECUTE FUNCTION redrive_group_dead_letters()",
+    ]
+
+
+def drop_group_triggers_sql(dialect: str) -> list[str]:
+    """The statements that remove them."""
+    if dialect == "sqlite":
+        return [
+            f"DROP TRIGGER IF EXISTS dead_letters_group_{what}" for what in ("insert", "delete", "update")
+        ]
+    return [
+        "DROP TRIGGER IF EXISTS dead_letters_group_insert_delete ON dead_letters",
+        "DROP TRIGGER IF EXISTS dead_letters_group_update ON dead_letters",
+        "DROP FUNCTION IF EXISTS redrive_group_dead_letters()",
+    ]
+
+
+def rebuild_groups_sql() -> str:
+    """Count every dead letter into `dead_letter_groups` (empty)."""
+    key = ", ".join(GROUP_KEY)
+    return (
+        f"INSERT INTO dead_letter_groups ({key}, pending) SELECT app_id, fingerprint, min(type), min(stage), "
+        "min(error_type), sum(CASE WHEN replayed_at IS NULL THEN 1 ELSE 0 END) FROM dead_letters "
+        "GROUP BY app_id, fingerprint"
+    )

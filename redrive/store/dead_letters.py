@@ -13,7 +13,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from redrive.fingerprints import fingerprint
-from redrive.store.models import DeadLetter
+from redrive.store.models import PENDING_GROUPS, DeadLetter
 from redrive.store.tenancy import ALL_TENANTS, scope_to
 from redrive.store.types import UTCDateTime
 from redrive.store.upsert import dialect_insert
@@ -141,8 +141,14 @@ class DeadLetterRepository:
         return await self.search(DeadLetterFilter(app_id, type=type, pending=True), limit)
 
     async def groups(self, where: DeadLetterFilter, limit: int) -> list[DeadLetterGroup]:
-        """Entries grouped by fingerprint, largest group first."""
+        """Entries grouped by fingerprint, largest group first. Pending entries (the default), by
+        tenant and optionally type, come from the kept counts (`dead_letter_groups`) with each listed
+        group's first, last and latest entry found through the (app_id, fingerprint, dlq_at) index;
+        other filters group the matching entries."""
         await scope_to(self.session, where.app_id)
+        narrowed = (where.reason, where.stage, where.fingerprint, where.dlq_before, where.dlq_after)
+        if where.pending is True and all(value is None for value in narrowed):
+            return await self._kept_groups(where, limit)
         d = DeadLetter
         query = (
             sa.select(
@@ -177,6 +183,53 @@ class DeadLetterRepository:
                 sample_message=message,
             )
             for key, type_, stage, error_type, reason, count, first, last, sample, message in rows
+        ]
+
+    async def _kept_groups(self, where: DeadLetterFilter, limit: int) -> list[DeadLetterGroup]:
+        g, d = PENDING_GROUPS, DeadLetter
+        pending_of_group = sa.and_(
+            col(d.app_id) == g.c.app_id, col(d.fingerprint) == g.c.fingerprint, col(d.replayed_at).is_(None)
+        )
+        first = sa.select(sa.func.min(col(d.dlq_at))).where(pending_of_group).scalar_subquery()
+        last = sa.select(sa.func.max(col(d.dlq_at))).where(pending_of_group).scalar_subquery().label("last")
+        latest = (
+            sa.select(col(d.id))
+            .where(pending_of_group)
+            .order_by(col(d.dlq_at).desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        query = (
+            sa.select(g.c.fingerprint, g.c.type, g.c.stage, g.c.error_type, g.c.pending, first, last, latest)
+            .where(g.c.app_id == where.app_id, g.c.pending > 0)
+            .order_by(g.c.pending.desc(), sa.desc("last"))
+            .limit(limit)
+        )
+        if where.type is not None:
+            query = query.where(g.c.type == where.type)
+        connection = await self.session.connection()
+        rows = (await connection.execute(query)).all()
+        samples_query = sa.select(col(d.id), col(d.error_reason), col(d.error_message)).where(
+            col(d.id).in_([row[7] for row in rows])
+        )
+        samples = {
+            entry_id: (reason, message)
+            for entry_id, reason, message in await connection.execute(samples_query)
+        }
+        return [
+            DeadLetterGroup(
+                fingerprint=key,
+                type=type_,
+                stage=stage,
+                error_type=error_type,
+                error_reason=samples[sample][0],
+                count=int(count),
+                first_seen=_aware(first_at),
+                last_seen=_aware(last_at),
+                sample_id=sample,
+                sample_message=samples[sample][1],
+            )
+            for key, type_, stage, error_type, count, first_at, last_at, sample in rows
         ]
 
     async def mark_replayed(

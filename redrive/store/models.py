@@ -147,6 +147,23 @@ class DeadLetter(SQLModel, table=True):
     archived_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class PendingGroup(SQLModel, table=True):
+    """How many dead letters of a tenant that failed the same way (fingerprint) are not replayed yet:
+    kept by triggers on `dead_letters` (`redrive.store.counts`), read by the groups listing."""
+
+    __tablename__ = "dead_letter_groups"
+
+    app_id: str = Field(primary_key=True, max_length=64)
+    fingerprint: str = Field(primary_key=True, max_length=64)
+    type: str = Field(max_length=64)
+    stage: str = Field(max_length=64)
+    error_type: str = Field(max_length=128)
+    pending: int = Field(sa_type=sa.BigInteger)
+
+
+PENDING_GROUPS: sa.Table = PendingGroup.__table__  # type: ignore[attr-defined]
+
+
 class AlertWindow(SQLModel, table=True):
     """One e-mail per error fingerprint per window; later dead letters are counted for a digest."""
 
