@@ -192,10 +192,17 @@ class AsyncClient:
             await asyncio.sleep(interval)
 
     async def retry(
-        self, job_id: str, *, from_stage: str | None = None, reason: str | None = None, force: bool = False
+        self,
+        job_id: str,
+        *,
+        from_stage: str | None = None,
+        reason: str | None = None,
+        force: bool = False,
+        payload_patch: dict[str, Any] | None = None,
     ) -> RetryPublic:
-        """Retry a dead job from its failed stage (or `from_stage`, any stage up to it)."""
-        body = _given(from_stage=from_stage, reason=reason, force=force or None)
+        """Retry a dead job from its failed stage (or `from_stage`, any stage up to it); with
+        `payload_patch` (a JSON Merge Patch) it continues there in a new run with the patched payload."""
+        body = _given(from_stage=from_stage, reason=reason, force=force or None, payload_patch=payload_patch)
         return await self._call(RetryPublic, "POST", f"/v1/jobs/{job_id}/retry", body=body)
 
     async def cancel(self, job_id: str, *, reason: str | None = None) -> CancelPublic:
@@ -233,9 +240,11 @@ class AsyncClient:
         from_stage: str | None = None,
         reason: str | None = None,
         force: bool = False,
+        payload_patch: dict[str, Any] | None = None,
     ) -> RetryPublic:
-        """Replay one dead letter (a reset from its failed stage, or a new run from its payload)."""
-        body = _given(from_stage=from_stage, reason=reason, force=force or None)
+        """Replay one dead letter (a reset from its failed stage, or a new run from its payload; with
+        `payload_patch`, a new run from the failed stage with the patched payload)."""
+        body = _given(from_stage=from_stage, reason=reason, force=force or None, payload_patch=payload_patch)
         return await self._call(RetryPublic, "POST", f"/v1/dead-letters/{entry_id}/replay", body=body)
 
     async def replay_many(

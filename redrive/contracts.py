@@ -39,6 +39,11 @@ class JobInput:
     job_type: str
     payload: dict[str, Any]
     stages: tuple[Stage, ...]
+    start_at: int = 0
+    """The stage to begin with: a retry with an edited payload continues a dead job from its failed
+    stage in a new run, the stages before it not run again."""
+    outputs: dict[str, Any] = field(default_factory=dict)
+    """The outputs of the stages before `start_at`, carried over from the run that produced them."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -223,6 +223,12 @@ class RetryRequest(BaseModel):
     )
     reason: str | None = Field(default=None, max_length=500, examples=["upstream fixed in INC-42"])
     force: bool = Field(default=False, description="replay past the configured replay limit")
+    payload_patch: dict[str, Any] | None = Field(
+        default=None,
+        description="a JSON Merge Patch (RFC 7396) of the payload: the job continues from the stage in a "
+        "new run with the patched payload, the stages before it not run again (mode `continued`)",
+        examples=[{"fail": None, "sleep_ms": 50}],
+    )
 
 
 class CancelRequest(BaseModel):
@@ -285,7 +291,8 @@ class ReviewPublic(BaseModel):
 
 
 class RetryPublic(BaseModel):
-    """What a retry did: `reset` reused the history; `resubmitted` started anew from the stored payload."""
+    """What a retry did: `reset` reused the history; `resubmitted` started anew from the stored payload;
+    `continued` started a run with the patched payload at the stage, earlier outputs carried over."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -306,7 +313,7 @@ class RetryPublic(BaseModel):
     job_id: str
     run_id: str
     from_stage: str
-    mode: Literal["reset", "resubmitted"]
+    mode: Literal["reset", "resubmitted", "continued"]
     dead_letter_id: uuid.UUID | None
     reason: str | None = None
     retried_by: str
@@ -427,6 +434,9 @@ class ReplayRequest(BaseModel):
     from_stage: str | None = Field(default=None, min_length=1, max_length=64)
     reason: str | None = Field(default=None, max_length=500)
     force: bool = Field(default=False, description="replay past the configured replay limit")
+    payload_patch: dict[str, Any] | None = Field(
+        default=None, description="a JSON Merge Patch (RFC 7396) of the payload, as for a job's retry"
+    )
 
 
 class ReplayFilter(BaseModel):
@@ -460,7 +470,7 @@ class ReplayItem(BaseModel):
 
     dead_letter_id: uuid.UUID
     job_id: str
-    outcome: Literal["reset", "resubmitted", "skipped", "failed"]
+    outcome: Literal["reset", "resubmitted", "continued", "skipped", "failed"]
     run_id: str | None = None
     detail: str | None = None
 

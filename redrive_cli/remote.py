@@ -96,16 +96,16 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _payload(payload: str | None) -> dict[str, Any]:
+def _payload(payload: str | None, option: str = "--payload") -> dict[str, Any]:
     if payload is None:
         return {}
     try:
         parsed = json.loads(payload)
     except json.JSONDecodeError as error:
-        err.print(f"--payload: not JSON ({error})")
+        err.print(f"{option}: not JSON ({error})")
         raise typer.Exit(2) from None
     if not isinstance(parsed, dict):
-        err.print("--payload: must be a JSON object")
+        err.print(f"{option}: must be a JSON object")
         raise typer.Exit(2)
     return parsed
 
@@ -175,11 +175,20 @@ def retry_job(
     from_stage: Annotated[str | None, typer.Option(help="a stage up to the failed one")] = None,
     reason: Annotated[str | None, typer.Option(help="why (kept on the job)")] = None,
     force: Annotated[bool, typer.Option(help="past the replay limit")] = False,
+    payload_patch: Annotated[
+        str | None, typer.Option(help="JSON Merge Patch of the payload: continue in a new run with it")
+    ] = None,
     output: OutputOption = Output.TABLE,
 ) -> None:
-    """Retry a dead job from the failed stage (or --from-stage)."""
+    """Retry a dead job from the failed stage (or --from-stage), its payload patched if asked."""
+    patch = _payload(payload_patch, "--payload-patch") if payload_patch is not None else None
     _show(
-        _call(lambda client: client.retry(job_id, from_stage=from_stage, reason=reason, force=force)), output
+        _call(
+            lambda client: client.retry(
+                job_id, from_stage=from_stage, reason=reason, force=force, payload_patch=patch
+            )
+        ),
+        output,
     )
 
 

@@ -55,8 +55,10 @@ class ReversedJobWorkflow(JobWorkflow):
 
 
 def test_histories_were_recorded() -> None:
-    """The complete, dead-letter, retried-after-reset and reviewed histories are present."""
-    assert {path.stem for path in HISTORIES} == {"complete", "dead_letter", "retried", "reviewed"}
+    """The complete, dead-letter, retried-after-reset, reviewed and continued (a patched retry's
+    run, begun at its failed stage) histories are present."""
+    expected = {"complete", "dead_letter", "retried", "reviewed", "continued"}
+    assert {path.stem for path in HISTORIES} == expected
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda path: path.stem)

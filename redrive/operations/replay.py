@@ -41,7 +41,7 @@ class ReplayItem:
 
     dead_letter_id: uuid.UUID
     job_id: str
-    outcome: Literal["reset", "resubmitted", "skipped", "failed"]
+    outcome: Literal["reset", "resubmitted", "continued", "skipped", "failed"]
     run_id: str | None = None
     detail: str | None = None
     job_type: str = ""

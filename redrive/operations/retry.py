@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
@@ -23,8 +23,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from redrive.contracts import SUPERSEDED_RUN_WORKFLOW, SupersededRun
 from redrive.jobtypes import UnknownJobType
 from redrive.operations.errors import Conflict, Invalid, NotFound
+from redrive.operations.patch import dead_run, merge_patch, patched_fields
 from redrive.operations.services import Actor, Services
-from redrive.operations.submit import start_job
+from redrive.operations.submit import check_payload, start_job
 from redrive.store.dead_letters import DeadLetterRepository
 from redrive.store.jobs import JobRepository
 from redrive.store.models import DeadLetter, Job, JobAction
@@ -43,6 +44,8 @@ class RetryOrder:
     force: bool = False
     action: str = "retry"
     """How the job's action log names it: `retry`, or `replay` when it came through the DLQ."""
+    payload_patch: dict[str, Any] | None = None
+    """A JSON Merge Patch of the payload: the job continues from the stage in a new run."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class RetryOutcome:
     job_id: str
     run_id: str
     from_stage: str
-    mode: Literal["reset", "resubmitted"]
+    mode: Literal["reset", "resubmitted", "continued"]
     dead_letter_id: uuid.UUID | None
     reason: str | None
     retried_by: str
@@ -100,6 +103,8 @@ async def retry_job(
     _check_replay_limit(services, entry, order)
     stages = _stage_names(services, job)
     from_stage = _from_stage(stages, failed_stage, order)
+    if order.payload_patch is not None:
+        return await _continue_patched(services, actor, job, entry, order, from_stage)
     point = await reset_point(services.temporal, job.id, dead_run, from_stage)
     request_id = f"retry-{entry.id if entry else dead_run}"  # Temporal de-dupes a resent reset by it
     async with services.sessions() as session, session.begin():
@@ -139,6 +144,80 @@ async def retry_job(
     )
 
 
+async def _continue_patched(
+    services: Services, actor: Actor, job: Job, entry: DeadLetter | None, order: RetryOrder, from_stage: str
+) -> RetryOutcome:
+    """Continue `job` from `from_stage` in a new run whose payload is the dead one's patched: checked
+    before anything changes (422 naming `payload_patch.<field>`), the stages before it carried over
+    from the dead run; from the first stage when the dead run's history is gone."""
+    assert job.run_id is not None  # checked by retry_job
+    assert order.payload_patch is not None
+    job_type = services.registry.get(job.type)
+    payload = merge_patch(job.payload, order.payload_patch)
+    if not isinstance(payload, dict):
+        raise Invalid("Invalid payload_patch", "payload_patch must be a JSON object", field="payload_patch")
+    try:
+        check_payload(job_type.payload_model, payload)
+    except Invalid as error:
+        field = (error.field or "payload").replace("payload", "payload_patch", 1)
+        raise Invalid(
+            "Invalid payload_patch", error.detail.replace("payload", "payload_patch", 1), field=field
+        ) from None
+    found = await dead_run(services.temporal, job.id, job.run_id)
+    outputs: dict[str, Any] = {}
+    if found is None:
+        plan, position = job_type.plan(), 0
+    else:
+        dead_input, outputs = found
+        plan = dead_input.stages
+        names = [stage.name for stage in plan]
+        position = names.index(from_stage) if from_stage in names else 0
+        outputs = {name: outputs[name] for name in names[:position] if name in outputs}
+    async with services.sessions() as session, session.begin():
+        if not await ProjectionWrites(session).claim_retry(job.id, job.run_id, utcnow()):
+            raise Conflict("Retry in progress", f"job {job.id} is already being retried by another request")
+    try:
+        new_run_id = await start_job(
+            services,
+            job_type,
+            job.id,
+            job.tenant_id,
+            payload,
+            WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            plan=plan,
+            start_at=position,
+            outputs=outputs,
+            # The dead run may still be sending its alert (its job reads dead_letter already): the
+            # new run replaces it, and the superseded run's deletion follows as after a reset.
+            conflict=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
+        )
+    except BaseException:
+        async with services.sessions() as session, session.begin():
+            await ProjectionWrites(session).release_retry(job.id, job.run_id, job.status, utcnow())
+        raise
+    changed = ", ".join(patched_fields(order.payload_patch))
+    note = f"payload patched ({changed})" + (f"; {order.reason}" if order.reason else "")
+    patched = RetryOrder(order.from_stage, note, order.force, order.action)
+    request_id = f"patch-{entry.id if entry else job.run_id}"
+    try:
+        await _record(
+            services, actor, job, entry, patched, new_run_id, plan[position].name, request_id, payload
+        )
+    except Exception:
+        log.error("job %s continued (run %s), but not recorded", job.id, new_run_id, exc_info=True)
+    await _forget(services, job.id, job.run_id)
+    return RetryOutcome(
+        job_id=job.id,
+        run_id=new_run_id,
+        from_stage=plan[position].name,
+        mode="continued",
+        dead_letter_id=entry.id if entry else None,
+        reason=order.reason,
+        retried_by=actor.identity,
+        job_type=job.type,
+    )
+
+
 async def _record(
     services: Services,
     actor: Actor,
@@ -148,8 +227,10 @@ async def _record(
     new_run_id: str,
     from_stage: str,
     request_id: str,
+    payload: dict[str, Any] | None = None,
 ) -> None:
-    """Stamp the dead letter replayed, requeue the job in its new run, and log who did it, at once."""
+    """Stamp the dead letter replayed, requeue the job in its new run (with its new payload, if
+    patched), and log who did it, at once."""
     now = utcnow()
     assert job.run_id is not None  # checked by retry_job
     async with services.sessions() as session, session.begin():
@@ -158,7 +239,7 @@ async def _record(
                 actor.tenant, entry.id, now, request_id, actor.identity
             )
         writes = ProjectionWrites(session)
-        await writes.requeue(job.id, job.run_id, new_run_id, now)
+        await writes.requeue(job.id, job.run_id, new_run_id, now, payload)
         note = f"from stage {from_stage}: {order.reason}" if order.reason else f"from stage {from_stage}"
         await writes.record_action(
             JobAction(job_id=job.id, action=order.action, actor=actor.identity, note=note, at=now)

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -22,6 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from redrive.contracts import JobInput
 from redrive.jobtypes import JobType, UnknownJobType
 from redrive.jobtypes.payloads import payload_errors, unstorable
+from redrive.jobtypes.registry import Stage
 from redrive.operations.errors import Conflict, Invalid
 from redrive.operations.services import Services
 from redrive.status import JOB_STATUS, JOB_TYPE, TENANT_ID, JobStatus
@@ -57,11 +59,21 @@ async def start_job(
     tenant_id: str,
     payload: dict[str, Any],
     reuse: WorkflowIDReusePolicy,
+    plan: tuple[Stage, ...] | None = None,
+    start_at: int = 0,
+    outputs: dict[str, Any] | None = None,
+    conflict: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.FAIL,
 ) -> str:
     """Start the job's workflow with its type's current plan; its run id. `WorkflowAlreadyStartedError`
     when a run of that id is open (or, by `reuse`, has been)."""
     job = JobInput(
-        job_id=job_id, tenant_id=tenant_id, job_type=job_type.name, payload=payload, stages=job_type.plan()
+        job_id=job_id,
+        tenant_id=tenant_id,
+        job_type=job_type.name,
+        payload=payload,
+        stages=plan if plan is not None else job_type.plan(),
+        start_at=start_at,
+        outputs=outputs or {},
     )
     handle = await services.temporal.start_workflow(
         job_type.name,  # the dynamic JobWorkflow runs it: the UI shows the job type as its type
@@ -69,6 +81,7 @@ async def start_job(
         id=job.job_id,
         task_queue=services.settings.task_queue,
         # A second start of the same id fails, so each request knows whether it started the job.
+        id_conflict_policy=conflict,
         id_reuse_policy=reuse,
         run_timeout=job_type.execution_timeout,
         search_attributes=TypedSearchAttributes(

@@ -73,10 +73,12 @@ class JobWorkflow:
 
     async def execute(self, job: JobInput) -> JobResult:
         """Run `job`'s stages in order."""
-        outputs: dict[str, object] = {}
+        outputs: dict[str, object] = dict(job.outputs)
         result = StageResult()
         try:
             for position, stage in enumerate(job.stages):
+                if position < job.start_at:  # done in an earlier run: its output is carried over
+                    continue
                 if stage.kind == "review":
                     result = await self._await_review(job, stage)
                 else:

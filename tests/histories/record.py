@@ -30,7 +30,8 @@ async def _wait(http: httpx.AsyncClient, job_id: str, status: str) -> None:
 
 
 async def record() -> None:
-    """Run a complete, a dead-lettered, a retried and a reviewed job; save their histories as JSON."""
+    """Run a complete, a dead-lettered, a retried, a reviewed and a continued (retried with a patched
+    payload) job; save their histories as JSON."""
     home = Path(tempfile.mkdtemp())
     (home / "redrive.toml").write_text(FAST)
     url = f"sqlite+aiosqlite:///{home / 'redrive.db'}"
@@ -53,6 +54,7 @@ async def record() -> None:
                 "dead_letter": await submit("demo", failing),
                 "retried": await submit("demo", failing),
                 "reviewed": await submit("demo_review", {}),
+                "continued": await submit("demo", {"fail": {"stage": "process", "error": "ValidationError"}}),
             }
             await _wait(http, jobs["complete"], "complete")
             await _wait(http, jobs["dead_letter"], "dead_letter")
@@ -63,6 +65,10 @@ async def record() -> None:
             breaker.unlink()
             await http.post(f"/v1/jobs/{jobs['retried']}/retry", json={"reason": "recorded"})
             await _wait(http, jobs["retried"], "complete")
+            await _wait(http, jobs["continued"], "dead_letter")
+            patch = {"payload_patch": {"fail": None}, "reason": "recorded"}
+            await http.post(f"/v1/jobs/{jobs['continued']}/retry", json=patch)
+            await _wait(http, jobs["continued"], "complete")
         for name, job_id in jobs.items():
             target = HERE / f"{name}.json"
             if target.exists():

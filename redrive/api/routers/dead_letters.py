@@ -135,7 +135,13 @@ async def replay(
     """Reset the dead run from the failed stage when its history exists, else start a new run from the
     stored payload; `mode` says which. 409 if already replayed or past the replay limit."""
     request = body or ReplayRequest()
-    order = RetryOrder(request.from_stage, request.reason, request.force, action="replay")
+    order = RetryOrder(
+        request.from_stage,
+        request.reason,
+        request.force,
+        action="replay",
+        payload_patch=request.payload_patch,
+    )
     outcome = await replay_one(state, caller.actor, entry_id, order)
     state.metrics.replays.labels(outcome.job_type, outcome.mode).inc()
     return RetryPublic.model_validate(outcome, from_attributes=True)

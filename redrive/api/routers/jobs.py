@@ -128,9 +128,11 @@ async def retry_job(
     job_id: str, state: StateDep, caller: OperateDep, body: RetryRequest | None = None
 ) -> RetryPublic:
     """Reset the dead run to the failed stage (or `from_stage`, any stage up to it): earlier stages are
-    not run again. The reason and the caller are recorded. 409 unless dead."""
+    not run again. With `payload_patch` the job continues there in a new run with the patched payload
+    (checked like a submission: 422 naming the field, nothing changed). The reason, the caller and
+    the patched fields are recorded. 409 unless dead."""
     request = body or RetryRequest()
-    order = RetryOrder(request.from_stage, request.reason, request.force)
+    order = RetryOrder(request.from_stage, request.reason, request.force, payload_patch=request.payload_patch)
     outcome = await retry(state, caller.actor, job_id, order)
     state.metrics.replays.labels(outcome.job_type, outcome.mode).inc()
     return RetryPublic.model_validate(outcome, from_attributes=True)

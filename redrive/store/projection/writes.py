@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -125,8 +126,16 @@ class ProjectionWrites:
             .values(status=status, updated_at=at)
         )
 
-    async def requeue(self, job_id: str, old_run_id: str, new_run_id: str, at: datetime) -> None:
-        """After a reset: the job waits for a worker in its new run (unless that run already started)."""
+    async def requeue(
+        self,
+        job_id: str,
+        old_run_id: str,
+        new_run_id: str,
+        at: datetime,
+        payload: dict[str, Any] | None = None,
+    ) -> None:
+        """After a reset: the job waits for a worker in its new run (unless that run already started);
+        `payload` replaces the stored one when the retry edited it."""
         await self.session.exec(
             sa.update(JOBS)
             .where(JOBS.c.id == job_id, same_run(old_run_id))
@@ -142,3 +151,9 @@ class ProjectionWrites:
                 updated_at=at,
             )
         )
+        if payload is not None:  # whether or not the new run has written its row already
+            await self.session.exec(
+                sa.update(JOBS)
+                .where(JOBS.c.id == job_id, JOBS.c.run_id.in_([old_run_id, new_run_id]))
+                .values(payload=payload)
+            )
