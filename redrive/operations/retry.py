@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -107,41 +108,62 @@ async def retry_job(
         return await _continue_patched(services, actor, job, entry, order, from_stage)
     point = await reset_point(services.temporal, job.id, dead_run, from_stage)
     request_id = f"retry-{entry.id if entry else dead_run}"  # Temporal de-dupes a resent reset by it
-    async with services.sessions() as session, session.begin():
-        if not await ProjectionWrites(session).claim_retry(job.id, dead_run, utcnow()):
-            raise Conflict("Retry in progress", f"job {job.id} is already being retried by another request")
-    mode: Literal["reset", "resubmitted"]
-    try:
+
+    async def restart() -> str:
         if point is None:
-            new_run_id, mode = await _resubmit(services, job), "resubmitted"
-        else:
-            reason = _reason(actor, from_stage, order)
-            new_run_id = await _reset(services, job, dead_run, point, reason, request_id, actor)
-            mode = "reset"
-    except BaseException:
-        async with services.sessions() as session, session.begin():
-            await ProjectionWrites(session).release_retry(job.id, dead_run, job.status, utcnow())
-        raise
-    try:
-        await _record(services, actor, job, entry, order, new_run_id, from_stage, request_id)
-    except Exception:
-        # The job runs again: say so (a 5xx would say nothing changed). Its row follows the new run's
-        # own writes and the maintenance repair; the entry's replay stamp and the action are lost.
-        log.error(
-            "job %s was retried (run %s), but that could not be recorded", job.id, new_run_id, exc_info=True
-        )
+            return await _resubmit(services, job)
+        reason = _reason(actor, from_stage, order)
+        return await _reset(services, job, dead_run, point, reason, request_id, actor)
+
+    mode: Literal["reset", "resubmitted"] = "resubmitted" if point is None else "reset"
+    begins = from_stage if mode == "reset" else stages[0]
+    new_run_id = await _claimed(services, actor, job, entry, order, restart, (begins, request_id, None))
     if mode == "reset":
         await _forget(services, job.id, dead_run)
     return RetryOutcome(
         job_id=job.id,
         run_id=new_run_id,
-        from_stage=from_stage if mode == "reset" else stages[0],
+        from_stage=begins,
         mode=mode,
         dead_letter_id=entry.id if entry else None,
         reason=order.reason,
         retried_by=actor.identity,
         job_type=job.type,
     )
+
+
+async def _claimed(
+    services: Services,
+    actor: Actor,
+    job: Job,
+    entry: DeadLetter | None,
+    order: RetryOrder,
+    restart: Callable[[], Awaitable[str]],
+    record: tuple[str, str, dict[str, Any] | None],
+) -> str:
+    """What every retry does around its `restart`: claim the dead run (one winner among racing
+    calls), give it back if the restart fails, and record the new run (from stage, request id, new
+    payload); the new run's id."""
+    assert job.run_id is not None  # checked by retry_job
+    async with services.sessions() as session, session.begin():
+        if not await ProjectionWrites(session).claim_retry(job.id, job.run_id, utcnow()):
+            raise Conflict("Retry in progress", f"job {job.id} is already being retried by another request")
+    try:
+        new_run_id = await restart()
+    except BaseException:
+        async with services.sessions() as session, session.begin():
+            await ProjectionWrites(session).release_retry(job.id, job.run_id, job.status, utcnow())
+        raise
+    from_stage, request_id, payload = record
+    try:
+        await _record(services, actor, job, entry, order, new_run_id, from_stage, request_id, payload)
+    except Exception:
+        # The job runs again: say so (a 5xx would say nothing changed). Its row follows the new run's
+        # own writes and the maintenance repair; the entry's replay stamp and the action are lost.
+        log.error(
+            "job %s restarted (run %s), but that could not be recorded", job.id, new_run_id, exc_info=True
+        )
+    return new_run_id
 
 
 async def _continue_patched(
@@ -160,9 +182,8 @@ async def _continue_patched(
         check_payload(job_type.payload_model, payload)
     except Invalid as error:
         field = (error.field or "payload").replace("payload", "payload_patch", 1)
-        raise Invalid(
-            "Invalid payload_patch", error.detail.replace("payload", "payload_patch", 1), field=field
-        ) from None
+        detail = error.detail.replace("payload", "payload_patch", 1)
+        raise Invalid("Invalid payload_patch", detail, field=field) from None
     found = await dead_run(services.temporal, job.id, job.run_id)
     outputs: dict[str, Any] = {}
     if found is None:
@@ -173,11 +194,9 @@ async def _continue_patched(
         names = [stage.name for stage in plan]
         position = names.index(from_stage) if from_stage in names else 0
         outputs = {name: outputs[name] for name in names[:position] if name in outputs}
-    async with services.sessions() as session, session.begin():
-        if not await ProjectionWrites(session).claim_retry(job.id, job.run_id, utcnow()):
-            raise Conflict("Retry in progress", f"job {job.id} is already being retried by another request")
-    try:
-        new_run_id = await start_job(
+
+    async def restart() -> str:
+        return await start_job(
             services,
             job_type,
             job.id,
@@ -191,25 +210,19 @@ async def _continue_patched(
             # new run replaces it, and the superseded run's deletion follows as after a reset.
             conflict=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
         )
-    except BaseException:
-        async with services.sessions() as session, session.begin():
-            await ProjectionWrites(session).release_retry(job.id, job.run_id, job.status, utcnow())
-        raise
+
     changed = ", ".join(patched_fields(order.payload_patch))
     note = f"payload patched ({changed})" + (f"; {order.reason}" if order.reason else "")
     patched = RetryOrder(order.from_stage, note, order.force, order.action)
     request_id = f"patch-{entry.id if entry else job.run_id}"
-    try:
-        await _record(
-            services, actor, job, entry, patched, new_run_id, plan[position].name, request_id, payload
-        )
-    except Exception:
-        log.error("job %s continued (run %s), but not recorded", job.id, new_run_id, exc_info=True)
-    await _forget(services, job.id, job.run_id)
+    begins = plan[position].name
+    # The dead run stays (unlike after a reset): it is the record of the payload that failed. Deleting
+    # it here was seen to stall the dev server's later deletions of reset runs for minutes.
+    new_run_id = await _claimed(services, actor, job, entry, patched, restart, (begins, request_id, payload))
     return RetryOutcome(
         job_id=job.id,
         run_id=new_run_id,
-        from_stage=plan[position].name,
+        from_stage=begins,
         mode="continued",
         dead_letter_id=entry.id if entry else None,
         reason=order.reason,
