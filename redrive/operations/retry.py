@@ -115,21 +115,27 @@ async def retry_job(
         reason = _reason(actor, from_stage, order)
         return await _reset(services, job, dead_run, point, reason, request_id, actor)
 
-    mode: Literal["reset", "resubmitted"] = "resubmitted" if point is None else "reset"
-    begins = from_stage if mode == "reset" else stages[0]
-    new_run_id = await _claimed(services, actor, job, entry, order, restart, (begins, request_id, None))
-    if mode == "reset":
+    if point is None:
+        restarted = _Restart("resubmitted", stages[0], request_id)
+    else:
+        restarted = _Restart("reset", from_stage, request_id)
+    outcome = await _claimed(services, actor, job, entry, order, restart, restarted)
+    if restarted.mode == "reset":
         await _forget(services, job.id, dead_run)
-    return RetryOutcome(
-        job_id=job.id,
-        run_id=new_run_id,
-        from_stage=begins,
-        mode=mode,
-        dead_letter_id=entry.id if entry else None,
-        reason=order.reason,
-        retried_by=actor.identity,
-        job_type=job.type,
-    )
+    return outcome
+
+
+@dataclass(frozen=True)
+class _Restart:
+    """How a retry restarts the job: its mode, the stage the new run begins with, the request id its
+    dead letter is stamped with, and the payload when the retry changed it."""
+
+    mode: Literal["reset", "resubmitted", "continued"]
+    begins: str
+    request_id: str
+    payload: dict[str, Any] | None = None
+    note: str | None = None
+    """What the action log says beyond the stage (default: the order's reason)."""
 
 
 async def _claimed(
@@ -139,11 +145,10 @@ async def _claimed(
     entry: DeadLetter | None,
     order: RetryOrder,
     restart: Callable[[], Awaitable[str]],
-    record: tuple[str, str, dict[str, Any] | None],
-) -> str:
+    how: _Restart,
+) -> RetryOutcome:
     """What every retry does around its `restart`: claim the dead run (one winner among racing
-    calls), give it back if the restart fails, and record the new run (from stage, request id, new
-    payload); the new run's id."""
+    calls), give it back if the restart fails, record the new run, and say what was done."""
     assert job.run_id is not None  # checked by retry_job
     async with services.sessions() as session, session.begin():
         if not await ProjectionWrites(session).claim_retry(job.id, job.run_id, utcnow()):
@@ -154,16 +159,22 @@ async def _claimed(
         async with services.sessions() as session, session.begin():
             await ProjectionWrites(session).release_retry(job.id, job.run_id, job.status, utcnow())
         raise
-    from_stage, request_id, payload = record
     try:
-        await _record(services, actor, job, entry, order, new_run_id, from_stage, request_id, payload)
+        await _record(services, actor, job, entry, order, new_run_id, how)
     except Exception:
         # The job runs again: say so (a 5xx would say nothing changed). Its row follows the new run's
         # own writes and the maintenance repair; the entry's replay stamp and the action are lost.
-        log.error(
-            "job %s restarted (run %s), but that could not be recorded", job.id, new_run_id, exc_info=True
-        )
-    return new_run_id
+        log.error("job %s restarted (run %s), but not recorded", job.id, new_run_id, exc_info=True)
+    return RetryOutcome(
+        job_id=job.id,
+        run_id=new_run_id,
+        from_stage=how.begins,
+        mode=how.mode,
+        dead_letter_id=entry.id if entry else None,
+        reason=order.reason,
+        retried_by=actor.identity,
+        job_type=job.type,
+    )
 
 
 async def _continue_patched(
@@ -207,28 +218,17 @@ async def _continue_patched(
             start_at=position,
             outputs=outputs,
             # The dead run may still be sending its alert (its job reads dead_letter already): the
-            # new run replaces it, and the superseded run's deletion follows as after a reset.
+            # new run replaces it.
             conflict=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
         )
 
     changed = ", ".join(patched_fields(order.payload_patch))
     note = f"payload patched ({changed})" + (f"; {order.reason}" if order.reason else "")
-    patched = RetryOrder(order.from_stage, note, order.force, order.action)
     request_id = f"patch-{entry.id if entry else job.run_id}"
-    begins = plan[position].name
     # The dead run stays (unlike after a reset): it is the record of the payload that failed. Deleting
     # it here was seen to stall the dev server's later deletions of reset runs for minutes.
-    new_run_id = await _claimed(services, actor, job, entry, patched, restart, (begins, request_id, payload))
-    return RetryOutcome(
-        job_id=job.id,
-        run_id=new_run_id,
-        from_stage=begins,
-        mode="continued",
-        dead_letter_id=entry.id if entry else None,
-        reason=order.reason,
-        retried_by=actor.identity,
-        job_type=job.type,
-    )
+    how = _Restart("continued", plan[position].name, request_id, payload, note)
+    return await _claimed(services, actor, job, entry, order, restart, how)
 
 
 async def _record(
@@ -238,9 +238,7 @@ async def _record(
     entry: DeadLetter | None,
     order: RetryOrder,
     new_run_id: str,
-    from_stage: str,
-    request_id: str,
-    payload: dict[str, Any] | None = None,
+    how: _Restart,
 ) -> None:
     """Stamp the dead letter replayed, requeue the job in its new run (with its new payload, if
     patched), and log who did it, at once."""
@@ -249,11 +247,12 @@ async def _record(
     async with services.sessions() as session, session.begin():
         if entry is not None:
             await DeadLetterRepository(session).mark_replayed(
-                actor.tenant, entry.id, now, request_id, actor.identity
+                actor.tenant, entry.id, now, how.request_id, actor.identity
             )
         writes = ProjectionWrites(session)
-        await writes.requeue(job.id, job.run_id, new_run_id, now, payload)
-        note = f"from stage {from_stage}: {order.reason}" if order.reason else f"from stage {from_stage}"
+        await writes.requeue(job.id, job.run_id, new_run_id, now, how.payload)
+        said = how.note or order.reason
+        note = f"from stage {how.begins}: {said}" if said else f"from stage {how.begins}"
         await writes.record_action(
             JobAction(job_id=job.id, action=order.action, actor=actor.identity, note=note, at=now)
         )

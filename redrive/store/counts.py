@@ -10,6 +10,9 @@ on the same counter row.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 SHARDS = 16
 
 
@@ -27,42 +30,71 @@ def _bump(row: str, delta: int, dialect: str) -> str:
     )
 
 
-def create_triggers_sql(dialect: str) -> list[str]:
-    """The statements that create the counting triggers on `jobs` for `dialect`."""
-    changed = (
-        "OLD.status IS DISTINCT FROM NEW.status OR OLD.tenant_id <> NEW.tenant_id OR OLD.type <> NEW.type"
-    )
+@dataclass(frozen=True)
+class _Counter:
+    """Counts kept by triggers on `table`: `bump(row, ±1, dialect)` adds a row's contribution; the
+    update trigger fires when one of `watched` changes as `changed` (PostgreSQL's syntax) says."""
+
+    table: str
+    name: str
+    watched: str
+    changed: str
+    bump: Callable[[str, int, str], str]
+
+
+def _create(counter: _Counter, dialect: str) -> list[str]:
+    bump, name, table = counter.bump, counter.name, counter.table
     if dialect == "sqlite":
-        changed = changed.replace("IS DISTINCT FROM", "IS NOT")
+        changed = counter.changed.replace("IS DISTINCT FROM", "IS NOT")
         return [
-            f"CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs BEGIN {_bump('NEW', 1, dialect)} END",
-            f"CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN {_bump('OLD', -1, dialect)} END",
-            "CREATE TRIGGER jobs_count_update AFTER UPDATE OF status, tenant_id, type ON jobs "
-            f"WHEN {changed} BEGIN {_bump('OLD', -1, dialect)} {_bump('NEW', 1, dialect)} END",
+            f"CREATE TRIGGER {name}_insert AFTER INSERT ON {table} BEGIN {bump('NEW', 1, dialect)} END",
+            f"CREATE TRIGGER {name}_delete AFTER DELETE ON {table} BEGIN {bump('OLD', -1, dialect)} END",
+            f"CREATE TRIGGER {name}_update AFTER UPDATE OF {counter.watched} ON {table} "
+            f"WHEN {changed} BEGIN {bump('OLD', -1, dialect)} {bump('NEW', 1, dialect)} END",
         ]
     return [
-        f"""CREATE FUNCTION redrive_count_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
+        f"""CREATE FUNCTION redrive_{name}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF TG_OP IN ('UPDATE', 'DELETE') THEN {_bump("OLD", -1, dialect)} END IF;
-  IF TG_OP IN ('UPDATE', 'INSERT') THEN {_bump("NEW", 1, dialect)} END IF;
+  IF TG_OP IN ('UPDATE', 'DELETE') THEN {bump("OLD", -1, dialect)} END IF;
+  IF TG_OP IN ('UPDATE', 'INSERT') THEN {bump("NEW", 1, dialect)} END IF;
   RETURN NULL;
 END $$""",
-        "CREATE TRIGGER jobs_count_insert_delete AFTER INSERT OR DELETE ON jobs "
-        "FOR EACH ROW EXECUTE FUNCTION redrive_count_jobs()",
-        f"CREATE TRIGGER jobs_count_update AFTER UPDATE OF status, tenant_id, type ON jobs "
-        f"FOR EACH ROW WHEN ({changed}) EXECUTE FUNCTION redrive_count_jobs()",
+        f"CREATE TRIGGER {name}_insert_delete AFTER INSERT OR DELETE ON {table} "
+        f"FOR EACH ROW EXECUTE FUNCTION redrive_{name}()",
+        f"CREATE TRIGGER {name}_update AFTER UPDATE OF {counter.watched} ON {table} "
+        f"FOR EACH ROW WHEN ({counter.changed}) EXECUTE FUNCTION redrive_{name}()",
     ]
+
+
+def _drop(counter: _Counter, dialect: str) -> list[str]:
+    name, table = counter.name, counter.table
+    if dialect == "sqlite":
+        return [f"DROP TRIGGER IF EXISTS {name}_{what}" for what in ("insert", "delete", "update")]
+    return [
+        f"DROP TRIGGER IF EXISTS {name}_insert_delete ON {table}",
+        f"DROP TRIGGER IF EXISTS {name}_update ON {table}",
+        f"DROP FUNCTION IF EXISTS redrive_{name}()",
+    ]
+
+
+JOB_COUNTER = _Counter(
+    table="jobs",
+    name="count_jobs",
+    watched="status, tenant_id, type",
+    changed="OLD.status IS DISTINCT FROM NEW.status "
+    "OR OLD.tenant_id <> NEW.tenant_id OR OLD.type <> NEW.type",
+    bump=_bump,
+)
+
+
+def create_triggers_sql(dialect: str) -> list[str]:
+    """The statements that create the counting triggers on `jobs` for `dialect`."""
+    return _create(JOB_COUNTER, dialect)
 
 
 def drop_triggers_sql(dialect: str) -> list[str]:
     """The statements that remove them."""
-    if dialect == "sqlite":
-        return [f"DROP TRIGGER IF EXISTS jobs_count_{what}" for what in ("insert", "delete", "update")]
-    return [
-        "DROP TRIGGER IF EXISTS jobs_count_insert_delete ON jobs",
-        "DROP TRIGGER IF EXISTS jobs_count_update ON jobs",
-        "DROP FUNCTION IF EXISTS redrive_count_jobs()",
-    ]
+    return _drop(JOB_COUNTER, dialect)
 
 
 def rebuild_counts_sql(dialect: str) -> str:
@@ -78,7 +110,7 @@ def rebuild_counts_sql(dialect: str) -> str:
 GROUP_KEY = ("app_id", "fingerprint", "type", "stage", "error_type")
 
 
-def _bump_group(row: str, sign: int) -> str:
+def _bump_group(row: str, sign: int, _dialect: str) -> str:
     pending = f"{sign} * (CASE WHEN {row}.replayed_at IS NULL THEN 1 ELSE 0 END)"
     values = ", ".join(f"{row}.{column}" for column in GROUP_KEY)
     return (
@@ -88,46 +120,25 @@ def _bump_group(row: str, sign: int) -> str:
     )
 
 
+GROUP_COUNTER = _Counter(
+    table="dead_letters",
+    name="group_dead_letters",
+    watched="replayed_at, fingerprint, app_id",
+    changed="(OLD.replayed_at IS NULL) <> (NEW.replayed_at IS NULL) "
+    "OR OLD.fingerprint <> NEW.fingerprint OR OLD.app_id <> NEW.app_id",
+    bump=_bump_group,
+)
+
+
 def create_group_triggers_sql(dialect: str) -> list[str]:
     """The statements that keep `dead_letter_groups.pending` (entries not replayed, per tenant and
     fingerprint) in step with `dead_letters`, in the same transaction as each change."""
-    changed = (
-        "(OLD.replayed_at IS NULL) <> (NEW.replayed_at IS NULL) "
-        "OR OLD.fingerprint <> NEW.fingerprint OR OLD.app_id <> NEW.app_id"
-    )
-    if dialect == "sqlite":
-        on = "ON dead_letters BEGIN"
-        return [
-            f"CREATE TRIGGER dead_letters_group_insert AFTER INSERT {on} {_bump_group('NEW', 1)} END",
-            f"CREATE TRIGGER dead_letters_group_delete AFTER DELETE {on} {_bump_group('OLD', -1)} END",
-            "CREATE TRIGGER dead_letters_group_update AFTER UPDATE OF replayed_at, fingerprint, app_id "
-            f"ON dead_letters WHEN {changed} BEGIN {_bump_group('OLD', -1)} {_bump_group('NEW', 1)} END",
-        ]
-    return [
-        f"""CREATE FUNCTION redrive_group_dead_letters() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF TG_OP IN ('UPDATE', 'DELETE') THEN {_bump_group("OLD", -1)} END IF;
-  IF TG_OP IN ('UPDATE', 'INSERT') THEN {_bump_group("NEW", 1)} END IF;
-  RETURN NULL;
-END $$""",
-        "CREATE TRIGGER dead_letters_group_insert_delete AFTER INSERT OR DELETE ON dead_letters "
-        "FOR EACH ROW EXECUTE FUNCTION redrive_group_dead_letters()",
-        "CREATE TRIGGER dead_letters_group_update AFTER UPDATE OF replayed_at, fingerprint, app_id "
-        f"ON dead_letters FOR EACH ROW WHEN ({changed}) EXECUTE FUNCTION redrive_group_dead_letters()",
-    ]
+    return _create(GROUP_COUNTER, dialect)
 
 
 def drop_group_triggers_sql(dialect: str) -> list[str]:
     """The statements that remove them."""
-    if dialect == "sqlite":
-        return [
-            f"DROP TRIGGER IF EXISTS dead_letters_group_{what}" for what in ("insert", "delete", "update")
-        ]
-    return [
-        "DROP TRIGGER IF EXISTS dead_letters_group_insert_delete ON dead_letters",
-        "DROP TRIGGER IF EXISTS dead_letters_group_update ON dead_letters",
-        "DROP FUNCTION IF EXISTS redrive_group_dead_letters()",
-    ]
+    return _drop(GROUP_COUNTER, dialect)
 
 
 def rebuild_groups_sql() -> str:

@@ -170,18 +170,7 @@ class DeadLetterRepository:
         )
         rows = (await (await self.session.connection()).execute(query)).all()
         return [
-            DeadLetterGroup(
-                fingerprint=key,
-                type=type_,
-                stage=stage,
-                error_type=error_type,
-                error_reason=reason,
-                count=count,
-                first_seen=_aware(first),
-                last_seen=_aware(last),
-                sample_id=uuid.UUID(str(sample)),
-                sample_message=message,
-            )
+            _group(key, type_, stage, error_type, reason, count, first, last, sample, message)
             for key, type_, stage, error_type, reason, count, first, last, sample, message in rows
         ]
 
@@ -217,19 +206,19 @@ class DeadLetterRepository:
             for entry_id, reason, message in await connection.execute(samples_query)
         }
         return [
-            DeadLetterGroup(
-                fingerprint=key,
-                type=type_,
-                stage=stage,
-                error_type=error_type,
-                error_reason=samples[sample][0],
-                count=int(count),
-                first_seen=_aware(first_at),
-                last_seen=_aware(last_at),
-                sample_id=sample,
-                sample_message=samples[sample][1],
+            _group(
+                key,
+                type_,
+                stage,
+                error_type,
+                samples[sample][0],
+                count,
+                first,
+                last,
+                sample,
+                samples[sample][1],
             )
-            for key, type_, stage, error_type, count, first_at, last_at, sample in rows
+            for key, type_, stage, error_type, count, first, last, sample in rows
         ]
 
     async def mark_replayed(
@@ -318,6 +307,32 @@ def _conditions(where: DeadLetterFilter) -> list[sa.ColumnElement[bool]]:
     if where.dlq_after is not None:
         conditions.append(col(d.dlq_at) >= where.dlq_after)
     return conditions
+
+
+def _group(
+    key: str,
+    job_type: str,
+    stage: str,
+    error_type: str,
+    reason: str,
+    count: int,
+    first: datetime,
+    last: datetime,
+    sample: object,
+    message: str,
+) -> DeadLetterGroup:
+    return DeadLetterGroup(
+        fingerprint=key,
+        type=job_type,
+        stage=stage,
+        error_type=error_type,
+        error_reason=reason,
+        count=int(count),
+        first_seen=_aware(first),
+        last_seen=_aware(last),
+        sample_id=uuid.UUID(str(sample)),
+        sample_message=message,
+    )
 
 
 def _aware(value: datetime) -> datetime:
