@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import statistics
 import tempfile
 import time
@@ -34,7 +35,8 @@ from redrive.store import upgrade
 from redrive.store.counts import rebuild_counts_sql
 from tests.support import running_api, settings_for
 
-ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+ADMIN = os.environ.get("REDRIVE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+"""The server to fill (a database of its own is created and dropped), as for the tests."""
 KEY = {"Authorization": "Bearer key-a"}
 GOAL_MS = 25.0
 
@@ -141,7 +143,7 @@ async def main(sizes: list[int], requests: int) -> None:
     name = f"redrive_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(ADMIN)
     await admin.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    url = ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
     by_size: dict[int, dict[str, list[float]]] = {}
     try:
         await upgrade(url)
