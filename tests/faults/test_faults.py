@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -18,6 +18,7 @@ from redrive.operations.submit import job_id_for
 from redrive.store.projection import LOST
 from tests.faults.audit import Report, audit, failures_of_type, wait_closed
 from tests.faults.harness import HEADERS, Postgres, Stack
+from tests.support import eventually, job_in
 
 SLOW = {"sleep_ms": 2500}
 DYING = {"fail": {"stage": "process", "error": "ServiceUnavailable"}}
@@ -70,7 +71,7 @@ async def test_worker_shutdown_mid_stage(stack: Stack, report: Report) -> None:
     stack.kill_worker("worker-2")  # before any job: every stage runs on worker-1
     async with _client(stack) as http:
         accepted = await _submit(http, [{"sleep_ms": 8000}] * 4)
-        await _until(lambda: _all_running(http, accepted))
+        await eventually(lambda: _all_running(http, accepted))
         stack.start_worker("worker-2")
         stack.stop_worker("worker-1")
         _, report.recovery_s = await wait_closed(stack, accepted, within=120)
@@ -81,7 +82,7 @@ async def test_worker_shutdown_mid_stage(stack: Stack, report: Report) -> None:
 
 async def _all_running(http: httpx.AsyncClient, job_ids: set[str]) -> bool:
     for job_id in job_ids:
-        if not await _status_is(http, job_id, "running"):
+        if await job_in(http, job_id, "running") is None:
             return False
     return True
 
@@ -154,12 +155,12 @@ async def test_racing_requests(stack: Stack, report: Report) -> None:
         (dead,) = await _submit(http, [DYING])
         accepted.add(dead)
         await wait_closed(stack, {dead}, within=60)
-        await _until(lambda: _status_is(http, dead, "dead_letter"))
+        await eventually(lambda: job_in(http, dead, "dead_letter"))
         retries = await asyncio.gather(*(http.post(f"/v1/jobs/{dead}/retry", json={}) for _ in range(30)))
         outcomes = sorted(answer.status_code for answer in retries)
         report.server_errors = sum(code >= 500 for code in outcomes)
         assert outcomes == [200] + [409] * 29, outcomes
-        await _until(lambda: _status_is(http, dead, "dead_letter"), within=60)
+        await eventually(lambda: job_in(http, dead, "dead_letter"), within=60)
         await audit(stack, report, accepted)
         assert stack.client is not None
         runs = [e async for e in stack.client.list_workflows(f'WorkflowId="{dead}"')]
@@ -208,15 +209,3 @@ async def test_malformed_input(stack: Stack, report: Report) -> None:
                 )
         await audit(stack, report, set())
     assert report.clean(), report.details
-
-
-async def _status_is(http: httpx.AsyncClient, job_id: str, status: str) -> bool:
-    answer = await http.get(f"/v1/jobs/{job_id}")
-    return answer.status_code == 200 and answer.json()["status"] == status
-
-
-async def _until(check: Callable[[], Awaitable[bool]], within: float = 30) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.2)
