@@ -173,3 +173,154 @@ class SupersededRun:
 
     job_id: str
     run_id: str
+
+
+REPLAY_CAMPAIGN_WORKFLOW = "ReplayCampaign"
+"""A bulk replay: started by `POST /v1/replays`, one workflow per campaign (see
+`workflows/replay_campaign.py`)."""
+COUNT_CAMPAIGN_ENTRIES = "count_campaign_entries"
+SELECT_CAMPAIGN_ENTRIES = "select_campaign_entries"
+REPLAY_CAMPAIGN_ENTRIES = "replay_campaign_entries"
+CAMPAIGN_FATES = "campaign_fates"
+FORGET_CAMPAIGN_RUNS = "forget_campaign_runs"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CampaignFilter:
+    """Which pending dead letters of the campaign's tenant it takes."""
+
+    type: str | None = None
+    reason: str | None = None
+    stage: str | None = None
+    fingerprint: str | None = None
+    dlq_before: datetime | None = None
+    dlq_after: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Canary:
+    """Replay the first `count` entries (or `percent` of those the campaign will take), wait until
+    each has completed or died again, and stop when more than `max_died_again_percent` died again."""
+
+    count: int | None = None
+    percent: float | None = None
+    max_died_again_percent: float = 0.0
+    settle_timeout: timedelta = timedelta(minutes=10)
+    """A canary whose jobs have not all finished by then stops the campaign too."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class EntryRef:
+    """A dead letter a campaign selected, with the position its paging continues from."""
+
+    id: str
+    job_id: str
+    dlq_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class CampaignItem:
+    """What a campaign did with one entry, kept when it was not a replay (`skipped`, `failed`)."""
+
+    dead_letter_id: str
+    job_id: str
+    outcome: str
+    detail: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CampaignProgress:
+    """Where a campaign stands; carried through continue-as-new and answered by its query."""
+
+    state: str = "running"
+    """running, paused, canary (waiting for its canary), finished, cancelled or stopped."""
+    matched: int = 0
+    taking: int = 0
+    """How many entries it will take: `matched` or the order's `max`, whichever is smaller."""
+    taken: int = 0
+    replayed: int = 0
+    resubmitted: int = 0
+    skipped: int = 0
+    failed: int = 0
+    completed: int = 0
+    """Of the jobs it replayed, how many have completed since (at its last look)."""
+    died_again: int = 0
+    canary_size: int = 0
+    canary_passed: bool = False
+    stop_reason: str | None = None
+    problems: tuple[CampaignItem, ...] = ()
+    """The latest entries skipped or failed, with why (at most `PROBLEMS_KEPT`)."""
+    after: EntryRef | None = None
+    """The last entry it selected: the next page starts after it."""
+    counted: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class CampaignInput:
+    """Starts a `ReplayCampaign`: who asked, what to replay, how fast, and what it has done so far
+    (when it continued as new)."""
+
+    campaign_id: str
+    tenant_id: str
+    actor: str
+    filter: CampaignFilter
+    max: int
+    rate: float
+    reason: str | None = None
+    force: bool = False
+    canary: Canary | None = None
+    cutoff: datetime
+    """Entries that died after the campaign was asked for are not taken (its own replays that die
+    again among them)."""
+    progress: CampaignProgress = field(default_factory=CampaignProgress)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SelectEntries:
+    """The next page of pending entries a campaign takes."""
+
+    tenant_id: str
+    filter: CampaignFilter
+    cutoff: datetime
+    after: EntryRef | None
+    limit: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplayEntries:
+    """One paced step of a campaign: replay these entries."""
+
+    campaign_id: str
+    tenant_id: str
+    actor: str
+    reason: str | None
+    force: bool
+    entry_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplayedEntries:
+    """What became of each entry of a step, by outcome, with the ones not replayed."""
+
+    replayed: int = 0
+    resubmitted: int = 0
+    skipped: int = 0
+    failed: int = 0
+    problems: tuple[CampaignItem, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class CampaignRef:
+    """A campaign, for the activities that read what it did from the database."""
+
+    campaign_id: str
+    tenant_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CampaignFates:
+    """Of the jobs a campaign replayed: how many, how many completed since, how many died again."""
+
+    replayed: int = 0
+    completed: int = 0
+    died_again: int = 0

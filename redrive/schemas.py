@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from redrive.status import ErrorReason
 
@@ -509,6 +509,94 @@ class BulkReplayPublic(BaseModel):
     replayed: int
     skipped: int
     failed: int
+    campaign_id: str | None = Field(default=None, description="the campaign that did it")
+
+
+class CanaryRequest(BaseModel):
+    """Replay `count` entries first (or `percent` of those the campaign takes), wait until each has
+    completed or died again, and stop the campaign when more than `max_died_again_percent` died."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    count: int | None = Field(default=None, ge=1, le=10_000)
+    percent: float | None = Field(default=None, gt=0, le=100)
+    max_died_again_percent: float = Field(default=0, ge=0, le=100, strict=False)
+    settle_seconds: float = Field(
+        default=600, gt=0, le=86_400, strict=False, description="stop if the canary has not settled by then"
+    )
+
+    @model_validator(mode="after")
+    def _one_size(self) -> CanaryRequest:
+        if (self.count is None) == (self.percent is None):
+            raise ValueError("give the canary's size as count or as percent (one of them)")
+        return self
+
+
+class CampaignRequest(BulkReplayRequest):
+    """A replay campaign: `POST /v1/dead-letters/replay`'s order, run by a workflow, with an
+    optional canary."""
+
+    canary: CanaryRequest | None = None
+
+
+class CampaignProblem(BaseModel):
+    """An entry the campaign did not replay, and why."""
+
+    dead_letter_id: str
+    job_id: str
+    outcome: Literal["skipped", "failed"]
+    detail: str | None = None
+
+
+class CampaignPublic(BaseModel):
+    """A replay campaign and where it stands. `state`: running, paused, canary (waiting for its
+    canary jobs), finished, cancelled or stopped (by its canary: `stop_reason` says why)."""
+
+    id: str
+    state: str
+    workflow_status: str = Field(description="Temporal's: RUNNING, COMPLETED, FAILED, TERMINATED, …")
+    created_at: datetime = Field(description="entries that died after this are not taken")
+    created_by: str
+    filter: ReplayFilter
+    max: int
+    rate: float
+    reason: str | None
+    force: bool
+    canary: CanaryRequest | None
+    matched: int = Field(description="pending entries matching the filter when it started")
+    taking: int = Field(description="how many it takes: matched or max, whichever is smaller")
+    taken: int
+    replayed: int = Field(description="reset, or continued")
+    resubmitted: int = Field(description="started anew from the payload (history gone)")
+    skipped: int
+    failed: int
+    completed: int = Field(description="of the jobs it replayed, how many have completed since")
+    died_again: int = Field(description="of the jobs it replayed, how many are back in the queue")
+    still_running: int
+    stop_reason: str | None
+    problems: list[CampaignProblem] = Field(description="the latest entries skipped or failed (100 at most)")
+
+
+class CampaignSummary(BaseModel):
+    """A campaign in a listing."""
+
+    id: str
+    workflow_status: str
+    started_at: datetime | None
+
+
+class CampaignList(BaseModel):
+    """The caller's latest campaigns, newest first."""
+
+    items: list[CampaignSummary]
+
+
+class CampaignPreview(BaseModel):
+    """A dry run: how many pending entries match, and a sample; nothing was started."""
+
+    dry_run: bool = True
+    matched: int
+    sample: list[DeadLetterPublic]
 
 
 class ProblemDocument(BaseModel):

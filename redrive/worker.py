@@ -32,6 +32,7 @@ from redrive.context import Handler
 from redrive.jobtypes import JobTypeRegistry, load_job_types, stage_handlers
 from redrive.logs import configure_logging
 from redrive.metrics import WorkerMetrics
+from redrive.operations import Services
 from redrive.probes import serving_probes
 from redrive.schedules import ensure_maintenance_schedule
 from redrive.settings import Settings
@@ -40,6 +41,7 @@ from redrive.store.projection import GroupCommit
 from redrive.temporal import TemporalUnreachable, connect, exit_process, metrics_runtime, temporal_target
 from redrive.workflows import JobWorkflow
 from redrive.workflows.maintenance import MaintenanceWorkflow
+from redrive.workflows.replay_campaign import ReplayCampaignWorkflow
 from redrive.workflows.superseded_run import SupersededRunWorkflow
 
 log = logging.getLogger("redrive.worker")
@@ -101,7 +103,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[JobWorkflow, MaintenanceWorkflow, SupersededRunWorkflow],
+        workflows=[JobWorkflow, MaintenanceWorkflow, SupersededRunWorkflow, ReplayCampaignWorkflow],
         activities=build_activities(deps, handlers),
         workflow_runner=workflow_runner(),
         max_concurrent_workflow_task_polls=20,
@@ -121,8 +123,11 @@ def warn_missing_handlers(registry: JobTypeRegistry, handlers: Mapping[str, Hand
 
 
 @asynccontextmanager
-async def activity_deps(settings: Settings, client: Client | None = None) -> AsyncIterator[ActivityDeps]:
-    """Engine and HTTP client for the worker's lifetime."""
+async def activity_deps(
+    settings: Settings, client: Client | None = None, registry: JobTypeRegistry | None = None
+) -> AsyncIterator[ActivityDeps]:
+    """Engine and HTTP client for the worker's lifetime (and, with a Temporal client, the
+    operations' services for the campaign steps)."""
     engine = create_engine(settings.resolved_database_url())
     sessions = session_factory(engine)
     try:
@@ -133,6 +138,10 @@ async def activity_deps(settings: Settings, client: Client | None = None) -> Asy
             alerts = AlertConfig.from_settings(settings)
             warn_if_off(alerts)
             runtime = (client.service_client.config.runtime or Runtime.default()) if client else None
+            services = None
+            if client is not None:
+                registry = registry or load_job_types(settings.job_types, settings.config)
+                services = Services(settings, registry, sessions, projection, client)
             yield ActivityDeps(
                 sessions=sessions,
                 projection=projection,
@@ -140,6 +149,7 @@ async def activity_deps(settings: Settings, client: Client | None = None) -> Asy
                 alerts=alerts,
                 temporal=client,
                 metrics=WorkerMetrics(runtime.metric_meter if runtime else MetricMeter.noop),
+                services=services,
             )
     finally:
         await engine.dispose()
@@ -151,7 +161,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, client: Client | N
     handlers = stage_handlers(registry, settings.task_queue, settings.served_job_types())
     warn_missing_handlers(registry, handlers, settings.task_queue)
     client = client or await connect(settings, serve_metrics=True)
-    async with activity_deps(settings, client) as deps:
+    async with activity_deps(settings, client, registry) as deps:
         worker = build_worker(client, settings, deps, handlers)
         await ensure_maintenance_schedule(client, settings)
         async with _probes(settings, client) as polling, worker:

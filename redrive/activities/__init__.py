@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from redrive.activities.campaigns import CampaignActivities
 from redrive.activities.dead_letters import DeadLetterActivities
 from redrive.activities.deps import ActivityDeps
 from redrive.activities.maintenance import MaintenanceActivities
@@ -28,7 +29,18 @@ def build_activities(deps: ActivityDeps, handlers: Mapping[str, Handler]) -> lis
         ProjectionActivities(deps).record_status,
         RepairActivities(deps).repair_projection,
         SupersededRunActivities(deps).delete_superseded_run,
+        *_campaigns(CampaignActivities(deps)),
         handler_missing,
+    ]
+
+
+def _campaigns(activities: CampaignActivities) -> list[Callable[..., Any]]:
+    return [
+        activities.count_campaign_entries,
+        activities.select_campaign_entries,
+        activities.replay_campaign_entries,
+        activities.campaign_fates,
+        activities.forget_campaign_runs,
     ]
 
 

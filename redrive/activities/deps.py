@@ -14,6 +14,7 @@ from temporalio.client import Client
 
 from redrive.activities.alerts.config import AlertConfig
 from redrive.metrics import WorkerMetrics
+from redrive.operations.services import Services
 from redrive.store.projection import GroupCommit
 from redrive.store.types import utcnow
 
@@ -31,6 +32,8 @@ class ActivityDeps:
     """For maintenance and clean-up, which list, read and delete runs."""
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
     """Where stage, job and alert counts go (the SDK's meter: served on the worker's metrics port)."""
+    services: Services | None = None
+    """The operations' services, for the replay campaign's steps, which replay as the API does."""
     now: Callable[[], datetime] = utcnow
     unit_random: Callable[[], float] = field(default=random.random)
 
@@ -39,3 +42,9 @@ class ActivityDeps:
         if self.temporal is None:
             raise RuntimeError("this activity needs a Temporal client in ActivityDeps")
         return self.temporal
+
+    def operations(self) -> Services:
+        """The operations' services, for the activities that run operations."""
+        if self.services is None:
+            raise RuntimeError("this activity needs the operations' Services in ActivityDeps")
+        return self.services

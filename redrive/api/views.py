@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
-from redrive.operations import Services
-from redrive.schemas import ActionPublic, DeadLetterLink, DeadLetterPublic, JobPublic, StagePublic
+from redrive.contracts import CampaignFilter, Canary
+from redrive.operations import CampaignOrder, CampaignReport, Services
+from redrive.schemas import (
+    ActionPublic,
+    BulkReplayRequest,
+    CampaignProblem,
+    CampaignPublic,
+    CanaryRequest,
+    DeadLetterLink,
+    DeadLetterPublic,
+    JobPublic,
+    ReplayFilter,
+    StagePublic,
+)
 from redrive.store.archival import ArchiveRule
 from redrive.store.models import DeadLetter, Job, JobAction, JobStage
 from redrive.temporal import workflow_url
@@ -74,4 +86,71 @@ def dead_letter_view(entry: DeadLetter, archive: ArchiveRule) -> DeadLetterPubli
         state = "pending"
     return DeadLetterPublic.model_validate(
         {**entry.model_dump(), "state": state, "replayed_by": entry.user_id}
+    )
+
+
+def campaign_order(body: BulkReplayRequest, canary: CanaryRequest | None = None) -> CampaignOrder:
+    """A bulk replay request as the campaign operation takes it."""
+    f = body.filter
+    where = CampaignFilter(
+        type=f.type,
+        reason=f.reason.value if f.reason else None,
+        stage=f.stage,
+        fingerprint=f.fingerprint,
+        dlq_before=f.dlq_before,
+        dlq_after=f.dlq_after,
+    )
+    return CampaignOrder(where, body.max, body.rate, body.reason, body.force, _canary(canary))
+
+
+def _canary(canary: CanaryRequest | None) -> Canary | None:
+    if canary is None:
+        return None
+    return Canary(
+        count=canary.count,
+        percent=canary.percent,
+        max_died_again_percent=canary.max_died_again_percent,
+        settle_timeout=timedelta(seconds=canary.settle_seconds),
+    )
+
+
+def campaign_view(report: CampaignReport) -> CampaignPublic:
+    """A campaign with its progress and its jobs' fates."""
+    request, progress, fates = report.request, report.request.progress, report.fates
+    where = request.filter
+    canary = request.canary
+    replayed = max(fates.replayed, progress.replayed + progress.resubmitted)
+    return CampaignPublic(
+        id=request.campaign_id,
+        state=progress.state,
+        workflow_status=report.status,
+        created_at=request.cutoff,
+        created_by=request.actor,
+        filter=ReplayFilter.model_validate(
+            {key: value for key, value in vars(where).items() if value is not None}, strict=False
+        ),
+        max=request.max,
+        rate=request.rate,
+        reason=request.reason,
+        force=request.force,
+        canary=None
+        if canary is None
+        else CanaryRequest(
+            count=canary.count,
+            percent=canary.percent,
+            max_died_again_percent=canary.max_died_again_percent,
+            settle_seconds=canary.settle_timeout.total_seconds(),
+        ),
+        matched=progress.matched,
+        taking=progress.taking,
+        taken=progress.taken,
+        replayed=progress.replayed,
+        resubmitted=progress.resubmitted,
+        skipped=progress.skipped,
+        failed=progress.failed,
+        completed=fates.completed,
+        died_again=fates.died_again,
+        still_running=max(0, replayed - fates.completed - fates.died_again),
+        stop_reason=progress.stop_reason,
+        problems=[CampaignProblem.model_validate(vars(item)) for item in progress.problems],
     )

@@ -3,31 +3,44 @@ workflow or a test alike. They know nothing of HTTP: each refusal is an `Operati
 (`NotFound`, `Conflict`, `Invalid`), which `api/problems.py` turns into problem+json.
 """
 
+from redrive.operations.campaigns import (
+    CampaignOrder,
+    CampaignReport,
+    campaign_outcome,
+    campaign_report,
+    list_campaigns,
+    start_campaign,
+    steer,
+)
 from redrive.operations.errors import Conflict, Invalid, NotFound, OperationError
 from redrive.operations.intervene import cancel, review
-from redrive.operations.replay import BulkReplayOrder, BulkReplayOutcome, ReplayItem, replay_many, replay_one
+from redrive.operations.replay import preview, replay_one
 from redrive.operations.retry import RetryOrder, RetryOutcome, reset_point, retry
 from redrive.operations.services import Actor, Services
 from redrive.operations.submit import NewJob, submit
 
 __all__ = [
     "Actor",
-    "BulkReplayOrder",
-    "BulkReplayOutcome",
+    "CampaignOrder",
+    "CampaignReport",
     "Conflict",
     "Invalid",
     "NewJob",
     "NotFound",
     "OperationError",
-    "ReplayItem",
     "RetryOrder",
     "RetryOutcome",
     "Services",
+    "campaign_outcome",
+    "campaign_report",
     "cancel",
-    "replay_many",
+    "list_campaigns",
+    "preview",
     "replay_one",
     "reset_point",
     "retry",
     "review",
+    "start_campaign",
+    "steer",
     "submit",
 ]

@@ -4,6 +4,7 @@
     OperationError          title (short), detail (what to do about it), the field to blame if any
     ├── NotFound            the tenant has no such job or dead letter
     ├── Conflict            the job is not in a state that allows this (not dead, already replayed, …)
+    │   └── Busy            another request is doing it right now: ask again shortly
     └── Invalid             an argument does not fit: `field` names it, `errors` lists every problem
 """
 
@@ -24,6 +25,10 @@ class NotFound(OperationError):
 
 class Conflict(OperationError):
     """The object exists but is not in a state that allows the operation."""
+
+
+class Busy(Conflict):
+    """Another request holds the object for the same change at this moment (a retry under way)."""
 
 
 class Invalid(OperationError):

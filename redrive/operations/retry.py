@@ -12,6 +12,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Literal
 
 from temporalio.api.common.v1 import WorkflowExecution
@@ -23,10 +24,11 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from redrive.contracts import SUPERSEDED_RUN_WORKFLOW, SupersededRun
 from redrive.jobtypes import UnknownJobType
-from redrive.operations.errors import Conflict, Invalid, NotFound
+from redrive.operations.errors import Busy, Conflict, Invalid, NotFound
 from redrive.operations.patch import dead_run, merge_patch, patched_fields
 from redrive.operations.services import Actor, Services
 from redrive.operations.submit import check_payload, start_job
+from redrive.status import JobStatus
 from redrive.store.dead_letters import DeadLetterRepository
 from redrive.store.jobs import JobRepository
 from redrive.store.models import DeadLetter, Job, JobAction
@@ -47,6 +49,23 @@ class RetryOrder:
     """How the job's action log names it: `retry`, or `replay` when it came through the DLQ."""
     payload_patch: dict[str, Any] | None = None
     """A JSON Merge Patch of the payload: the job continues from the stage in a new run."""
+    campaign: str | None = None
+    """The replay campaign doing it: stamps the entry with the campaign, which deletes the runs
+    its resets replaced itself, in one pass at its end."""
+
+    def stamp(self, how: _Restart) -> str:
+        """What the dead letter is stamped with: the campaign and the outcome, or the request id."""
+        return campaign_stamp(self.campaign, how.mode) if self.campaign else how.request_id
+
+
+CLAIM_LEASE = timedelta(seconds=15)
+"""A retry that claimed a dead run and recorded nothing within this long died on the way (a
+worker killed mid-campaign, an API restarted mid-request): another may take the claim over."""
+
+
+def campaign_stamp(campaign_id: str, mode: str) -> str:
+    """How a campaign stamps the entries it replayed: by campaign and outcome (an indexed column)."""
+    return f"campaign:{campaign_id}:{mode}"
 
 
 @dataclass(frozen=True)
@@ -97,7 +116,7 @@ async def retry_job(
 ) -> RetryOutcome:
     """Restart `job` (dead, with its pending dead letter `entry` if any) as `order` says."""
     dead_run, failed_stage = job.run_id, job.stage
-    if job.status not in RETRYABLE or dead_run is None or failed_stage is None:
+    if not (job.status in RETRYABLE or _abandoned(job, entry)) or dead_run is None or failed_stage is None:
         raise Conflict(
             "Job is not dead", f"job {job.id} is {job.status}; only a dead-lettered job can be retried"
         )
@@ -120,9 +139,20 @@ async def retry_job(
     else:
         restarted = _Restart("reset", from_stage, request_id)
     outcome = await _claimed(services, actor, job, entry, order, restart, restarted)
-    if restarted.mode == "reset":
-        await _forget(services, job.id, dead_run)
+    if restarted.mode == "reset" and order.campaign is None:
+        await forget(services, job.id, dead_run)
     return outcome
+
+
+def _abandoned(job: Job, entry: DeadLetter | None) -> bool:
+    """The job's dead run was claimed by a retry that never recorded a new run (see `CLAIM_LEASE`)."""
+    return (
+        entry is not None
+        and entry.replayed_at is None
+        and job.run_id == entry.run_id
+        and job.status == JobStatus.QUEUED.value
+        and job.updated_at < utcnow() - CLAIM_LEASE
+    )
 
 
 @dataclass(frozen=True)
@@ -151,13 +181,16 @@ async def _claimed(
     calls), give it back if the restart fails, record the new run, and say what was done."""
     assert job.run_id is not None  # checked by retry_job
     async with services.sessions() as session, session.begin():
-        if not await ProjectionWrites(session).claim_retry(job.id, job.run_id, utcnow()):
-            raise Conflict("Retry in progress", f"job {job.id} is already being retried by another request")
+        now = utcnow()
+        taken = ProjectionWrites(session).claim_retry(job.id, job.run_id, now, now - CLAIM_LEASE)
+        if not await taken:
+            raise Busy("Retry in progress", f"job {job.id} is already being retried by another request")
     try:
         new_run_id = await restart()
     except BaseException:
         async with services.sessions() as session, session.begin():
-            await ProjectionWrites(session).release_retry(job.id, job.run_id, job.status, utcnow())
+            status = job.status if job.status in RETRYABLE else JobStatus.DEAD_LETTER.value
+            await ProjectionWrites(session).release_retry(job.id, job.run_id, status, utcnow())
         raise
     try:
         await _record(services, actor, job, entry, order, new_run_id, how)
@@ -247,7 +280,7 @@ async def _record(
     async with services.sessions() as session, session.begin():
         if entry is not None:
             await DeadLetterRepository(session).mark_replayed(
-                actor.tenant, entry.id, now, how.request_id, actor.identity
+                actor.tenant, entry.id, now, order.stamp(how), actor.identity
             )
         writes = ProjectionWrites(session)
         await writes.requeue(job.id, job.run_id, new_run_id, now, how.payload)
@@ -319,7 +352,7 @@ async def _resubmit(services: Services, job: Job) -> str:
     return await start_job(services, job_type, job.id, job.tenant_id, job.payload, reuse)
 
 
-async def _forget(services: Services, job_id: str, run_id: str) -> None:
+async def forget(services: Services, job_id: str, run_id: str) -> None:
     # Durable: once started, the deletion is retried by Temporal until the run is gone, whatever
     # happens to this process. One workflow per superseded run, so a repeat joins it.
     try:

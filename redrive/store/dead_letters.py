@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+import sqlalchemy.orm
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from redrive.fingerprints import fingerprint
-from redrive.store.models import PENDING_GROUPS, DeadLetter
+from redrive.status import JobStatus
+from redrive.store.models import JOBS, PENDING_GROUPS, DeadLetter
 from redrive.store.tenancy import ALL_TENANTS, scope_to
 from redrive.store.types import UTCDateTime
 from redrive.store.upsert import dialect_insert
@@ -236,6 +238,47 @@ class DeadLetterRepository:
             .values(replayed_at=at, request_id=request_id, user_id=user_id)
         )
         return bool(getattr(result, "rowcount", 0))
+
+    async def replayed_with(self, app_id: str, stamps: Sequence[str]) -> list[DeadLetter]:
+        """The tenant's entries stamped with one of `stamps` (a campaign's, by outcome)."""
+        await scope_to(self.session, app_id)
+        query = select(DeadLetter).where(
+            col(DeadLetter.request_id).in_(stamps), col(DeadLetter.app_id) == app_id
+        )
+        return list((await self.session.exec(query)).all())
+
+    async def fates(self, app_id: str, stamps: Sequence[str]) -> tuple[int, int, int]:
+        """Of the tenant's entries stamped with one of `stamps`: how many, how many of their jobs
+        completed in a later run, how many died again (have an entry that names them `replay_of`)."""
+        await scope_to(self.session, app_id)
+        d, again = DeadLetter, sa.orm.aliased(DeadLetter)
+        stamped = sa.and_(col(d.request_id).in_(stamps), col(d.app_id) == app_id)
+        completed = (
+            sa.select(sa.func.count())
+            .select_from(JOBS)
+            .where(
+                JOBS.c.id == col(d.original_job_id),
+                JOBS.c.run_id != col(d.run_id),
+                JOBS.c.status == JobStatus.COMPLETE.value,
+            )
+            .correlate(d)
+            .scalar_subquery()
+        )
+        died = (
+            sa.select(sa.func.count())
+            .select_from(again)
+            .where(col(again.original_job_id) == col(d.original_job_id), col(again.replay_of) == col(d.id))
+            .correlate(d)
+            .scalar_subquery()
+        )
+        each = sa.select(completed.label("completed"), died.label("died")).where(stamped).subquery()
+        query = sa.select(
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(each.c.completed), 0),
+            sa.func.coalesce(sa.func.sum(each.c.died), 0),
+        )
+        row = (await (await self.session.connection()).execute(query)).one()
+        return int(row[0]), int(row[1]), int(row[2])
 
     async def mark_notified(self, entry_id: uuid.UUID, at: datetime) -> bool:
         """Stamp `notified_at` once; False when a notification was already sent for it."""

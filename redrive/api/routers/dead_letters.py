@@ -11,8 +11,9 @@ from fastapi import APIRouter, Query
 from redrive.api.cursors import decode_cursor, encode_cursor
 from redrive.api.deps import OperateDep, ReadDep, SessionDep, StateDep
 from redrive.api.problems import Problem
-from redrive.api.views import dead_letter_view
-from redrive.operations import BulkReplayOrder, RetryOrder, replay_many, replay_one
+from redrive.api.views import campaign_order, dead_letter_view
+from redrive.operations import RetryOrder, campaign_outcome, preview, replay_one, start_campaign
+from redrive.operations.campaigns import pending_filter
 from redrive.schemas import (
     MAX_PAGE,
     PROBLEMS,
@@ -80,34 +81,47 @@ async def list_groups(
     return DeadLetterGroupPage(items=[DeadLetterGroupPublic(**vars(group)) for group in groups])
 
 
-@router.post("/replay", summary="Replay dead letters in bulk")
+@router.post("/replay", summary="Replay dead letters in bulk, and wait")
 async def bulk_replay(body: BulkReplayRequest, state: StateDep, caller: OperateDep) -> BulkReplayPublic:
-    """Replay the caller's pending entries matching `filter` (up to `max`, paced to `rate` per second),
-    or with `dry_run` only count them and show a sample. One result per entry."""
-    f = body.filter
-    where = DeadLetterFilter(
-        caller.tenant,
-        type=f.type,
-        reason=f.reason.value if f.reason else None,
-        stage=f.stage,
-        fingerprint=f.fingerprint,
-        dlq_before=f.dlq_before,
-        dlq_after=f.dlq_after,
-    )
-    order = BulkReplayOrder(where, body.max, body.rate, body.reason, body.force, body.dry_run)
-    done = await replay_many(state, caller.actor, order)
-    for item in done.results:
-        if item.outcome in ("reset", "resubmitted"):
-            state.metrics.replays.labels(item.job_type, item.outcome).inc()
+    """Run a replay campaign (see `POST /v1/replays`) and answer when it has ended: every entry it
+    replayed, and the last 100 it skipped or failed. With `dry_run` only count and sample. Prefer
+    `POST /v1/replays` for anything that takes longer than an HTTP request should."""
+    order = campaign_order(body)
     archive = ArchiveRule.after(state.settings.archive_after)
+    if body.dry_run:
+        matched, sample = await preview(state, caller.actor, pending_filter(caller.tenant, order.where))
+        return BulkReplayPublic(
+            dry_run=True,
+            matched=matched,
+            sample=[dead_letter_view(entry, archive) for entry in sample],
+            results=[],
+            replayed=0,
+            skipped=0,
+            failed=0,
+        )
+    request = await start_campaign(state, caller.actor, order)
+    done, replayed = await campaign_outcome(state, request)
+    progress = done.progress
+    results = [
+        ReplayItem(
+            dead_letter_id=item.entry.id,
+            job_id=item.entry.original_job_id,
+            outcome=item.mode,
+            run_id=item.run_id,
+        )
+        for item in replayed
+    ] + [ReplayItem.model_validate(vars(problem)) for problem in progress.problems]
+    for item in replayed:
+        state.metrics.replays.labels(item.entry.type, item.mode).inc()
     return BulkReplayPublic(
-        dry_run=done.dry_run,
-        matched=done.matched,
-        sample=[dead_letter_view(entry, archive) for entry in done.sample],
-        results=[ReplayItem.model_validate(item, from_attributes=True) for item in done.results],
-        replayed=done.count("reset", "resubmitted"),
-        skipped=done.count("skipped"),
-        failed=done.count("failed"),
+        dry_run=False,
+        matched=progress.matched,
+        sample=[],
+        results=results,
+        replayed=progress.replayed + progress.resubmitted,
+        skipped=progress.skipped,
+        failed=progress.failed,
+        campaign_id=request.campaign_id,
     )
 
 

@@ -109,11 +109,21 @@ class ProjectionWrites:
                 .values(status=JobStatus.ARCHIVED.value, updated_at=at)
             )
 
-    async def claim_retry(self, job_id: str, dead_run: str, at: datetime) -> bool:
-        """Take the dead run for one retry: True for exactly one of any number of racing callers."""
+    async def claim_retry(
+        self, job_id: str, dead_run: str, at: datetime, stale_before: datetime | None = None
+    ) -> bool:
+        """Take the dead run for one retry: True for exactly one of any number of racing callers.
+
+        With `stale_before`, a claim taken before it whose taker never recorded a new run (it died
+        between claim and record) may be taken over: the dead run's row is only ever `queued` while
+        claimed, and a reset resent with the same request id makes no second run."""
+        claimable: sa.ColumnElement[bool] = JOBS.c.status.in_(RETRYABLE)
+        if stale_before is not None:
+            abandoned = sa.and_(JOBS.c.status == JobStatus.QUEUED.value, JOBS.c.updated_at < stale_before)
+            claimable = sa.or_(claimable, abandoned)
         result = await self.session.exec(
             sa.update(JOBS)
-            .where(JOBS.c.id == job_id, same_run(dead_run), JOBS.c.status.in_(RETRYABLE))
+            .where(JOBS.c.id == job_id, same_run(dead_run), claimable)
             .values(status=JobStatus.QUEUED.value, updated_at=at)
         )
         return bool(getattr(result, "rowcount", 0))

@@ -1,0 +1,366 @@
+"""Replay campaigns: a bulk replay run by a `ReplayCampaign` workflow, so it survives restarts of
+the API and the worker, can be paused, resumed and cancelled, and can stop itself when its canary
+jobs die again.
+
+The API side starts, reads and steers campaigns; the workflow's activities select entries, replay
+them (one `replay` each, so a campaign racing another or a single replay takes every entry once),
+count what became of the jobs, and delete the runs the resets replaced. An entry a campaign
+replayed is stamped with the campaign and the outcome (`campaign_stamp`), which is how a step
+retried after its worker died knows what it already did, and how progress is counted."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
+from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
+
+from redrive.contracts import (
+    REPLAY_CAMPAIGN_WORKFLOW,
+    CampaignFates,
+    CampaignFilter,
+    CampaignInput,
+    CampaignItem,
+    CampaignRef,
+    Canary,
+    EntryRef,
+    ReplayedEntries,
+    ReplayEntries,
+    SelectEntries,
+)
+from redrive.operations.errors import Busy, Conflict, NotFound, OperationError
+from redrive.operations.replay import replay_entry
+from redrive.operations.retry import CLAIM_LEASE, RetryOrder, RetryOutcome, campaign_stamp, forget
+from redrive.operations.services import Actor, Services
+from redrive.status import TENANT_ID
+from redrive.store.dead_letters import DeadLetterFilter, DeadLetterRepository
+from redrive.store.jobs import JobRepository
+from redrive.store.models import DeadLetter
+from redrive.store.types import utcnow
+
+MODES = ("reset", "resubmitted", "continued")
+CONCURRENCY = 16
+"""Replays of one step in flight at once: each is a history read and a reset, mostly waiting."""
+BEAT_EVERY = 3.0
+BUSY_POLL = 2.0
+"""Seconds between looks at an entry whose job another retry holds."""
+Steer = Literal["pause", "resume", "cancel"]
+
+
+@dataclass(frozen=True)
+class CampaignOrder:
+    """What to replay (pending entries of the actor's tenant matching `where`), how many, how fast,
+    why, and the canary to try first."""
+
+    where: CampaignFilter
+    max: int = 100
+    rate: float | None = None
+    """Replays per second; the `replay_rate` setting when None."""
+    reason: str | None = None
+    force: bool = False
+    canary: Canary | None = None
+
+
+@dataclass(frozen=True)
+class CampaignReport:
+    """A campaign as the API shows it: its order, its progress (from the workflow's query) and the
+    fates of the jobs it replayed (from the database, at the time of asking)."""
+
+    request: CampaignInput
+    status: str
+    """Temporal's: RUNNING, COMPLETED, FAILED, TERMINATED, …"""
+    fates: CampaignFates
+
+
+def stamps(campaign_id: str) -> list[str]:
+    """Every stamp a campaign puts on the entries it replayed."""
+    return [campaign_stamp(campaign_id, mode) for mode in MODES]
+
+
+async def start_campaign(services: Services, actor: Actor, order: CampaignOrder) -> CampaignInput:
+    """Start a campaign for the actor's tenant; it takes entries that died before now."""
+    request = CampaignInput(
+        campaign_id=f"replay-{uuid.uuid4().hex}",
+        tenant_id=actor.tenant,
+        actor=actor.identity,
+        filter=order.where,
+        max=order.max,
+        rate=order.rate or services.settings.replay_rate,
+        reason=order.reason,
+        force=order.force,
+        canary=order.canary,
+        cutoff=utcnow(),
+    )
+    await services.temporal.start_workflow(
+        REPLAY_CAMPAIGN_WORKFLOW,
+        request,
+        id=request.campaign_id,
+        task_queue=services.settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        search_attributes=TypedSearchAttributes([SearchAttributePair(TENANT_ID, actor.tenant)]),
+        static_summary=_summary(request),
+    )
+    return request
+
+
+def _summary(request: CampaignInput) -> str:
+    narrowed = {key: value for key, value in vars(request.filter).items() if value is not None}
+    where = ", ".join(f"{key}={value}" for key, value in narrowed.items()) or "every pending entry"
+    canary = " after a canary" if request.canary else ""
+    return f"replay up to {request.max} dead letters ({where}) at {request.rate:g}/s{canary}"
+
+
+async def campaign_report(services: Services, actor: Actor, campaign_id: str) -> CampaignReport:
+    """The actor's campaign: `NotFound` if it is unknown or another tenant's."""
+    handle = services.temporal.get_workflow_handle(campaign_id)
+    try:
+        description = await handle.describe()
+        if description.workflow_type != REPLAY_CAMPAIGN_WORKFLOW:
+            raise _not_found(campaign_id)
+        request: CampaignInput = await handle.query("progress", result_type=CampaignInput)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise _not_found(campaign_id) from None
+        raise
+    if request.tenant_id != actor.tenant:
+        raise _not_found(campaign_id)
+    status = description.status.name if description.status else "UNKNOWN"
+    return CampaignReport(request, status, await fates(services, request.campaign_id, actor.tenant))
+
+
+async def list_campaigns(services: Services, actor: Actor, limit: int) -> list[tuple[str, str, Any]]:
+    """The actor's latest campaigns, newest first: (id, Temporal status, start time)."""
+    query = f'WorkflowType="{REPLAY_CAMPAIGN_WORKFLOW}" AND TenantId="{_quoted(actor.tenant)}"'
+    found: list[tuple[str, str, Any]] = []
+    async for execution in services.temporal.list_workflows(query, limit=limit):
+        status = execution.status.name if execution.status else "UNKNOWN"
+        found.append((execution.id, status, execution.start_time))
+    return found
+
+
+def _quoted(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+async def steer(services: Services, actor: Actor, campaign_id: str, how: Steer) -> CampaignReport:
+    """Pause, resume or cancel the actor's campaign; `Conflict` when it cannot (it has ended, or is
+    already in that state)."""
+    report = await campaign_report(services, actor, campaign_id)
+    if report.status != WorkflowExecutionStatus.RUNNING.name:
+        state = report.request.progress.state
+        raise Conflict("Campaign ended", f"campaign {campaign_id} has ended ({state})")
+    handle = services.temporal.get_workflow_handle(campaign_id)
+    try:
+        request: CampaignInput = await handle.execute_update(how, actor.identity, result_type=CampaignInput)
+    except WorkflowUpdateFailedError as error:
+        detail = str(error.cause) if error.cause else str(error)
+        raise Conflict(f"Cannot {how}", f"campaign {campaign_id}: {detail}") from None
+    return CampaignReport(request, report.status, await fates(services, campaign_id, actor.tenant))
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """An entry a campaign replayed: how, and the run its job is in now."""
+
+    entry: DeadLetter
+    mode: str
+    run_id: str | None
+
+
+async def campaign_outcome(
+    services: Services, request: CampaignInput
+) -> tuple[CampaignInput, list[Replayed]]:
+    """Wait for the campaign to end; what it did, with every entry it replayed."""
+    handle = services.temporal.get_workflow_handle(request.campaign_id, result_type=CampaignInput)
+    done = await handle.result()
+    modes = dict(zip(stamps(request.campaign_id), MODES, strict=True))
+    async with services.sessions() as session:
+        entries = await DeadLetterRepository(session).replayed_with(request.tenant_id, list(modes))
+        runs = await JobRepository(session).snapshots([entry.original_job_id for entry in entries])
+    return done, [
+        Replayed(
+            entry, modes[entry.request_id or ""], getattr(runs.get(entry.original_job_id), "run_id", None)
+        )
+        for entry in entries
+    ]
+
+
+def _not_found(campaign_id: str) -> NotFound:
+    return NotFound("Campaign not found", f"no replay campaign {campaign_id} for this API key")
+
+
+# The campaign's own steps (run as its activities).
+
+
+def pending_filter(tenant: str, where: CampaignFilter, cutoff: datetime | None = None) -> DeadLetterFilter:
+    """The tenant's pending entries `where` matches, that died before `cutoff` if given."""
+    before = where.dlq_before
+    if cutoff is not None and (before is None or cutoff < before):
+        before = cutoff
+    return DeadLetterFilter(
+        tenant,
+        type=where.type,
+        reason=where.reason,
+        pending=True,
+        stage=where.stage,
+        fingerprint=where.fingerprint,
+        dlq_before=before,
+        dlq_after=where.dlq_after,
+    )
+
+
+async def count_entries(services: Services, request: SelectEntries) -> int:
+    """How many pending entries the campaign's filter matches."""
+    async with services.sessions() as session:
+        return await DeadLetterRepository(session).count(
+            pending_filter(request.tenant_id, request.filter, request.cutoff)
+        )
+
+
+async def select_entries(services: Services, request: SelectEntries) -> list[EntryRef]:
+    """The next page of matching pending entries, newest first, after `request.after`."""
+    after = (request.after.dlq_at, uuid.UUID(request.after.id)) if request.after else None
+    async with services.sessions() as session:
+        entries = await DeadLetterRepository(session).search(
+            pending_filter(request.tenant_id, request.filter, request.cutoff), request.limit, after
+        )
+    return [
+        EntryRef(id=str(entry.id), job_id=entry.original_job_id, dlq_at=entry.dlq_at) for entry in entries
+    ]
+
+
+async def replay_entries(
+    services: Services, request: ReplayEntries, beat: Callable[[], None] = lambda: None
+) -> ReplayedEntries:
+    """Replay each entry once (heartbeating with `beat`). An entry this campaign already replayed (an
+    earlier try of the same step, cut off) counts as the replay it was."""
+    actor = Actor(request.tenant_id, request.actor)
+    order = RetryOrder(
+        reason=request.reason, force=request.force, action="replay", campaign=request.campaign_id
+    )
+    ours = dict(zip(stamps(request.campaign_id), MODES, strict=True))
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(entry_id: str) -> CampaignItem:
+        async with gate:
+            return await _one(services, actor, uuid.UUID(entry_id), order, ours)
+
+    async with _beating(beat):
+        items = await asyncio.gather(*(one(entry_id) for entry_id in request.entry_ids))
+    outcomes = (*MODES, "skipped", "failed")
+    count = {outcome: sum(item.outcome == outcome for item in items) for outcome in outcomes}
+    return ReplayedEntries(
+        replayed=count["reset"] + count["continued"],
+        resubmitted=count["resubmitted"],
+        skipped=count["skipped"],
+        failed=count["failed"],
+        problems=tuple(item for item in items if item.outcome in ("skipped", "failed")),
+    )
+
+
+@contextlib.asynccontextmanager
+async def _beating(beat: Callable[[], None]) -> AsyncIterator[None]:
+    """Call `beat` every `BEAT_EVERY` seconds for the duration of the block (a step's entries may
+    wait for another retry's claim to lapse)."""
+
+    async def pulse() -> None:
+        while True:
+            beat()
+            await asyncio.sleep(BEAT_EVERY)
+
+    task = asyncio.create_task(pulse())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+async def _one(
+    services: Services, actor: Actor, entry_id: uuid.UUID, order: RetryOrder, ours: dict[str, str]
+) -> CampaignItem:
+    async with services.sessions() as session:
+        entry = await DeadLetterRepository(session).get(actor.tenant, entry_id)
+    if entry is None:
+        return CampaignItem(dead_letter_id=str(entry_id), job_id="", outcome="skipped", detail="entry purged")
+    if entry.replayed_at is not None and entry.request_id in ours:
+        return _item(entry, ours[entry.request_id])
+    try:
+        done = await _replay_when_free(services, actor, entry, order)
+    except (NotFound, Conflict) as refused:  # nothing to do for this entry: say why
+        return _item(entry, "skipped", refused.detail)
+    except OperationError as error:
+        return _item(entry, "failed", error.detail)
+    except Exception as error:  # one entry's trouble must not stop the others; report it instead
+        return _item(entry, "failed", f"{type(error).__name__}: {error}"[:500])
+    return _item(entry, done.mode)
+
+
+async def _replay_when_free(
+    services: Services, actor: Actor, entry: DeadLetter, order: RetryOrder
+) -> RetryOutcome:
+    """Replay `entry`, waiting while another retry holds its job: that one either records its run
+    within moments (then this is `Already replayed`) or died on the way, and its claim lapses
+    after `CLAIM_LEASE` (a step of this campaign cut off by its worker's death, for one)."""
+    deadline = asyncio.get_running_loop().time() + CLAIM_LEASE.total_seconds() + 5
+    while True:
+        try:
+            return await replay_entry(services, actor, entry, order)
+        except Busy:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+        await asyncio.sleep(BUSY_POLL)
+        async with services.sessions() as session:
+            entry = await DeadLetterRepository(session).get(actor.tenant, entry.id) or entry
+
+
+def _item(entry: DeadLetter, outcome: str, detail: str | None = None) -> CampaignItem:
+    return CampaignItem(
+        dead_letter_id=str(entry.id), job_id=entry.original_job_id, outcome=outcome, detail=detail
+    )
+
+
+async def fates(services: Services, campaign_id: str, tenant: str) -> CampaignFates:
+    """What became of the jobs the campaign replayed, read now."""
+    async with services.sessions() as session:
+        replayed, completed, died = await DeadLetterRepository(session).fates(tenant, stamps(campaign_id))
+    return CampaignFates(replayed=replayed, completed=completed, died_again=died)
+
+
+async def forget_replaced_runs(
+    services: Services, campaign: CampaignRef, beat: Callable[[], None] = lambda: None
+) -> int:
+    """Delete the dead runs the campaign's resets replaced, so the Temporal UI lists only jobs that
+    are dead; a run the server does not let go of at once is handed to a `SupersededRunWorkflow`."""
+    async with services.sessions() as session:
+        entries = await DeadLetterRepository(session).replayed_with(
+            campaign.tenant_id, [campaign_stamp(campaign.campaign_id, "reset")]
+        )
+    client = services.temporal
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(entry: DeadLetter) -> None:
+        execution = WorkflowExecution(workflow_id=entry.original_job_id, run_id=entry.run_id)
+        async with gate:
+            try:
+                await client.workflow_service.delete_workflow_execution(
+                    DeleteWorkflowExecutionRequest(namespace=client.namespace, workflow_execution=execution)
+                )
+                await client.get_workflow_handle(entry.original_job_id, run_id=entry.run_id).describe()
+            except RPCError as error:
+                if error.status != RPCStatusCode.NOT_FOUND:
+                    raise
+            else:  # the dev server was seen to ignore a delete sent soon after the reset
+                await forget(services, entry.original_job_id, entry.run_id)
+        beat()
+
+    await asyncio.gather(*(one(entry) for entry in entries))
+    return len(entries)

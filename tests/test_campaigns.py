@@ -1,0 +1,250 @@
+"""Replay campaigns over HTTP on the dev server with a real worker: progress from the workflow,
+each entry replayed once among racing campaigns and single replays, the canary that stops a
+campaign, pause/resume/cancel, and a worker killed with SIGKILL in the middle of a campaign."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from tests.support import api_client, eventually, job_in, running_api, settings_for, worker_process_env
+
+A = {"Authorization": "Bearer key-a"}
+B = {"Authorization": "Bearer key-b"}
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture
+async def api(
+    dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    """API and worker on SQLite; an HTTP client as tenant a."""
+    async with api_client(dev_env.client, settings_for(sqlite_url, tmp_path), A) as http:
+        yield http
+
+
+async def _dead_jobs(http: httpx.AsyncClient, breaker: Path, count: int) -> list[str]:
+    """`count` demo jobs that fail for good in `process` while `breaker` exists, once all are dead."""
+    fail = {"stage": "process", "error": "ValidationError", "while_exists": str(breaker)}
+    ids = []
+    for _ in range(count):
+        created = await http.post("/v1/jobs", json={"type": "demo", "payload": {"fail": fail}})
+        assert created.status_code == 202, created.text
+        ids.append(created.json()["id"])
+    for job_id in ids:
+        await eventually(lambda job_id=job_id: job_in(http, job_id, "dead_letter"), within=60)
+    return ids
+
+
+async def _campaign_in(http: httpx.AsyncClient, campaign_id: str, *states: str) -> dict[str, Any] | None:
+    body: dict[str, Any] = (await http.get(f"/v1/replays/{campaign_id}")).json()
+    return body if body["state"] in states else None
+
+
+async def _ended(http: httpx.AsyncClient, campaign_id: str, state: str) -> dict[str, Any] | None:
+    """The campaign once in `state` with its workflow completed."""
+    body = await _campaign_in(http, campaign_id, state)
+    return body if body and body["workflow_status"] == "COMPLETED" else None
+
+
+async def _pending(http: httpx.AsyncClient) -> int:
+    return len((await http.get("/v1/dead-letters", params={"pending": True})).json()["items"])
+
+
+async def test_campaign_replays_and_reports_progress(
+    api: httpx.AsyncClient, dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """202 at once with the id; the workflow's progress and the jobs' fates; listed, visible in
+    Temporal; another tenant sees nothing; bad orders are 422 naming the field."""
+    breaker = tmp_path / "break"
+    breaker.touch()
+    jobs = await _dead_jobs(api, breaker, 4)
+    breaker.unlink()
+    dry = await api.post("/v1/replays", json={"filter": {"type": "demo"}, "dry_run": True})
+    assert (dry.status_code, dry.json()["matched"], len(dry.json()["sample"])) == (200, 4, 4)
+
+    started = await api.post("/v1/replays", json={"filter": {"type": "demo"}, "rate": 50, "reason": "INC-9"})
+    assert started.status_code == 202, started.text
+    campaign = started.json()
+    assert started.headers["Location"] == f"/v1/replays/{campaign['id']}"
+    assert (campaign["state"], campaign["reason"], campaign["max"]) == ("running", "INC-9", 100)
+    done = await eventually(lambda: _campaign_in(api, campaign["id"], "finished"), within=60)
+    assert (done["matched"], done["taken"], done["replayed"], done["skipped"], done["failed"]) == (
+        4,
+        4,
+        4,
+        0,
+        0,
+    )
+    for job_id in jobs:
+        job = await eventually(lambda job_id=job_id: job_in(api, job_id, "complete"), within=60)
+        assert [action["action"] for action in job["actions"]] == ["replay"]
+    done = await eventually(lambda: _campaign_in(api, campaign["id"], "finished"))
+    assert (done["completed"], done["died_again"], done["still_running"]) == (4, 0, 0)
+    assert await _pending(api) == 0
+
+    description = await dev_env.client.get_workflow_handle(campaign["id"]).describe()
+    assert description.workflow_type == "ReplayCampaign"
+    listed = (await api.get("/v1/replays")).json()["items"]
+    assert campaign["id"] in [item["id"] for item in listed]
+    assert (await api.get(f"/v1/replays/{campaign['id']}", headers=B)).status_code == 404
+    assert campaign["id"] not in [
+        item["id"] for item in (await api.get("/v1/replays", headers=B)).json()["items"]
+    ]
+    assert (await api.get("/v1/replays/replay-unknown")).status_code == 404
+    ended = await api.post(f"/v1/replays/{campaign['id']}/pause")
+    assert ended.status_code == 409
+
+    both = await api.post("/v1/replays", json={"canary": {"count": 1, "percent": 10}})
+    assert (both.status_code, both.json()["field"]) == (422, "body.canary")
+    rate = await api.post("/v1/replays", json={"rate": 0})
+    assert (rate.status_code, rate.json()["field"]) == (422, "body.rate")
+
+
+async def test_racing_campaigns_and_single_replays_replay_each_entry_once(
+    api: httpx.AsyncClient, dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """Two campaigns and a single replay of every entry at once: one replay per entry between them."""
+    breaker = tmp_path / "break"
+    breaker.touch()
+    jobs = await _dead_jobs(api, breaker, 5)
+    breaker.unlink()
+    entries = (await api.get("/v1/dead-letters", params={"pending": True})).json()["items"]
+    body = {"filter": {"type": "demo"}, "rate": 100}
+    first, second, *singles = await asyncio.gather(
+        api.post("/v1/replays", json=body),
+        api.post("/v1/replays", json=body),
+        *(api.post(f"/v1/dead-letters/{entry['id']}/replay") for entry in entries),
+    )
+    single_replays = sum(response.status_code == 200 for response in singles)
+    assert all(response.status_code in (200, 409) for response in singles), [r.text for r in singles]
+    reports = [
+        await eventually(lambda c=c: _campaign_in(api, c.json()["id"], "finished"), within=60)
+        for c in (first, second)
+    ]
+    replays = sum(report["replayed"] + report["resubmitted"] for report in reports) + single_replays
+    assert replays == len(jobs)
+    for job_id in jobs:
+        job = await eventually(lambda job_id=job_id: job_in(api, job_id, "complete"), within=60)
+        assert [action["action"] for action in job["actions"]] == ["replay"]
+    terminated = await dev_env.client.count_workflows(
+        f'TaskQueue="{api.headers["X-Task-Queue"]}" AND ExecutionStatus="Terminated"'
+    )
+    assert terminated.count == 0  # no run was replaced by a second reset
+
+
+async def test_canary_that_dies_again_stops_the_campaign(api: httpx.AsyncClient, tmp_path: Path) -> None:
+    """The canary's replays die again (the cause is not fixed): the campaign stops by itself and
+    says why; the entries past the canary stay pending, untouched."""
+    breaker = tmp_path / "break"
+    breaker.touch()
+    await _dead_jobs(api, breaker, 5)
+    order = {"filter": {"type": "demo"}, "rate": 50, "canary": {"count": 2, "max_died_again_percent": 0}}
+    started = (await api.post("/v1/replays", json=order)).json()
+    assert started["canary"]["count"] == 2
+    stopped = await eventually(lambda: _ended(api, started["id"], "stopped"), within=60)
+    assert (stopped["taken"], stopped["replayed"], stopped["died_again"]) == (2, 2, 2)
+    assert stopped["stop_reason"].startswith("canary: 2 of 2 replayed jobs died again")
+    assert await _pending(api) == 5  # three never taken, two that died again
+
+
+async def test_paused_campaign_replays_nothing_until_resumed_and_cancel_ends_it(
+    api: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """Paused at once: nothing is replayed while paused; resumed, it finishes. A slow campaign
+    cancelled mid-way ends `cancelled` with the rest left pending."""
+    breaker = tmp_path / "break"
+    breaker.touch()
+    await _dead_jobs(api, breaker, 4)
+    breaker.unlink()
+    order = {"filter": {"type": "demo"}, "max": 2, "rate": 1}  # one entry a second
+    started = (await api.post("/v1/replays", json=order)).json()
+    paused = await api.post(f"/v1/replays/{started['id']}/pause")
+    assert (paused.status_code, paused.json()["state"]) == (200, "paused"), paused.text
+    assert (await api.post(f"/v1/replays/{started['id']}/pause")).status_code == 409
+    await asyncio.sleep(2)  # a step under way when the pause came finishes
+    taken = (await api.get(f"/v1/replays/{started['id']}")).json()["taken"]
+    await asyncio.sleep(3)
+    still = (await api.get(f"/v1/replays/{started['id']}")).json()
+    assert (still["state"], still["taken"]) == ("paused", taken)
+    assert taken <= 1
+    assert await _pending(api) == 4 - taken
+    resumed = await api.post(f"/v1/replays/{started['id']}/resume")
+    assert resumed.json()["state"] in ("running", "finished"), resumed.text
+    done = await eventually(lambda: _campaign_in(api, started["id"], "finished"), within=60)
+    assert done["replayed"] == 2
+    assert await _pending(api) == 2
+
+    slow = (await api.post("/v1/replays", json={"filter": {"type": "demo"}, "rate": 0.2})).json()
+    await eventually(lambda: _campaign_in(api, slow["id"], "running"))
+    cancelled = await api.post(f"/v1/replays/{slow['id']}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    ended = await eventually(lambda: _campaign_in(api, slow["id"], "cancelled"), within=30)
+    assert ended["taken"] <= 1
+    assert ended["stop_reason"].startswith("cancelled by a/")
+    assert await _pending(api) == 2 - ended["replayed"]
+
+
+async def test_campaign_survives_a_worker_killed_mid_way(
+    dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
+) -> None:
+    """SIGKILL of the only worker while a campaign replays: a new worker finishes it, and every
+    entry was replayed exactly once (one replay action per job, no run replaced twice)."""
+    settings = settings_for(sqlite_url, tmp_path)
+    env = worker_process_env(dev_env.client, settings)
+    breaker = tmp_path / "break"
+    breaker.touch()
+
+    def worker() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / "worker.py")],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    first = worker()
+    try:
+        async with (
+            running_api(settings, dev_env.client) as url,
+            httpx.AsyncClient(base_url=url, headers=A, timeout=60) as http,
+        ):
+            jobs = await _dead_jobs(http, breaker, 16)
+            breaker.unlink()
+            started = (await http.post("/v1/replays", json={"filter": {"type": "demo"}, "rate": 4})).json()
+            await eventually(lambda: _taken(http, started["id"], 4), within=30)
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait()
+            second = worker()
+            try:
+                done = await eventually(lambda: _campaign_in(http, started["id"], "finished"), within=120)
+                assert (done["taken"], done["replayed"] + done["resubmitted"], done["skipped"]) == (16, 16, 0)
+                for job_id in jobs:
+                    job = await eventually(lambda job_id=job_id: job_in(http, job_id, "complete"), within=60)
+                    assert [action["action"] for action in job["actions"]] == ["replay"]
+                terminated = await dev_env.client.count_workflows(
+                    f'TaskQueue="{settings.task_queue}" AND ExecutionStatus="Terminated"'
+                )
+                assert terminated.count == 0
+            finally:
+                second.terminate()
+                second.wait()
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+
+
+async def _taken(http: httpx.AsyncClient, campaign_id: str, at_least: int) -> dict[str, Any] | None:
+    body: dict[str, Any] = (await http.get(f"/v1/replays/{campaign_id}")).json()
+    return body if body["taken"] >= at_least else None
