@@ -548,9 +548,45 @@ class CampaignProblem(BaseModel):
     detail: str | None = None
 
 
+CAMPAIGN_EXAMPLE: dict[str, Any] = {
+    "id": "replay-6f1c0d9e2b7a4c83a1e5d4f3b2a19087",
+    "state": "running",
+    "workflow_status": "RUNNING",
+    "created_at": "2026-12-02T10:15:00Z",
+    "created_by": "a/rdk-1b8e0992eadb",
+    "filter": {"type": "webhook", "fingerprint": "d6952d66f812ae19"},
+    "max": 500,
+    "rate": 20,
+    "reason": "provider fixed in INC-42",
+    "force": False,
+    "canary": {"count": 10, "percent": None, "max_died_again_percent": 0, "settle_seconds": 600},
+    "matched": 312,
+    "taking": 312,
+    "taken": 140,
+    "replayed": 138,
+    "resubmitted": 0,
+    "skipped": 2,
+    "failed": 0,
+    "completed": 121,
+    "died_again": 0,
+    "still_running": 17,
+    "stop_reason": None,
+    "problems": [
+        {
+            "dead_letter_id": "0b8e5a3c-2f1d-4c6b-9a7e-5d4c3b2a1f0e",
+            "job_id": "job-5f3a9c0e8b7d4e21a0b1c2d3e4f5a6b7",
+            "outcome": "skipped",
+            "detail": "job job-5f3a9c0e8b7d4e21a0b1c2d3e4f5a6b7 has run again since this entry was recorded",
+        }
+    ],
+}
+
+
 class CampaignPublic(BaseModel):
     """A replay campaign and where it stands. `state`: running, paused, canary (waiting for its
     canary jobs), finished, cancelled or stopped (by its canary: `stop_reason` says why)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [CAMPAIGN_EXAMPLE]})
 
     id: str
     state: str
@@ -588,11 +624,31 @@ class CampaignSummary(BaseModel):
 class CampaignList(BaseModel):
     """The caller's latest campaigns, newest first."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "id": "replay-6f1c0d9e2b7a4c83a1e5d4f3b2a19087",
+                            "workflow_status": "RUNNING",
+                            "started_at": "2026-12-02T10:15:00Z",
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+
     items: list[CampaignSummary]
 
 
 class CampaignPreview(BaseModel):
     """A dry run: how many pending entries match, and a sample; nothing was started."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"dry_run": True, "matched": 312, "sample": []}]}
+    )
 
     dry_run: bool = True
     matched: int

@@ -47,7 +47,11 @@ async def _dead_jobs(http: httpx.AsyncClient, breaker: Path, count: int) -> list
 
 
 async def _campaign_in(http: httpx.AsyncClient, campaign_id: str, *states: str) -> dict[str, Any] | None:
-    body: dict[str, Any] = (await http.get(f"/v1/replays/{campaign_id}")).json()
+    answer = await http.get(f"/v1/replays/{campaign_id}")
+    if answer.status_code == 503:  # no worker answered: the killed one's, while the next starts
+        return None
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
     return body if body["state"] in states else None
 
 

@@ -19,6 +19,7 @@ from redrive.contracts import JobInput, JobResult
 from redrive.converter import DATA_CONVERTER
 from redrive.workflows import JobWorkflow
 from redrive.workflows import job as job_module
+from redrive.workflows.replay_campaign import ReplayCampaignWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -56,15 +57,16 @@ class ReversedJobWorkflow(JobWorkflow):
 
 def test_histories_were_recorded() -> None:
     """The complete, dead-letter, retried-after-reset, reviewed and continued (a patched retry's
-    run, begun at its failed stage) histories are present."""
-    expected = {"complete", "dead_letter", "retried", "reviewed", "continued"}
+    run, begun at its failed stage) job histories and a replay campaign's (canary, pause, resume)
+    are present."""
+    expected = {"complete", "dead_letter", "retried", "reviewed", "continued", "campaign"}
     assert {path.stem for path in HISTORIES} == expected
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda path: path.stem)
 async def test_recorded_history_replays(path: Path) -> None:
     """Each recorded history replays without a nondeterminism error."""
-    result = await _replayer(JobWorkflow).replay_workflow(_history(path))
+    result = await _replayer(JobWorkflow, ReplayCampaignWorkflow).replay_workflow(_history(path))
     assert result.replay_failure is None
 
 

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from temporalio.service import RPCError, RPCStatusCode
 
-from redrive.operations import Conflict, Invalid, NotFound, OperationError
+from redrive.operations import Conflict, Invalid, NotFound, OperationError, Unanswered
 from redrive.store.engine import out_of_reach
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,13 @@ async def _problem(_request: Request, error: Exception) -> JSONResponse:
     return problem_response(error)
 
 
-STATUS_OF: dict[type[OperationError], int] = {NotFound: 404, Conflict: 409, Invalid: 422, OperationError: 409}
+STATUS_OF: dict[type[OperationError], int] = {
+    NotFound: 404,
+    Conflict: 409,
+    Invalid: 422,
+    Unanswered: 503,
+    OperationError: 409,
+}
 
 
 def from_refusal(error: OperationError) -> Problem:

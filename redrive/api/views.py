@@ -120,9 +120,12 @@ def campaign_view(report: CampaignReport) -> CampaignPublic:
     where = request.filter
     canary = request.canary
     replayed = max(fates.replayed, progress.replayed + progress.resubmitted)
+    state, stop_reason = progress.state, progress.stop_reason
+    if report.status not in ("RUNNING", "COMPLETED") and state not in ("finished", "cancelled", "stopped"):
+        state, stop_reason = "cancelled", f"ended in Temporal ({report.status.lower()})"
     return CampaignPublic(
         id=request.campaign_id,
-        state=progress.state,
+        state=state,
         workflow_status=report.status,
         created_at=request.cutoff,
         created_by=request.actor,
@@ -151,6 +154,6 @@ def campaign_view(report: CampaignReport) -> CampaignPublic:
         completed=fates.completed,
         died_again=fates.died_again,
         still_running=max(0, replayed - fates.completed - fates.died_again),
-        stop_reason=progress.stop_reason,
+        stop_reason=stop_reason,
         problems=[CampaignProblem.model_validate(vars(item)) for item in progress.problems],
     )

@@ -12,7 +12,7 @@ from redrive.operations.campaigns import (
     start_campaign,
     steer,
 )
-from redrive.operations.errors import Conflict, Invalid, NotFound, OperationError
+from redrive.operations.errors import Conflict, Invalid, NotFound, OperationError, Unanswered
 from redrive.operations.intervene import cancel, review
 from redrive.operations.replay import preview, replay_one
 from redrive.operations.retry import RetryOrder, RetryOutcome, reset_point, retry
@@ -31,6 +31,7 @@ __all__ = [
     "RetryOrder",
     "RetryOutcome",
     "Services",
+    "Unanswered",
     "campaign_outcome",
     "campaign_report",
     "cancel",

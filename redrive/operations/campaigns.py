@@ -14,8 +14,8 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from temporalio.api.common.v1 import WorkflowExecution
@@ -37,7 +37,7 @@ from redrive.contracts import (
     ReplayEntries,
     SelectEntries,
 )
-from redrive.operations.errors import Busy, Conflict, NotFound, OperationError
+from redrive.operations.errors import Busy, Conflict, NotFound, OperationError, Unanswered
 from redrive.operations.replay import replay_entry
 from redrive.operations.retry import CLAIM_LEASE, RetryOrder, RetryOutcome, campaign_stamp, forget
 from redrive.operations.services import Actor, Services
@@ -50,6 +50,10 @@ from redrive.store.types import utcnow
 MODES = ("reset", "resubmitted", "continued")
 CONCURRENCY = 16
 """Replays of one step in flight at once: each is a history read and a reset, mostly waiting."""
+NEVER_PICKED_UP = 2
+"""A history this short (started, first task scheduled) has not been run by any worker yet."""
+QUERY_TIMEOUT = timedelta(seconds=5)
+"""How long a campaign's progress query may wait for a worker (the workflow answers it)."""
 BEAT_EVERY = 3.0
 BUSY_POLL = 2.0
 """Seconds between looks at an entry whose job another retry holds."""
@@ -79,6 +83,8 @@ class CampaignReport:
     status: str
     """Temporal's: RUNNING, COMPLETED, FAILED, TERMINATED, …"""
     fates: CampaignFates
+    picked_up: bool = True
+    """A worker has run it (else its progress is the order's, and it cannot be steered yet)."""
 
 
 def stamps(campaign_id: str) -> list[str]:
@@ -120,21 +126,53 @@ def _summary(request: CampaignInput) -> str:
 
 
 async def campaign_report(services: Services, actor: Actor, campaign_id: str) -> CampaignReport:
-    """The actor's campaign: `NotFound` if it is unknown or another tenant's."""
+    """The actor's campaign: `NotFound` if it is unknown or another tenant's; `Unanswered` if no
+    worker answers its progress query (a campaign no worker has picked up yet shows its order)."""
     handle = services.temporal.get_workflow_handle(campaign_id)
     try:
         description = await handle.describe()
-        if description.workflow_type != REPLAY_CAMPAIGN_WORKFLOW:
+        if (
+            description.workflow_type != REPLAY_CAMPAIGN_WORKFLOW
+            or description.typed_search_attributes.get(TENANT_ID) != actor.tenant
+        ):
             raise _not_found(campaign_id)
-        request: CampaignInput = await handle.query("progress", result_type=CampaignInput)
+        picked_up = (description.history_length or 0) > NEVER_PICKED_UP
+        request = await _progress(services, campaign_id) if picked_up else None
+        if request is None:  # ended before any worker ran it (terminated), or not run yet
+            picked_up, request = False, await _order(services, campaign_id)
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             raise _not_found(campaign_id) from None
+        if error.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
+            raise _unanswered(services, campaign_id) from None
         raise
-    if request.tenant_id != actor.tenant:
-        raise _not_found(campaign_id)
     status = description.status.name if description.status else "UNKNOWN"
-    return CampaignReport(request, status, await fates(services, request.campaign_id, actor.tenant))
+    fated = await fates(services, request.campaign_id, actor.tenant)
+    return CampaignReport(request, status, fated, picked_up)
+
+
+async def _progress(services: Services, campaign_id: str) -> CampaignInput | None:
+    """The campaign's answer to its progress query; None if it closed before a worker ran it."""
+    handle = services.temporal.get_workflow_handle(campaign_id)
+    try:
+        answer: CampaignInput = await handle.query(
+            "progress", result_type=CampaignInput, rpc_timeout=QUERY_TIMEOUT
+        )
+    except RPCError as error:
+        if error.status == RPCStatusCode.FAILED_PRECONDITION:
+            return None
+        raise
+    return answer
+
+
+async def _order(services: Services, campaign_id: str) -> CampaignInput:
+    """The campaign's order as it was started (its first history event)."""
+    async for event in services.temporal.get_workflow_handle(campaign_id).fetch_history_events():
+        payloads = event.workflow_execution_started_event_attributes.input.payloads
+        (request,) = await services.temporal.data_converter.decode(payloads, [CampaignInput])
+        assert isinstance(request, CampaignInput)
+        return request
+    raise _not_found(campaign_id)
 
 
 async def list_campaigns(services: Services, actor: Actor, limit: int) -> list[tuple[str, str, Any]]:
@@ -153,18 +191,45 @@ def _quoted(value: str) -> str:
 
 async def steer(services: Services, actor: Actor, campaign_id: str, how: Steer) -> CampaignReport:
     """Pause, resume or cancel the actor's campaign; `Conflict` when it cannot (it has ended, or is
-    already in that state)."""
+    already in that state), `Unanswered` when no worker takes the order."""
     report = await campaign_report(services, actor, campaign_id)
     if report.status != WorkflowExecutionStatus.RUNNING.name:
         state = report.request.progress.state
         raise Conflict("Campaign ended", f"campaign {campaign_id} has ended ({state})")
     handle = services.temporal.get_workflow_handle(campaign_id)
+    if not report.picked_up:  # no worker has run it: nothing was replayed, and nothing takes an update
+        if how != "cancel":
+            raise Conflict(
+                "Campaign not started",
+                f"no worker has picked campaign {campaign_id} up yet (are the workers of task queue "
+                f"{services.settings.task_queue} running?); it can only be cancelled until one does",
+            )
+        await handle.terminate(f"cancelled by {actor.identity} before any worker picked it up")
+        progress = replace(
+            report.request.progress, state="cancelled", stop_reason=f"cancelled by {actor.identity}"
+        )
+        return replace(report, request=replace(report.request, progress=progress), status="TERMINATED")
     try:
-        request: CampaignInput = await handle.execute_update(how, actor.identity, result_type=CampaignInput)
+        request: CampaignInput = await handle.execute_update(
+            how, actor.identity, result_type=CampaignInput, rpc_timeout=QUERY_TIMEOUT
+        )
     except WorkflowUpdateFailedError as error:
         detail = str(error.cause) if error.cause else str(error)
         raise Conflict(f"Cannot {how}", f"campaign {campaign_id}: {detail}") from None
+    except RPCError as error:
+        if error.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
+            raise _unanswered(services, campaign_id) from None
+        raise
     return CampaignReport(request, report.status, await fates(services, campaign_id, actor.tenant))
+
+
+def _unanswered(services: Services, campaign_id: str) -> Unanswered:
+    return Unanswered(
+        "No worker answered",
+        f"campaign {campaign_id} exists, but no worker answered for it within "
+        f"{QUERY_TIMEOUT.total_seconds():g} s: are the workers of task queue "
+        f"{services.settings.task_queue} running?",
+    )
 
 
 @dataclass(frozen=True)
@@ -179,8 +244,16 @@ class Replayed:
 async def campaign_outcome(
     services: Services, request: CampaignInput
 ) -> tuple[CampaignInput, list[Replayed]]:
-    """Wait for the campaign to end; what it did, with every entry it replayed."""
+    """Wait for the campaign to end; what it did, with every entry it replayed. `Unanswered` (and
+    the campaign ended, nothing replayed) when no worker picks it up within `QUERY_TIMEOUT`."""
     handle = services.temporal.get_workflow_handle(request.campaign_id, result_type=CampaignInput)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + QUERY_TIMEOUT.total_seconds()
+    while ((await handle.describe()).history_length or 0) <= NEVER_PICKED_UP:
+        if loop.time() > deadline:
+            await handle.terminate("no worker picked the campaign up")  # its first task replays nothing
+            raise _unanswered(services, request.campaign_id)
+        await asyncio.sleep(0.1)
     done = await handle.result()
     modes = dict(zip(stamps(request.campaign_id), MODES, strict=True))
     async with services.sessions() as session:

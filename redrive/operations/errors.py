@@ -5,7 +5,8 @@
     ├── NotFound            the tenant has no such job or dead letter
     ├── Conflict            the job is not in a state that allows this (not dead, already replayed, …)
     │   └── Busy            another request is doing it right now: ask again shortly
-    └── Invalid             an argument does not fit: `field` names it, `errors` lists every problem
+    ├── Invalid             an argument does not fit: `field` names it, `errors` lists every problem
+    └── Unanswered          what must answer (a worker, for a campaign's progress) did not in time
 """
 
 from __future__ import annotations
@@ -39,3 +40,7 @@ class Invalid(OperationError):
     ) -> None:
         super().__init__(title, detail, field=field)
         self.errors = errors or [{"field": field, "message": detail}]
+
+
+class Unanswered(OperationError):
+    """Nothing answered in time: no worker is polling, or every worker is too busy. Ask again later."""

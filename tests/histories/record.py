@@ -1,4 +1,4 @@
-"""Record JobWorkflow histories for the replay test: `python -m tests.histories.record`.
+"""Record JobWorkflow and ReplayCampaign histories for the replay test: `python -m tests.histories.record`.
 
 Existing files are kept: they are what jobs started by older code look like to the code that will
 replay them. Only missing histories are written (delete one on purpose to re-record it).
@@ -31,7 +31,7 @@ async def _wait(http: httpx.AsyncClient, job_id: str, status: str) -> None:
 
 async def record() -> None:
     """Run a complete, a dead-lettered, a retried, a reviewed and a continued (retried with a patched
-    payload) job; save their histories as JSON."""
+    payload) job, and a replay campaign; save their histories as JSON."""
     home = Path(tempfile.mkdtemp())
     (home / "redrive.toml").write_text(FAST)
     url = f"sqlite+aiosqlite:///{home / 'redrive.db'}"
@@ -69,7 +69,8 @@ async def record() -> None:
             patch = {"payload_patch": {"fail": None}, "reason": "recorded"}
             await http.post(f"/v1/jobs/{jobs['continued']}/retry", json=patch)
             await _wait(http, jobs["continued"], "complete")
-        for name, job_id in jobs.items():
+            campaign = await _campaign(http, home)
+        for name, job_id in {**jobs, "campaign": campaign}.items():
             target = HERE / f"{name}.json"
             if target.exists():
                 continue
@@ -77,6 +78,26 @@ async def record() -> None:
             await _closed(handle)
             target.write_text((await handle.fetch_history()).to_json())
             print(f"recorded {name}: {job_id}")
+
+
+async def _campaign(http: httpx.AsyncClient, home: Path) -> str:
+    """A replay campaign of two dead jobs with a canary of one, paused and resumed on the way."""
+    breaker = home / "break-campaign"
+    breaker.touch()
+    failing = {"fail": {"stage": "process", "error": "ValidationError", "while_exists": str(breaker)}}
+    body = {"type": "demo", "payload": failing}
+    dead = [(await http.post("/v1/jobs", json=body)).json()["id"] for _ in "ab"]
+    for job_id in dead:
+        await _wait(http, job_id, "dead_letter")
+    breaker.unlink()
+    order = {"filter": {"type": "demo"}, "rate": 2, "canary": {"count": 1}, "reason": "recorded"}
+    campaign_id: str = (await http.post("/v1/replays", json=order)).json()["id"]
+    await http.post(f"/v1/replays/{campaign_id}/pause")
+    await asyncio.sleep(1)
+    await http.post(f"/v1/replays/{campaign_id}/resume")
+    for job_id in dead:
+        await _wait(http, job_id, "complete")
+    return campaign_id
 
 
 async def _closed(handle: WorkflowHandle[Any, Any]) -> None:

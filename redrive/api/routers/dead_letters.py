@@ -88,10 +88,10 @@ async def bulk_replay(body: BulkReplayRequest, state: StateDep, caller: OperateD
     `POST /v1/replays` for anything that takes longer than an HTTP request should."""
     order = campaign_order(body)
     archive = ArchiveRule.after(state.settings.archive_after)
-    if body.dry_run:
-        matched, sample = await preview(state, caller.actor, pending_filter(caller.tenant, order.where))
+    matched, sample = await preview(state, caller.actor, pending_filter(caller.tenant, order.where))
+    if body.dry_run or matched == 0:  # nothing to replay needs no campaign (nor a worker)
         return BulkReplayPublic(
-            dry_run=True,
+            dry_run=body.dry_run,
             matched=matched,
             sample=[dead_letter_view(entry, archive) for entry in sample],
             results=[],

@@ -27,7 +27,12 @@ router = APIRouter(prefix="/v1/replays", tags=["replay campaigns"], responses=PR
 CampaignId = Annotated[str, Path(max_length=64)]
 
 
-@router.post("", status_code=202, summary="Start a replay campaign")
+@router.post(
+    "",
+    status_code=202,
+    summary="Start a replay campaign",
+    responses={200: {"model": CampaignPreview, "description": "A dry run: nothing was started."}},
+)
 async def start(
     body: CampaignRequest, state: StateDep, caller: OperateDep, response: Response
 ) -> CampaignPublic | CampaignPreview:
