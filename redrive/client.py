@@ -29,6 +29,8 @@ from pydantic import BaseModel
 
 from redrive.schemas import (
     BulkReplayPublic,
+    CampaignList,
+    CampaignPublic,
     CancelPublic,
     DeadLetterGroupPage,
     DeadLetterPage,
@@ -274,6 +276,36 @@ class AsyncClient:
             force=force,
         )
         return await self._call(BulkReplayPublic, "POST", "/v1/dead-letters/replay", body=body)
+
+    async def start_campaign(
+        self,
+        where: Mapping[str, str | None] | None = None,
+        *,
+        max: int = 100,
+        rate: float | None = None,
+        reason: str | None = None,
+        force: bool = False,
+        canary: Mapping[str, Any] | None = None,
+    ) -> CampaignPublic:
+        """Start a replay campaign over the pending dead letters matching `where` (as for
+        `replay_many`); `canary` is `{"count": n}` or `{"percent": p}`, with `max_died_again_percent`
+        and `settle_seconds` if wanted. Answers at once; follow it with `campaign`."""
+        body = _given(
+            filter=_given(**(where or {})), max=max, rate=rate, reason=reason, force=force, canary=canary
+        )
+        return await self._call(CampaignPublic, "POST", "/v1/replays", body=body)
+
+    async def campaign(self, campaign_id: str) -> CampaignPublic:
+        """A replay campaign and where it stands."""
+        return await self._call(CampaignPublic, "GET", f"/v1/replays/{campaign_id}")
+
+    async def campaigns(self, *, limit: int = 50) -> CampaignList:
+        """The latest replay campaigns, newest first."""
+        return await self._call(CampaignList, "GET", "/v1/replays", params={"limit": limit})
+
+    async def steer_campaign(self, campaign_id: str, how: str) -> CampaignPublic:
+        """`pause`, `resume` or `cancel` a replay campaign."""
+        return await self._call(CampaignPublic, "POST", f"/v1/replays/{campaign_id}/{how}")
 
 
 class Client:

@@ -104,6 +104,7 @@ keys = typer.Typer(help="Manage API keys (stored hashed in REDRIVE_DATABASE_URL)
 app.add_typer(keys, name="keys")
 app.add_typer(remote.jobs, name="jobs")
 app.add_typer(remote.dlq, name="dlq")
+app.add_typer(remote.replays, name="replays")
 
 
 @keys.command("create")

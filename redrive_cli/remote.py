@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Any
@@ -22,8 +23,8 @@ from redrive.client import Client, ClientError, Unavailable
 from redrive.settings import Settings
 
 REFUSED, UNAVAILABLE = 1, 3
-BULK_BATCH = 50
-"""A bulk replay is sent in batches of this size so the progress bar moves."""
+POLL_SECONDS = 1.0
+"""How often `attach` asks for a campaign's progress."""
 
 jobs = typer.Typer(
     help="Submit, list, show, retry, cancel and review jobs over the REST API.", no_args_is_help=True
@@ -264,57 +265,140 @@ def replay(
     rate: Annotated[float | None, typer.Option(min=0.01, max=1000, help="replays per second")] = None,
     note: Annotated[str | None, typer.Option("--note", help="why (kept on each job)")] = None,
     force: Annotated[bool, typer.Option(help="past the replay limit")] = False,
+    canary: Annotated[int | None, typer.Option(min=1, help="replay this many first, and wait")] = None,
+    canary_percent: Annotated[float | None, typer.Option(min=0.01, max=100, help="or this share")] = None,
+    canary_max_died: Annotated[
+        float, typer.Option(min=0, max=100, help="stop when more than this % of the canary died again")
+    ] = 0,
+    detach: Annotated[bool, typer.Option(help="start the campaign and print its id only")] = False,
     output: OutputOption = Output.TABLE,
 ) -> None:
-    """Replay one dead letter, or every pending one matching the filter (with a progress bar)."""
+    """Replay one dead letter, or every pending one matching the filter in a replay campaign (with a
+    progress bar; Ctrl-C detaches, the campaign goes on: `redrive replays attach ID`)."""
     if entry_id is not None:
         one = entry_id
         _show(_call(lambda client: client.replay(one, reason=note, force=force)), output)
         return
     where = {"type": job_type, "reason": reason, "stage": stage, "fingerprint": fingerprint}
-    preview = _call(lambda client: client.replay_many(where, dry_run=True))
     if dry_run:
+        preview = _call(lambda client: client.replay_many(where, dry_run=True))
         _show(preview, output, DLQ_COLUMNS, preview["sample"])
         if output == Output.TABLE:
             out.print(f"{preview['matched']} pending dead letter(s) match")
         return
-    results = _replay_in_batches(where, min(preview["matched"], max_entries), rate, note, force, output)
-    totals = {
-        outcome: sum(r["outcome"] == outcome for r in results)
-        for outcome in ("reset", "resubmitted", "skipped", "failed")
-    }
-    _show(
-        {"matched": preview["matched"], **totals, "results": results},
-        output,
-        ["dead_letter_id", "job_id", "outcome", "detail"],
-        results,
+    first = None
+    if canary is not None or canary_percent is not None:
+        first = {"count": canary, "percent": canary_percent, "max_died_again_percent": canary_max_died}
+        first = {key: value for key, value in first.items() if value is not None}
+    order = functools.partial(_start, where, max_entries, rate, note, force, first)
+    campaign = _call(order)
+    if detach:
+        if output == Output.JSON:
+            _show(campaign, output)
+        else:
+            out.print(campaign["id"])
+        return
+    _attach(campaign["id"], output)
+
+
+def _start(
+    where: dict[str, Any],
+    max_entries: int,
+    rate: float | None,
+    note: str | None,
+    force: bool,
+    canary: dict[str, Any] | None,
+    client: Client,
+) -> BaseModel:
+    answer: BaseModel = client.start_campaign(
+        where, max=max_entries, rate=rate, reason=note, force=force, canary=canary
     )
-    if output == Output.TABLE:
-        out.print(", ".join(f"{count} {outcome}" for outcome, count in totals.items()))
-    if totals["failed"]:
+    return answer
+
+
+ENDED = ("finished", "cancelled", "stopped")
+CAMPAIGN_COLUMNS = ["dead_letter_id", "job_id", "outcome", "detail"]
+
+
+def _attach(campaign_id: str, output: Output) -> None:
+    """Follow a campaign with a progress bar until it ends; print what it did. Exit 1 when it was
+    stopped by its canary or left entries failed."""
+    campaign = _call(lambda client: client.campaign(campaign_id))
+    with Progress(console=err, disable=output == Output.JSON) as progress:
+        task = progress.add_task(f"replaying ({campaign_id})", total=campaign["taking"] or None)
+        while True:
+            progress.update(
+                task,
+                total=campaign["taking"],
+                completed=campaign["taken"],
+                description=f"replaying ({campaign['state']})",
+            )
+            if campaign["state"] in ENDED and campaign["workflow_status"] != "RUNNING":
+                break
+            time.sleep(POLL_SECONDS)
+            campaign = _call(lambda client: client.campaign(campaign_id))
+    if output == Output.JSON:
+        _show(campaign, output)
+    else:
+        if campaign["problems"]:
+            _show(campaign, output, CAMPAIGN_COLUMNS, campaign["problems"])
+        out.print(_summary(campaign))
+    if campaign["state"] == "stopped" or campaign["failed"]:
         raise typer.Exit(REFUSED)
 
 
-def _replay_in_batches(
-    where: dict[str, Any], total: int, rate: float | None, note: str | None, force: bool, output: Output
-) -> list[dict[str, Any]]:
-    results: list[dict[str, Any]] = []
-    with Progress(console=err, disable=output == Output.JSON) as progress:
-        task = progress.add_task("replaying", total=total)
-        while len(results) < total:
-            batch = min(BULK_BATCH, total - len(results))
-            answer = _call(functools.partial(_replay_batch, where, batch, rate, note, force))
-            results += answer["results"]
-            progress.update(task, advance=len(answer["results"]))
-            if len(answer["results"]) < batch or not any(
-                r["outcome"] in ("reset", "resubmitted") for r in answer["results"]
-            ):
-                break  # nothing left that can be replayed (skipped entries stay pending)
-    return results
+def _summary(campaign: dict[str, Any]) -> str:
+    said = (
+        f"campaign {campaign['id']} {campaign['state']}: {campaign['replayed']} reset, "
+        f"{campaign['resubmitted']} resubmitted, {campaign['skipped']} skipped, {campaign['failed']} failed; "
+        f"{campaign['completed']} completed since, {campaign['died_again']} died again"
+    )
+    return f"{said}\n{campaign['stop_reason']}" if campaign["stop_reason"] else said
 
 
-def _replay_batch(
-    where: dict[str, Any], size: int, rate: float | None, note: str | None, force: bool, client: Client
-) -> BaseModel:
-    answer: BaseModel = client.replay_many(where, max=size, rate=rate, reason=note, force=force)
-    return answer
+replays = typer.Typer(help="Follow and steer replay campaigns (REST).", no_args_is_help=True)
+
+
+@replays.command("list")
+def list_campaigns(output: OutputOption = Output.TABLE) -> None:
+    """The latest replay campaigns, newest first."""
+    page = _call(lambda client: client.campaigns())
+    _show(page, output, ["id", "workflow_status", "started_at"], page["items"])
+
+
+@replays.command("show")
+def show_campaign(campaign_id: str, output: OutputOption = Output.TABLE) -> None:
+    """A campaign's order, progress and its jobs' fates."""
+    _show(_call(lambda client: client.campaign(campaign_id)), output)
+
+
+@replays.command("attach")
+def attach(campaign_id: str, output: OutputOption = Output.TABLE) -> None:
+    """Follow a running campaign with a progress bar until it ends."""
+    _attach(campaign_id, output)
+
+
+def _steer(campaign_id: str, how: str, output: Output) -> None:
+    campaign = _call(lambda client: client.steer_campaign(campaign_id, how))
+    if output == Output.JSON:
+        _show(campaign, output)
+    else:
+        out.print(_summary(campaign))
+
+
+@replays.command("pause")
+def pause(campaign_id: str, output: OutputOption = Output.TABLE) -> None:
+    """Replay nothing more until resumed."""
+    _steer(campaign_id, "pause", output)
+
+
+@replays.command("resume")
+def resume(campaign_id: str, output: OutputOption = Output.TABLE) -> None:
+    """Go on from where it was paused."""
+    _steer(campaign_id, "resume", output)
+
+
+@replays.command("cancel")
+def cancel_campaign(campaign_id: str, output: OutputOption = Output.TABLE) -> None:
+    """Replay nothing more and end it."""
+    _steer(campaign_id, "cancel", output)

@@ -119,7 +119,8 @@ async def test_tables_never_cut_an_id(api: dict[str, str]) -> None:
 
 
 async def test_dlq_commands(api: dict[str, str], tmp_path: Path) -> None:
-    """list, show, groups, replay one, and a bulk replay with a dry run first."""
+    """list, show, groups, replay one, a bulk replay (a campaign, followed) with a dry run first, and
+    the campaign commands: list, show, a detached start, attach, and a refused pause."""
     breaker = tmp_path / "break"
     breaker.touch()
     fail = json.dumps({"fail": {"stage": "finish", "error": "ValidationError", "while_exists": str(breaker)}})
@@ -147,9 +148,20 @@ async def test_dlq_commands(api: dict[str, str], tmp_path: Path) -> None:
     bulk = await redrive("dlq", "replay", "--fingerprint", groups[0]["fingerprint"], "--rate", "50", **api)
     assert bulk.code == 0, bulk.err
     assert "2 reset" in bulk.out
+    assert "finished" in bulk.out
     assert "replaying" in bulk.err  # the progress bar
     for job_id in jobs:
         await eventually(_reaches(api, job_id, "complete"))
+    campaigns = (await redrive("replays", "list", "-o", "json", **api)).json()["items"]
+    assert len(campaigns) == 1
+    shown_campaign = (await redrive("replays", "show", campaigns[0]["id"], "-o", "json", **api)).json()
+    assert (shown_campaign["replayed"], shown_campaign["completed"]) == (2, 2)
+    detached = await redrive("dlq", "replay", "--type", "demo", "--detach", **api)
+    assert detached.code == 0, detached.err
+    attached = await redrive("replays", "attach", detached.out.strip(), **api)
+    assert (attached.code, "0 reset" in attached.out) == (0, True), attached.err
+    ended = await redrive("replays", "pause", detached.out.strip(), **api)
+    assert (ended.code, "has ended" in ended.err) == (1, True)
     missing = await redrive("dlq", "show", "00000000-0000-0000-0000-000000000000", **api)
     assert missing.code == 1
 
