@@ -55,7 +55,7 @@ NEVER_PICKED_UP = 2
 QUERY_TIMEOUT = timedelta(seconds=5)
 """How long a campaign's progress query may wait for a worker (the workflow answers it)."""
 BEAT_EVERY = 3.0
-BUSY_POLL = 2.0
+BUSY_POLL = 0.25
 """Seconds between looks at an entry whose job another retry holds."""
 Steer = Literal["pause", "resume", "cancel"]
 
