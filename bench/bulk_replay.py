@@ -161,7 +161,7 @@ async def _ended(http: httpx.AsyncClient, ids: list[str]) -> list[dict[str, Any]
 
 
 def _runs_started(reports: list[dict[str, Any]]) -> int:
-    replays = sum(r["replayed"] + r["resubmitted"] for r in reports)
+    replays = int(sum(r["replayed"] + r["resubmitted"] for r in reports))
     skipped = sum(r["skipped"] for r in reports)
     failed = sum(r["failed"] for r in reports)
     print(f"redrive: racing pair replayed {replays} entries between them, skipped {skipped}, failed {failed}")

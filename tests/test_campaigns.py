@@ -5,6 +5,7 @@ campaign, pause/resume/cancel, and a worker killed with SIGKILL in the middle of
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import subprocess
@@ -42,7 +43,7 @@ async def _dead_jobs(http: httpx.AsyncClient, breaker: Path, count: int) -> list
         assert created.status_code == 202, created.text
         ids.append(created.json()["id"])
     for job_id in ids:
-        await eventually(lambda job_id=job_id: job_in(http, job_id, "dead_letter"), within=60)
+        await eventually(functools.partial(job_in, http, job_id, "dead_letter"), within=60)
     return ids
 
 
@@ -91,7 +92,7 @@ async def test_campaign_replays_and_reports_progress(
         0,
     )
     for job_id in jobs:
-        job = await eventually(lambda job_id=job_id: job_in(api, job_id, "complete"), within=60)
+        job = await eventually(functools.partial(job_in, api, job_id, "complete"), within=60)
         assert [action["action"] for action in job["actions"]] == ["replay"]
     done = await eventually(lambda: _campaign_in(api, campaign["id"], "finished"))
     assert (done["completed"], done["died_again"], done["still_running"]) == (4, 0, 0)
@@ -133,13 +134,13 @@ async def test_racing_campaigns_and_single_replays_replay_each_entry_once(
     single_replays = sum(response.status_code == 200 for response in singles)
     assert all(response.status_code in (200, 409) for response in singles), [r.text for r in singles]
     reports = [
-        await eventually(lambda c=c: _campaign_in(api, c.json()["id"], "finished"), within=60)
+        await eventually(functools.partial(_campaign_in, api, c.json()["id"], "finished"), within=60)
         for c in (first, second)
     ]
     replays = sum(report["replayed"] + report["resubmitted"] for report in reports) + single_replays
     assert replays == len(jobs)
     for job_id in jobs:
-        job = await eventually(lambda job_id=job_id: job_in(api, job_id, "complete"), within=60)
+        job = await eventually(functools.partial(job_in, api, job_id, "complete"), within=60)
         assert [action["action"] for action in job["actions"]] == ["replay"]
     terminated = await dev_env.client.count_workflows(
         f'TaskQueue="{api.headers["X-Task-Queue"]}" AND ExecutionStatus="Terminated"'
@@ -234,7 +235,7 @@ async def test_campaign_survives_a_worker_killed_mid_way(
                 done = await eventually(lambda: _campaign_in(http, started["id"], "finished"), within=120)
                 assert (done["taken"], done["replayed"] + done["resubmitted"], done["skipped"]) == (16, 16, 0)
                 for job_id in jobs:
-                    job = await eventually(lambda job_id=job_id: job_in(http, job_id, "complete"), within=60)
+                    job = await eventually(functools.partial(job_in, http, job_id, "complete"), within=60)
                     assert [action["action"] for action in job["actions"]] == ["replay"]
                 terminated = await dev_env.client.count_workflows(
                     f'TaskQueue="{settings.task_queue}" AND ExecutionStatus="Terminated"'
