@@ -153,7 +153,7 @@ async def test_dlq_commands(api: dict[str, str], tmp_path: Path) -> None:
     for job_id in jobs:
         await eventually(_reaches(api, job_id, "complete"))
     campaigns = (await redrive("replays", "list", "-o", "json", **api)).json()["items"]
-    assert len(campaigns) == 1
+    assert len(campaigns) == 1  # this task queue's only (the dev server is shared by the tests)
     shown_campaign = (await redrive("replays", "show", campaigns[0]["id"], "-o", "json", **api)).json()
     assert (shown_campaign["replayed"], shown_campaign["completed"]) == (2, 2)
     detached = await redrive("dlq", "replay", "--type", "demo", "--detach", **api)

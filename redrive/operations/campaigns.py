@@ -177,7 +177,10 @@ async def _order(services: Services, campaign_id: str) -> CampaignInput:
 
 async def list_campaigns(services: Services, actor: Actor, limit: int) -> list[tuple[str, str, Any]]:
     """The actor's latest campaigns, newest first: (id, Temporal status, start time)."""
-    query = f'WorkflowType="{REPLAY_CAMPAIGN_WORKFLOW}" AND TenantId="{_quoted(actor.tenant)}"'
+    query = (
+        f'WorkflowType="{REPLAY_CAMPAIGN_WORKFLOW}" AND TenantId="{_quoted(actor.tenant)}" '
+        f'AND TaskQueue="{_quoted(services.settings.task_queue)}"'
+    )
     found: list[tuple[str, str, Any]] = []
     async for execution in services.temporal.list_workflows(query, limit=limit):
         status = execution.status.name if execution.status else "UNKNOWN"
