@@ -326,12 +326,16 @@ async def replay_entries(
     ours = dict(zip(stamps(request.campaign_id), MODES, strict=True))
     gate = asyncio.Semaphore(CONCURRENCY)
 
-    async def one(entry_id: str) -> CampaignItem:
+    async def one(entry_id: str, wait: bool) -> CampaignItem | None:
         async with gate:
-            return await _one(services, actor, uuid.UUID(entry_id), order, ours)
+            return await _one(services, actor, uuid.UUID(entry_id), order, ours, wait)
 
     async with _beating(beat):
-        items = await asyncio.gather(*(one(entry_id) for entry_id in request.entry_ids))
+        first = await asyncio.gather(*(one(entry_id, False) for entry_id in request.entry_ids))
+        # Entries another retry held (a racing campaign, mostly) come last, when it has let go.
+        held = [entry_id for entry_id, item in zip(request.entry_ids, first, strict=True) if item is None]
+        later = await asyncio.gather(*(one(entry_id, True) for entry_id in held))
+    items = [item for item in (*first, *later) if item is not None]
     outcomes = (*MODES, "skipped", "failed")
     count = {outcome: sum(item.outcome == outcome for item in items) for outcome in outcomes}
     return ReplayedEntries(
@@ -361,8 +365,9 @@ async def _beating(beat: Callable[[], None]) -> AsyncIterator[None]:
 
 
 async def _one(
-    services: Services, actor: Actor, entry_id: uuid.UUID, order: RetryOrder, ours: dict[str, str]
-) -> CampaignItem:
+    services: Services, actor: Actor, entry_id: uuid.UUID, order: RetryOrder, ours: dict[str, str], wait: bool
+) -> CampaignItem | None:
+    """What became of one entry; None (unless `wait`) when another retry holds its job."""
     async with services.sessions() as session:
         entry = await DeadLetterRepository(session).get(actor.tenant, entry_id)
     if entry is None:
@@ -370,7 +375,14 @@ async def _one(
     if entry.replayed_at is not None and entry.request_id in ours:
         return _item(entry, ours[entry.request_id])
     try:
-        done = await _replay_when_free(services, actor, entry, order)
+        if wait:
+            done = await _replay_when_free(services, actor, entry, order)
+        else:
+            done = await replay_entry(services, actor, entry, order)
+    except Busy:
+        if not wait:
+            return None
+        return _item(entry, "skipped", "another retry held the job past the claim's lease")
     except (NotFound, Conflict) as refused:  # nothing to do for this entry: say why
         return _item(entry, "skipped", refused.detail)
     except OperationError as error:

@@ -116,6 +116,8 @@ async def retry_job(
 ) -> RetryOutcome:
     """Restart `job` (dead, with its pending dead letter `entry` if any) as `order` says."""
     dead_run, failed_stage = job.run_id, job.stage
+    if _held(job, entry) and not _abandoned(job, entry):
+        raise Busy("Retry in progress", f"job {job.id} is already being retried by another request")
     if not (job.status in RETRYABLE or _abandoned(job, entry)) or dead_run is None or failed_stage is None:
         raise Conflict(
             "Job is not dead", f"job {job.id} is {job.status}; only a dead-lettered job can be retried"
@@ -144,15 +146,19 @@ async def retry_job(
     return outcome
 
 
-def _abandoned(job: Job, entry: DeadLetter | None) -> bool:
-    """The job's dead run was claimed by a retry that never recorded a new run (see `CLAIM_LEASE`)."""
+def _held(job: Job, entry: DeadLetter | None) -> bool:
+    """The job's dead run is claimed by a retry that has not recorded a new run (yet)."""
     return (
         entry is not None
         and entry.replayed_at is None
         and job.run_id == entry.run_id
         and job.status == JobStatus.QUEUED.value
-        and job.updated_at < utcnow() - CLAIM_LEASE
     )
+
+
+def _abandoned(job: Job, entry: DeadLetter | None) -> bool:
+    """The job's dead run was claimed by a retry that never recorded a new run (see `CLAIM_LEASE`)."""
+    return _held(job, entry) and job.updated_at < utcnow() - CLAIM_LEASE
 
 
 @dataclass(frozen=True)
