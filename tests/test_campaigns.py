@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,10 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from redrive.operations.retry import CLAIM_LEASE
+from redrive.store import create_engine, session_factory
+from redrive.store.projection import ProjectionWrites
+from redrive.store.types import utcnow
 from tests.support import api_client, eventually, job_in, running_api, settings_for, worker_process_env
 
 A = {"Authorization": "Bearer key-a"}
@@ -259,3 +264,28 @@ async def test_campaign_survives_a_worker_killed_mid_way(
 async def _taken(http: httpx.AsyncClient, campaign_id: str, at_least: int) -> dict[str, Any] | None:
     body: dict[str, Any] = (await http.get(f"/v1/replays/{campaign_id}")).json()
     return body if body["taken"] >= at_least else None
+
+
+async def test_claim_left_by_a_retry_that_died_is_taken_over(
+    api: httpx.AsyncClient, sqlite_url: str, tmp_path: Path
+) -> None:
+    """A job whose dead run a retry claimed and never recorded (its process died between claim and
+    reset) is replayed by the next campaign once the claim's lease has passed, and only once."""
+    breaker = tmp_path / "break"
+    breaker.touch()
+    (job_id,) = await _dead_jobs(api, breaker, 1)
+    breaker.unlink()
+    dead = (await api.get(f"/v1/jobs/{job_id}")).json()
+    engine = create_engine(sqlite_url)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            long_ago = utcnow() - CLAIM_LEASE - timedelta(seconds=5)
+            assert await ProjectionWrites(session).claim_retry(job_id, dead["run_id"], long_ago)
+    finally:
+        await engine.dispose()
+    assert (await api.get(f"/v1/jobs/{job_id}")).json()["status"] == "queued"  # claimed, left so
+    started = (await api.post("/v1/replays", json={"filter": {"type": "demo"}})).json()
+    done = await eventually(lambda: _campaign_in(api, started["id"], "finished"), within=60)
+    assert (done["replayed"], done["skipped"]) == (1, 0), done
+    job = await eventually(functools.partial(job_in, api, job_id, "complete"), within=60)
+    assert [action["action"] for action in job["actions"]] == ["replay"]
