@@ -3,7 +3,7 @@ racing each other, against the same N resets done by hand with the Temporal clie
 history, find the failed stage's reset point, reset) on another N dead jobs, on one dev server in
 one run.
 
-    python -m bench.bulk_replay [--jobs 1000] [--rate 1000] [--concurrency 16]
+    python -m bench.bulk_replay [--jobs 1000] [--rate 1000] [--concurrency 16] [--postgres]
 
 It prints how long each side took to replay everything (redrive: until both campaigns have taken
 every entry; their clean-up of replaced runs is timed apart), the ratio of replays per second
@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
@@ -32,6 +36,7 @@ from redrive.store import upgrade
 from tests.support import running_api, running_worker, settings_for, start_dev_server
 
 KEY = {"Authorization": "Bearer key-a"}
+POSTGRES = os.environ.get("REDRIVE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 GOAL = 0.9
 
 
@@ -78,15 +83,34 @@ async def _bare_resets(client: Client, job_ids: list[tuple[str, str]], concurren
     await asyncio.gather(*(one(job_id, run_id) for job_id, run_id in job_ids))
 
 
-async def main(jobs: int, rate: float, concurrency: int) -> None:
+@contextlib.asynccontextmanager
+async def _database(home: Path, side: str, postgres: bool) -> AsyncIterator[str]:
+    """A migrated database for one side: a SQLite file, or a fresh PostgreSQL database."""
+    if not postgres:
+        url = f"sqlite+aiosqlite:///{home / f'{side}.db'}"
+        await upgrade(url)
+        yield url
+        return
+    name = f"redrive_bench_{side}_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(POSTGRES)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = POSTGRES.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
+        await upgrade(url)
+        yield url
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def main(jobs: int, rate: float, concurrency: int, postgres: bool = False) -> None:
     """Both sides on one server; print times, rate, runs started and what is left in the queue."""
     home = Path(tempfile.mkdtemp(prefix="redrive-bench-"))
     env = await start_dev_server(home / "temporal.db")
-    async with env:
+    async with env, contextlib.AsyncExitStack() as stack:
         client = env.client
         for side in ("bare", "redrive"):
-            database = f"sqlite+aiosqlite:///{home / f'{side}.db'}"
-            await upgrade(database)
+            database = await stack.enter_async_context(_database(home, side, postgres))
             settings = settings_for(database, home)
             queue = settings.task_queue
             breaker = home / f"break-{side}"
@@ -147,7 +171,8 @@ async def _all_taken(http: httpx.AsyncClient, ids: list[str]) -> None:
     """Until every campaign has taken every entry it set out to (each replayed or found replayed)."""
     while True:
         reports = await _campaigns(http, ids)
-        if all("taken" in r and (r["taken"] >= r["taking"] or r["state"] != "running") for r in reports):
+        # `matched` is 0 until a worker has picked the campaign up and counted its entries.
+        if all(r.get("matched") and (r["taken"] >= r["taking"] or r["state"] != "running") for r in reports):
             return
         await asyncio.sleep(0.1)
 
@@ -175,7 +200,12 @@ if __name__ == "__main__":
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="the projection on PostgreSQL (REDRIVE_TEST_POSTGRES), as deployed",
+    )
     arguments = parser.parse_args()
     # Every dead job logs its failed activity with a traceback; a thousand of them bury the figures.
     logging.getLogger("temporalio").setLevel(logging.CRITICAL)
-    asyncio.run(main(arguments.jobs, arguments.rate, arguments.concurrency))
+    asyncio.run(main(arguments.jobs, arguments.rate, arguments.concurrency, arguments.postgres))
