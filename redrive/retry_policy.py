@@ -56,6 +56,9 @@ class Retry:
 # retry it until it succeeds, at a modest pace.
 BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
+LOCAL_RETRY_THRESHOLD = timedelta(seconds=10)
+"""A local stage's retry whose backoff is longer than this waits on a workflow timer (a history
+event) instead of in the worker's memory."""
 # Alerts are worth a few tries (about 2.5 minutes in all), not a job held open forever.
 ALERT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=10), backoff_coefficient=2, maximum_attempts=5)
 ALERT_TIMEOUT = timedelta(minutes=1)

@@ -64,6 +64,7 @@ class StageOverrides(BaseModel):
     review_timeout: Duration | None = None
     handler: str | None = Field(default=None, description="module:function of the stage's handler")
     kind: Literal["activity", "review"] | None = None
+    local: bool | None = Field(default=None, description="run as a Temporal local activity")
 
     def changes(self) -> dict[str, Any]:
         """The stage keys this table sets."""

@@ -49,6 +49,11 @@ class Stage:
     """`activity` runs `activity`; `review` parks the job in `pending_review` until a person decides."""
     review_timeout: timedelta | None = None
     """A review stage left undecided this long dead-letters the job (reason `Timeout`)."""
+    local: bool = False
+    """Run as a Temporal local activity, in the worker that runs the job's workflow: no task queue
+    round trip for short work. Same retries, timeouts and error history; no heartbeat timeout (a lost
+    worker is noticed by the workflow task timing out), `task_queue` does not apply, and a retry whose
+    backoff exceeds `LOCAL_RETRY_THRESHOLD` waits on a workflow timer."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,9 +8,11 @@ begin at and the outputs before it."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import MarkerRecordedEventAttributes
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -56,6 +58,15 @@ async def dead_run(client: Client, job_id: str, run_id: str) -> tuple[JobInput, 
                 (started,) = await client.data_converter.decode(payloads, [JobInput])
             elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
                 scheduled[event.event_id] = event.activity_task_scheduled_event_attributes.activity_id
+            elif event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+                marker = event.marker_recorded_event_attributes
+                stage = _local_activity_id(marker)
+                names = {plan.name for plan in started.stages} if started is not None else set()
+                if stage in names and "result" in marker.details and marker.details["result"].payloads:
+                    decoded = await client.data_converter.decode(
+                        marker.details["result"].payloads, [StageResult]
+                    )
+                    outputs[str(stage)] = decoded[0].output
             elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
                 attributes = event.activity_task_completed_event_attributes
                 stage = scheduled.get(attributes.scheduled_event_id)
@@ -70,3 +81,21 @@ async def dead_run(client: Client, job_id: str, run_id: str) -> tuple[JobInput, 
     if started is None:
         return None
     return started, {**started.outputs, **outputs}
+
+
+LOCAL_ACTIVITY_MARKER = "core_local_activity"
+"""The marker the SDK's core records a local activity's outcome with (a local stage's)."""
+
+
+def _local_activity_id(marker: MarkerRecordedEventAttributes) -> str | None:
+    """The activity id a local activity's marker records (its `data` detail is JSON), else None."""
+    if marker.marker_name != LOCAL_ACTIVITY_MARKER or "data" not in marker.details:
+        return None
+    for payload in marker.details["data"].payloads:
+        try:
+            data = json.loads(payload.data)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and isinstance(data.get("activity_id"), str):
+            return str(data["activity_id"])
+    return None

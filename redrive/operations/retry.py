@@ -125,7 +125,9 @@ async def retry_job(
     _check_replay_limit(services, entry, order)
     stages = _stage_names(services, job)
     from_stage = _from_stage(stages, failed_stage, order)
-    if order.payload_patch is not None:
+    if order.payload_patch is not None or _local(services, job, from_stage):
+        # A local stage runs in the same workflow task as the stages around it, so no reset point
+        # lies between them: it continues in a new run, the stages before it carried over.
         return await _continue_patched(services, actor, job, entry, order, from_stage)
     point = await reset_point(services.temporal, job.id, dead_run, from_stage)
     request_id = f"retry-{entry.id if entry else dead_run}"  # Temporal de-dupes a resent reset by it
@@ -223,9 +225,9 @@ async def _continue_patched(
     before anything changes (422 naming `payload_patch.<field>`), the stages before it carried over
     from the dead run; from the first stage when the dead run's history is gone."""
     assert job.run_id is not None  # checked by retry_job
-    assert order.payload_patch is not None
+    patch = order.payload_patch or {}
     job_type = services.registry.get(job.type)
-    payload = merge_patch(job.payload, order.payload_patch)
+    payload = merge_patch(job.payload, patch)
     if not isinstance(payload, dict):
         raise Invalid("Invalid payload_patch", "payload_patch must be a JSON object", field="payload_patch")
     try:
@@ -261,8 +263,9 @@ async def _continue_patched(
             conflict=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
         )
 
-    changed = ", ".join(patched_fields(order.payload_patch))
-    note = f"payload patched ({changed})" + (f"; {order.reason}" if order.reason else "")
+    changed = ", ".join(patched_fields(patch))
+    note = f"payload patched ({changed})" if patch else "continued in a new run (local stage)"
+    note += f"; {order.reason}" if order.reason else ""
     request_id = f"patch-{entry.id if entry else job.run_id}"
     # The dead run stays (unlike after a reset): it is the record of the payload that failed. Deleting
     # it here was seen to stall the dev server's later deletions of reset runs for minutes.
@@ -295,6 +298,13 @@ async def _record(
         await writes.record_action(
             JobAction(job_id=job.id, action=order.action, actor=actor.identity, note=note, at=now)
         )
+
+
+def _local(services: Services, job: Job, stage: str) -> bool:
+    """`stage` of the job's type is declared local (see `Stage.local`)."""
+    return any(
+        declared.name == stage and declared.local for declared in services.registry.get(job.type).stages
+    )
 
 
 def _stage_names(services: Services, job: Job) -> list[str]:

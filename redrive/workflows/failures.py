@@ -28,27 +28,35 @@ class DeadLetterCause:
     attempts: int
 
 
-def classify(error: ActivityError, stage: Stage) -> DeadLetterCause:
-    """The dead-letter reason, error type, message and attempt count for `error`."""
-    cause = error.cause
+def classify(error: ActivityError | ApplicationError | TimeoutError, stage: Stage) -> DeadLetterCause:
+    """The dead-letter reason, error type, message and attempt count for `error` (a local stage's
+    failure arrives as its cause, without the `ActivityError` around it)."""
+    if not isinstance(error, ActivityError):
+        return _classify(error, None, error.message, stage)
+    return _classify(error.cause, error.retry_state, error.message, stage)
+
+
+def _classify(
+    cause: BaseException | None, retry_state: RetryState | None, message: str, stage: Stage
+) -> DeadLetterCause:
     max_attempts = stage.retry.max_attempts
     if isinstance(cause, TimeoutError):
         timeout = _camel(TimeoutType(cause.type).name) if cause.type is not None else "Unknown"
         if cause.type == TimeoutType.SCHEDULE_TO_START:
             reason = ErrorReason.RUNNER_UNAVAILABLE
             return DeadLetterCause(reason, f"{timeout}Timeout", _runner_message(stage), 1)
-        attempts = max_attempts if error.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED else 1
+        attempts = max_attempts if retry_state in (RetryState.MAXIMUM_ATTEMPTS_REACHED, None) else 1
         return DeadLetterCause(ErrorReason.MAX_RETRIES, f"{timeout}Timeout", cause.message, attempts)
     if isinstance(cause, ApplicationError):
         attempts = _attempt(cause, max_attempts)
         error_type = cause.type or "ApplicationError"
         if error_type == ErrorReason.HANDLER_MISSING.value:
             return DeadLetterCause(ErrorReason.HANDLER_MISSING, error_type, cause.message, attempts)
-        if error.retry_state == RetryState.NON_RETRYABLE_FAILURE or cause.non_retryable:
+        if retry_state == RetryState.NON_RETRYABLE_FAILURE or cause.non_retryable:
             return DeadLetterCause(ErrorReason.VALIDATION, error_type, cause.message, attempts)
         return DeadLetterCause(ErrorReason.MAX_RETRIES, error_type, cause.message, attempts)
-    message = str(cause) if cause is not None else error.message
-    return DeadLetterCause(ErrorReason.MAX_RETRIES, type(cause).__name__, message, max_attempts)
+    said = str(cause) if cause is not None else message
+    return DeadLetterCause(ErrorReason.MAX_RETRIES, type(cause).__name__, said, max_attempts)
 
 
 def _attempt(cause: ApplicationError, default: int) -> int:

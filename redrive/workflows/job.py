@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, NoReturn
 from temporalio import workflow
 from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import TimeoutError as StageTimeout
 
 with workflow.unsafe.imports_passed_through():
     from redrive.contracts import (
@@ -35,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         ALERT_TIMEOUT,
         BOOKKEEPING_RETRY,
         BOOKKEEPING_TIMEOUT,
+        LOCAL_RETRY_THRESHOLD,
         to_retry_policy,
     )
     from redrive.status import ERROR_REASON, JOB_STAGE, JOB_STATUS, ErrorReason, JobStatus
@@ -128,6 +130,10 @@ class JobWorkflow:
             if isinstance(error.cause, CancelledError):
                 raise
             await self._dead_letter(job, stage, classify(error, stage), error)
+        except (ApplicationError, StageTimeout) as error:  # a local stage's failure comes unwrapped
+            if not stage.local:
+                raise
+            await self._dead_letter(job, stage, classify(error, stage), error)
 
     async def _await_review(self, job: JobInput, stage: "Stage") -> StageResult:
         self._set(JobStatus.PENDING_REVIEW, stage.name)
@@ -158,19 +164,32 @@ class JobWorkflow:
     async def _run_stage(
         self, job: JobInput, stage: "Stage", position: int, outputs: dict[str, object]
     ) -> StageResult:
+        stage_input = StageInput(
+            job_id=job.job_id,
+            tenant_id=job.tenant_id,
+            job_type=job.job_type,
+            payload=job.payload,
+            stage=stage,
+            position=position,
+            outputs=dict(outputs),
+            last=position == len(job.stages) - 1,
+        )
+        if stage.local:
+            local: StageResult = await workflow.execute_local_activity(
+                stage.activity,
+                stage_input,
+                result_type=StageResult,
+                start_to_close_timeout=stage.start_to_close_timeout,
+                retry_policy=to_retry_policy(stage.retry),
+                local_retry_threshold=LOCAL_RETRY_THRESHOLD,
+                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                activity_id=stage.name,
+            )
+            return local
         # Stages are named by the registry's data, so the activity is named by string here.
         result: StageResult = await workflow.execute_activity(
             stage.activity,
-            StageInput(
-                job_id=job.job_id,
-                tenant_id=job.tenant_id,
-                job_type=job.job_type,
-                payload=job.payload,
-                stage=stage,
-                position=position,
-                outputs=dict(outputs),
-                last=position == len(job.stages) - 1,
-            ),
+            stage_input,
             result_type=StageResult,
             task_queue=stage.task_queue,
             start_to_close_timeout=stage.start_to_close_timeout,
@@ -185,7 +204,11 @@ class JobWorkflow:
         return result
 
     async def _dead_letter(
-        self, job: JobInput, stage: "Stage", failure: DeadLetterCause, error: ActivityError | None = None
+        self,
+        job: JobInput,
+        stage: "Stage",
+        failure: DeadLetterCause,
+        error: ActivityError | ApplicationError | StageTimeout | None = None,
     ) -> NoReturn:
         self._set(JobStatus.DEAD_LETTER, stage.name)
         workflow.upsert_search_attributes([ERROR_REASON.value_set(failure.reason.value)])
