@@ -52,8 +52,9 @@ class Stage:
     local: bool = False
     """Run as a Temporal local activity, in the worker that runs the job's workflow: no task queue
     round trip for short work. Same retries, timeouts and error history; no heartbeat timeout (a lost
-    worker is noticed by the workflow task timing out), `task_queue` does not apply, and a retry whose
-    backoff exceeds `LOCAL_RETRY_THRESHOLD` waits on a workflow timer."""
+    worker is noticed by the workflow task timing out), and a retry whose backoff exceeds
+    `LOCAL_RETRY_THRESHOLD` waits on a workflow timer. A stage with a `task_queue` runs there, as
+    an ordinary activity, whatever this says (the job's own workers may not have its handler)."""
 
 
 @dataclass(frozen=True, kw_only=True)

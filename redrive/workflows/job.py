@@ -174,7 +174,7 @@ class JobWorkflow:
             outputs=dict(outputs),
             last=position == len(job.stages) - 1,
         )
-        if stage.local:
+        if stage.local and stage.task_queue is None:  # a stage pinned to other workers runs there
             local: StageResult = await workflow.execute_local_activity(
                 stage.activity,
                 stage_input,
