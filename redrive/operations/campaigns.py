@@ -87,9 +87,9 @@ class CampaignReport:
     """A worker has run it (else its progress is the order's, and it cannot be steered yet)."""
 
 
-def stamps(campaign_id: str) -> list[str]:
-    """Every stamp a campaign puts on the entries it replayed."""
-    return [campaign_stamp(campaign_id, mode) for mode in MODES]
+def stamp_modes(campaign_id: str) -> dict[str, str]:
+    """Every stamp a campaign puts on the entries it replayed, with the outcome each says."""
+    return {campaign_stamp(campaign_id, mode): mode for mode in MODES}
 
 
 async def start_campaign(services: Services, actor: Actor, order: CampaignOrder) -> CampaignInput:
@@ -223,7 +223,7 @@ async def steer(services: Services, actor: Actor, campaign_id: str, how: Steer) 
         if error.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
             raise _unanswered(services, campaign_id) from None
         raise
-    return CampaignReport(request, report.status, await fates(services, campaign_id, actor.tenant))
+    return replace(report, request=request)  # its fates were read a moment ago, with the report
 
 
 def _unanswered(services: Services, campaign_id: str) -> Unanswered:
@@ -258,7 +258,7 @@ async def campaign_outcome(
             raise _unanswered(services, request.campaign_id)
         await asyncio.sleep(0.1)
     done = await handle.result()
-    modes = dict(zip(stamps(request.campaign_id), MODES, strict=True))
+    modes = stamp_modes(request.campaign_id)
     async with services.sessions() as session:
         entries = await DeadLetterRepository(session).replayed_with(request.tenant_id, list(modes))
         runs = await JobRepository(session).snapshots([entry.original_job_id for entry in entries])
@@ -323,7 +323,7 @@ async def replay_entries(
     order = RetryOrder(
         reason=request.reason, force=request.force, action="replay", campaign=request.campaign_id
     )
-    ours = dict(zip(stamps(request.campaign_id), MODES, strict=True))
+    ours = stamp_modes(request.campaign_id)
     gate = asyncio.Semaphore(CONCURRENCY)
 
     async def one(entry_id: str, wait: bool) -> CampaignItem | None:
@@ -419,7 +419,9 @@ def _item(entry: DeadLetter, outcome: str, detail: str | None = None) -> Campaig
 async def fates(services: Services, campaign_id: str, tenant: str) -> CampaignFates:
     """What became of the jobs the campaign replayed, read now."""
     async with services.sessions() as session:
-        replayed, completed, died = await DeadLetterRepository(session).fates(tenant, stamps(campaign_id))
+        replayed, completed, died = await DeadLetterRepository(session).fates(
+            tenant, list(stamp_modes(campaign_id))
+        )
     return CampaignFates(replayed=replayed, completed=completed, died_again=died)
 
 
