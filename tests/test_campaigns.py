@@ -52,6 +52,10 @@ async def _dead_jobs(http: httpx.AsyncClient, breaker: Path, count: int) -> list
     return ids
 
 
+async def _counted_runs(env: WorkflowEnvironment, query: str, count: int) -> bool:
+    return (await env.client.count_workflows(query)).count == count
+
+
 async def _campaign_in(http: httpx.AsyncClient, campaign_id: str, *states: str) -> dict[str, Any] | None:
     answer = await http.get(f"/v1/replays/{campaign_id}")
     if answer.status_code == 503:  # no worker answered: the killed one's, while the next starts
@@ -134,6 +138,10 @@ async def test_racing_campaigns_and_single_replays_replay_each_entry_once(
     breaker.touch()
     jobs = await _dead_jobs(api, breaker, 5)
     breaker.unlink()
+    # A reset of a dead run still sending its alert ends that run `Terminated`; wait until all have
+    # failed, so a terminated run below can only be one replaced by a second reset.
+    failed = f'TaskQueue="{api.headers["X-Task-Queue"]}" AND ExecutionStatus="Failed"'
+    await eventually(functools.partial(_counted_runs, dev_env, failed, len(jobs)), within=60)
     entries = (await api.get("/v1/dead-letters", params={"pending": True})).json()["items"]
     body = {"filter": {"type": "demo"}, "rate": 100}
     first, second, *singles = await asyncio.gather(

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from redrive.operations.retry import CLAIM_LEASE
 from redrive.status import JobStatus
 from redrive.store import DeadLetter, Job, create_engine, session_factory
 from redrive.store.archival import ArchiveRule
@@ -141,3 +142,80 @@ async def test_pending_groups_equal_grouping_the_entries(database_url: str) -> N
         if entry.app_id == "a" and entry not in entries[::4]:
             latest[entry.fingerprint] = entry.id
     assert {group.fingerprint: group.sample_id for group in kept} == latest
+
+
+async def test_racing_batch_claims_take_each_dead_run_once(database_url: str) -> None:
+    """Replay campaigns claim a step's dead runs in one statement: racing batches over the same jobs
+    win each dead run once between them (a lapsed claim too), never a live or superseded run;
+    a batch of stamps marks each entry once; and the kept counts follow."""
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    now = utcnow()
+    lapsed = now - CLAIM_LEASE - timedelta(seconds=1)
+    kinds = ["dead_letter", "archived", "running", "queued-lapsed", "queued-fresh"]
+    jobs = []
+    for n in range(40):
+        kind = kinds[n % 5]
+        status = kind.split("-")[0]
+        updated = lapsed - timedelta(seconds=1) if kind == "queued-lapsed" else now
+        jobs.append(
+            Job(
+                id=f"job-{n}",
+                tenant_id="a",
+                type="demo",
+                status=status,
+                run_id="r1",
+                created_at=now,
+                updated_at=updated,
+            )
+        )
+    try:
+        async with sessions() as session, session.begin():
+            for job in jobs:
+                await ProjectionWrites(session).add_if_absent(job)
+
+        async def claim(runs: list[tuple[str, str]]) -> set[str]:
+            async with sessions() as session, session.begin():
+                return await ProjectionWrites(session).claim_many_retries(runs, utcnow(), lapsed)
+
+        runs = [(job.id, job.run_id or "") for job in jobs]
+        superseded = [(job.id, "r0") for job in jobs]
+        won = await asyncio.gather(claim(runs), claim(runs[::-1]), claim(runs[10:] + superseded), claim(runs))
+        claimed = [job_id for batch in won for job_id in batch]
+        expected = {
+            job.id
+            for n, job in enumerate(jobs)
+            if kinds[n % 5] in ("dead_letter", "archived", "queued-lapsed")
+        }
+        assert sorted(claimed) == sorted(expected)  # each once, none other
+        async with engine.connect() as connection:
+            assert await _kept(connection) == await _counted(connection)
+
+        async with sessions() as session, session.begin():
+            repository = DeadLetterRepository(session)
+            entries = [
+                await repository.insert(
+                    DeadLetter(
+                        original_job_id=f"job-{n}",
+                        run_id="r1",
+                        app_id="a" if n % 2 else "b",
+                        type="demo",
+                        stage="process",
+                        payload={},
+                        error_reason="Validation",
+                        error_type="ValidationError",
+                        error_message="bad",
+                        attempts=1,
+                        error_history=[],
+                        dlq_at=now,
+                    )
+                )
+                for n in range(6)
+            ]
+            ids = [entry.id for entry in entries]
+            stamped = await repository.mark_many_replayed("a", ids, now, "campaign:c:reset", "op")
+            again = await repository.mark_many_replayed("a", ids, now, "campaign:d:reset", "op")
+            assert (stamped, again) == (3, 0)  # tenant a's three, once
+            assert len(await repository.replayed_with("a", ["campaign:c:reset"])) == 3
+    finally:
+        await engine.dispose()

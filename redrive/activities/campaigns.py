@@ -19,7 +19,7 @@ from redrive.contracts import (
     ReplayEntries,
     SelectEntries,
 )
-from redrive.operations import campaigns
+from redrive.operations import campaign_steps, campaigns
 
 
 class CampaignActivities:
@@ -40,8 +40,8 @@ class CampaignActivities:
 
     @activity.defn(name=REPLAY_CAMPAIGN_ENTRIES)
     async def replay_campaign_entries(self, request: ReplayEntries) -> ReplayedEntries:
-        """Replay one step's entries, heartbeating after each."""
-        return await campaigns.replay_entries(self.deps.operations(), request, activity.heartbeat)
+        """Replay one step's entries, heartbeating while at it."""
+        return await campaign_steps.replay_entries(self.deps.operations(), request, activity.heartbeat)
 
     @activity.defn(name=CAMPAIGN_FATES)
     async def campaign_fates(self, campaign: CampaignRef) -> CampaignFates:

@@ -11,9 +11,8 @@ retried after its worker died knows what it already did, and how progress is cou
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -29,17 +28,13 @@ from redrive.contracts import (
     CampaignFates,
     CampaignFilter,
     CampaignInput,
-    CampaignItem,
     CampaignRef,
     Canary,
     EntryRef,
-    ReplayedEntries,
-    ReplayEntries,
     SelectEntries,
 )
-from redrive.operations.errors import Busy, Conflict, NotFound, OperationError, Unanswered
-from redrive.operations.replay import replay_entry
-from redrive.operations.retry import CLAIM_LEASE, RetryOrder, RetryOutcome, campaign_stamp, forget
+from redrive.operations.errors import Conflict, NotFound, Unanswered
+from redrive.operations.retry import campaign_stamp, forget
 from redrive.operations.services import Actor, Services
 from redrive.status import TENANT_ID
 from redrive.store.dead_letters import DeadLetterFilter, DeadLetterRepository
@@ -54,9 +49,6 @@ NEVER_PICKED_UP = 2
 """A history this short (started, first task scheduled) has not been run by any worker yet."""
 QUERY_TIMEOUT = timedelta(seconds=5)
 """How long a campaign's progress query may wait for a worker (the workflow answers it)."""
-BEAT_EVERY = 3.0
-BUSY_POLL = 0.25
-"""Seconds between looks at an entry whose job another retry holds."""
 Steer = Literal["pause", "resume", "cancel"]
 
 
@@ -312,108 +304,6 @@ async def select_entries(services: Services, request: SelectEntries) -> list[Ent
     return [
         EntryRef(id=str(entry.id), job_id=entry.original_job_id, dlq_at=entry.dlq_at) for entry in entries
     ]
-
-
-async def replay_entries(
-    services: Services, request: ReplayEntries, beat: Callable[[], None] = lambda: None
-) -> ReplayedEntries:
-    """Replay each entry once (heartbeating with `beat`). An entry this campaign already replayed (an
-    earlier try of the same step, cut off) counts as the replay it was."""
-    actor = Actor(request.tenant_id, request.actor)
-    order = RetryOrder(
-        reason=request.reason, force=request.force, action="replay", campaign=request.campaign_id
-    )
-    ours = stamp_modes(request.campaign_id)
-    gate = asyncio.Semaphore(CONCURRENCY)
-
-    async def one(entry_id: str, wait: bool) -> CampaignItem | None:
-        async with gate:
-            return await _one(services, actor, uuid.UUID(entry_id), order, ours, wait)
-
-    async with _beating(beat):
-        first = await asyncio.gather(*(one(entry_id, False) for entry_id in request.entry_ids))
-        # Entries another retry held (a racing campaign, mostly) come last, when it has let go.
-        held = [entry_id for entry_id, item in zip(request.entry_ids, first, strict=True) if item is None]
-        later = await asyncio.gather(*(one(entry_id, True) for entry_id in held))
-    items = [item for item in (*first, *later) if item is not None]
-    outcomes = (*MODES, "skipped", "failed")
-    count = {outcome: sum(item.outcome == outcome for item in items) for outcome in outcomes}
-    return ReplayedEntries(
-        replayed=count["reset"] + count["continued"],
-        resubmitted=count["resubmitted"],
-        skipped=count["skipped"],
-        failed=count["failed"],
-        problems=tuple(item for item in items if item.outcome in ("skipped", "failed")),
-    )
-
-
-@contextlib.asynccontextmanager
-async def _beating(beat: Callable[[], None]) -> AsyncIterator[None]:
-    """Call `beat` every `BEAT_EVERY` seconds for the duration of the block (a step's entries may
-    wait for another retry's claim to lapse)."""
-
-    async def pulse() -> None:
-        while True:
-            beat()
-            await asyncio.sleep(BEAT_EVERY)
-
-    task = asyncio.create_task(pulse())
-    try:
-        yield
-    finally:
-        task.cancel()
-
-
-async def _one(
-    services: Services, actor: Actor, entry_id: uuid.UUID, order: RetryOrder, ours: dict[str, str], wait: bool
-) -> CampaignItem | None:
-    """What became of one entry; None (unless `wait`) when another retry holds its job."""
-    async with services.sessions() as session:
-        entry = await DeadLetterRepository(session).get(actor.tenant, entry_id)
-    if entry is None:
-        return CampaignItem(dead_letter_id=str(entry_id), job_id="", outcome="skipped", detail="entry purged")
-    if entry.replayed_at is not None and entry.request_id in ours:
-        return _item(entry, ours[entry.request_id])
-    try:
-        if wait:
-            done = await _replay_when_free(services, actor, entry, order)
-        else:
-            done = await replay_entry(services, actor, entry, order)
-    except Busy:
-        if not wait:
-            return None
-        return _item(entry, "skipped", "another retry held the job past the claim's lease")
-    except (NotFound, Conflict) as refused:  # nothing to do for this entry: say why
-        return _item(entry, "skipped", refused.detail)
-    except OperationError as error:
-        return _item(entry, "failed", error.detail)
-    except Exception as error:  # one entry's trouble must not stop the others; report it instead
-        return _item(entry, "failed", f"{type(error).__name__}: {error}"[:500])
-    return _item(entry, done.mode)
-
-
-async def _replay_when_free(
-    services: Services, actor: Actor, entry: DeadLetter, order: RetryOrder
-) -> RetryOutcome:
-    """Replay `entry`, waiting while another retry holds its job: that one either records its run
-    within moments (then this is `Already replayed`) or died on the way, and its claim lapses
-    after `CLAIM_LEASE` (a step of this campaign cut off by its worker's death, for one)."""
-    deadline = asyncio.get_running_loop().time() + CLAIM_LEASE.total_seconds() + 5
-    while True:
-        try:
-            return await replay_entry(services, actor, entry, order)
-        except Busy:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-        await asyncio.sleep(BUSY_POLL)
-        async with services.sessions() as session:
-            entry = await DeadLetterRepository(session).get(actor.tenant, entry.id) or entry
-
-
-def _item(entry: DeadLetter, outcome: str, detail: str | None = None) -> CampaignItem:
-    return CampaignItem(
-        dead_letter_id=str(entry.id), job_id=entry.original_job_id, outcome=outcome, detail=detail
-    )
 
 
 async def fates(services: Services, campaign_id: str, tenant: str) -> CampaignFates:

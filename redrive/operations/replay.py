@@ -11,7 +11,7 @@ from redrive.operations.retry import RetryOrder, RetryOutcome, retry_job
 from redrive.operations.services import Actor, Services
 from redrive.store.dead_letters import DeadLetterFilter, DeadLetterRepository
 from redrive.store.jobs import JobRepository
-from redrive.store.models import DeadLetter
+from redrive.store.models import DeadLetter, Job
 
 SAMPLE = 10
 
@@ -31,18 +31,23 @@ async def replay_entry(
     services: Services, actor: Actor, entry: DeadLetter, order: RetryOrder
 ) -> RetryOutcome:
     """Replay `entry`: `Conflict` if it was replayed or its job has run again since."""
+    async with services.sessions() as session:
+        job = await JobRepository(session).get(actor.tenant, entry.original_job_id)
+    return await retry_job(services, actor, check_entry(entry, job), entry, order)
+
+
+def check_entry(entry: DeadLetter, job: Job | None) -> Job:
+    """The job `entry` would replay: `Conflict` if it was replayed or its job has run again since."""
     if entry.replayed_at is not None:
         raise Conflict(
             "Already replayed", f"dead letter {entry.id} was replayed at {entry.replayed_at.isoformat()}"
         )
-    async with services.sessions() as session:
-        job = await JobRepository(session).get(actor.tenant, entry.original_job_id)
     if job is None or job.run_id != entry.run_id:
         raise Conflict(
             "Job moved on",
             f"job {entry.original_job_id} has run again since this entry was recorded; see the job",
         )
-    return await retry_job(services, actor, job, entry, order)
+    return job
 
 
 async def preview(services: Services, actor: Actor, where: DeadLetterFilter) -> tuple[int, list[DeadLetter]]:

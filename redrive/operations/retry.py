@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from temporalio.api.common.v1 import WorkflowExecution
@@ -53,7 +53,7 @@ class RetryOrder:
     """The replay campaign doing it: stamps the entry with the campaign, which deletes the runs
     its resets replaced itself, in one pass at its end."""
 
-    def stamp(self, how: _Restart) -> str:
+    def stamp(self, how: Restart) -> str:
         """What the dead letter is stamped with: the campaign and the outcome, or the request id."""
         return campaign_stamp(self.campaign, how.mode) if self.campaign else how.request_id
 
@@ -115,6 +115,33 @@ async def retry_job(
     services: Services, actor: Actor, job: Job, entry: DeadLetter | None, order: RetryOrder
 ) -> RetryOutcome:
     """Restart `job` (dead, with its pending dead letter `entry` if any) as `order` says."""
+    taken = check_retry(services, job, entry, order)
+    if taken.continues:
+        return await _continue_patched(services, actor, job, entry, order, taken.from_stage)
+    point = await reset_point(services.temporal, job.id, taken.dead_run, taken.from_stage)
+    restart, restarted = _restarter(services, actor, taken, order, point)
+    outcome = await _claimed(services, actor, job, entry, order, restart, restarted)
+    if restarted.mode == "reset" and order.campaign is None:
+        await forget(services, job.id, taken.dead_run)
+    return outcome
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A dead job a retry may restart: checked, with the stage it restarts from."""
+
+    job: Job
+    entry: DeadLetter | None
+    dead_run: str
+    from_stage: str
+    first_stage: str
+    continues: bool
+    """It continues in a new run (a payload patch, or a local stage) rather than by a reset."""
+
+
+def check_retry(services: Services, job: Job, entry: DeadLetter | None, order: RetryOrder) -> Taken:
+    """What `order` would restart of `job`: `Busy` while another retry holds it, `Conflict` if it is
+    not dead or past the replay limit, `Invalid` for a `from_stage` it cannot restart from."""
     dead_run, failed_stage = job.run_id, job.stage
     if _held(job, entry) and not _abandoned(job, entry):
         raise Busy("Retry in progress", f"job {job.id} is already being retried by another request")
@@ -125,27 +152,80 @@ async def retry_job(
     _check_replay_limit(services, entry, order)
     stages = _stage_names(services, job)
     from_stage = _from_stage(stages, failed_stage, order)
-    if order.payload_patch is not None or _local(services, job, from_stage):
-        # A local stage runs in the same workflow task as the stages around it, so no reset point
-        # lies between them: it continues in a new run, the stages before it carried over.
-        return await _continue_patched(services, actor, job, entry, order, from_stage)
-    point = await reset_point(services.temporal, job.id, dead_run, from_stage)
-    request_id = f"retry-{entry.id if entry else dead_run}"  # Temporal de-dupes a resent reset by it
+    # A local stage runs in the same workflow task as the stages around it, so no reset point lies
+    # between them: it continues in a new run, the stages before it carried over.
+    continues = order.payload_patch is not None or _local(services, job, from_stage)
+    return Taken(job, entry, dead_run, from_stage, stages[0], continues)
+
+
+def _restarter(
+    services: Services, actor: Actor, taken: Taken, order: RetryOrder, point: int | None
+) -> tuple[Callable[[], Awaitable[str]], Restart]:
+    """How to restart `taken` by a reset to `point`, or anew from its payload when its history is
+    gone (`point` None); and how that restart is recorded."""
+    job = taken.job
+    entry = taken.entry
+    request_id = f"retry-{entry.id if entry else taken.dead_run}"  # Temporal de-dupes a resent reset
 
     async def restart() -> str:
         if point is None:
             return await _resubmit(services, job)
-        reason = _reason(actor, from_stage, order)
-        return await _reset(services, job, dead_run, point, reason, request_id, actor)
+        reason = _reason(actor, taken.from_stage, order)
+        return await _reset(services, job, taken.dead_run, point, reason, request_id, actor)
 
     if point is None:
-        restarted = _Restart("resubmitted", stages[0], request_id)
-    else:
-        restarted = _Restart("reset", from_stage, request_id)
-    outcome = await _claimed(services, actor, job, entry, order, restart, restarted)
-    if restarted.mode == "reset" and order.campaign is None:
-        await forget(services, job.id, dead_run)
-    return outcome
+        return restart, Restart("resubmitted", taken.first_stage, request_id)
+    return restart, Restart("reset", taken.from_stage, request_id)
+
+
+async def claim_many(services: Services, takes: Sequence[Taken]) -> list[Taken]:
+    """Claim the dead runs of `takes` at once (as `_claimed` claims each); those won."""
+    async with services.sessions() as session, session.begin():
+        now = utcnow()
+        runs = [(taken.job.id, taken.dead_run) for taken in takes]
+        won = await ProjectionWrites(session).claim_many_retries(runs, now, now - CLAIM_LEASE)
+    return [taken for taken in takes if taken.job.id in won]
+
+
+async def restart_claimed(services: Services, actor: Actor, taken: Taken, order: RetryOrder) -> Restarted:
+    """Restart `taken`, whose dead run the caller claimed (see `claim_many`); the claim is given
+    back if the restart fails."""
+    point = await reset_point(services.temporal, taken.job.id, taken.dead_run, taken.from_stage)
+    restart, how = _restarter(services, actor, taken, order, point)
+    try:
+        return Restarted(taken, how, await restart())
+    except BaseException:
+        await _release(services, taken.job)
+        raise
+
+
+@dataclass(frozen=True)
+class Restarted:
+    """A claimed job restarted: how, and its new run."""
+
+    taken: Taken
+    how: Restart
+    run_id: str
+
+
+async def record_many(services: Services, actor: Actor, order: RetryOrder, done: Sequence[Restarted]) -> None:
+    """Record the restarts of `done` as `_record` does each, in one transaction of a few statements."""
+    now = utcnow()
+    stamped: dict[str, list[uuid.UUID]] = {}
+    for restarted in done:
+        if restarted.taken.entry is not None:
+            stamped.setdefault(order.stamp(restarted.how), []).append(restarted.taken.entry.id)
+    try:
+        async with services.sessions() as session, session.begin():
+            entries = DeadLetterRepository(session)
+            for stamp, entry_ids in stamped.items():
+                await entries.mark_many_replayed(actor.tenant, entry_ids, now, stamp, actor.identity)
+            writes = ProjectionWrites(session)
+            await writes.requeue_many([(r.taken.job.id, r.taken.dead_run, r.run_id) for r in done], now)
+            for restarted in done:
+                await writes.record_action(_action(actor, restarted.taken.job.id, order, restarted.how, now))
+    except Exception:  # the jobs run again: their rows follow the new runs and the maintenance repair
+        log.error("%d jobs restarted, but not recorded", len(done), exc_info=True)
 
 
 def _held(job: Job, entry: DeadLetter | None) -> bool:
@@ -164,7 +244,7 @@ def _abandoned(job: Job, entry: DeadLetter | None) -> bool:
 
 
 @dataclass(frozen=True)
-class _Restart:
+class Restart:
     """How a retry restarts the job: its mode, the stage the new run begins with, the request id its
     dead letter is stamped with, and the payload when the retry changed it."""
 
@@ -183,11 +263,11 @@ async def _claimed(
     entry: DeadLetter | None,
     order: RetryOrder,
     restart: Callable[[], Awaitable[str]],
-    how: _Restart,
+    how: Restart,
 ) -> RetryOutcome:
     """What every retry does around its `restart`: claim the dead run (one winner among racing
     calls), give it back if the restart fails, record the new run, and say what was done."""
-    assert job.run_id is not None  # checked by retry_job
+    assert job.run_id is not None  # checked by check_retry
     async with services.sessions() as session, session.begin():
         now = utcnow()
         taken = ProjectionWrites(session).claim_retry(job.id, job.run_id, now, now - CLAIM_LEASE)
@@ -196,9 +276,7 @@ async def _claimed(
     try:
         new_run_id = await restart()
     except BaseException:
-        async with services.sessions() as session, session.begin():
-            status = job.status if job.status in RETRYABLE else JobStatus.DEAD_LETTER.value
-            await ProjectionWrites(session).release_retry(job.id, job.run_id, status, utcnow())
+        await _release(services, job)
         raise
     try:
         await _record(services, actor, job, entry, order, new_run_id, how)
@@ -224,7 +302,7 @@ async def _continue_patched(
     """Continue `job` from `from_stage` in a new run whose payload is the dead one's patched: checked
     before anything changes (422 naming `payload_patch.<field>`), the stages before it carried over
     from the dead run; from the first stage when the dead run's history is gone."""
-    assert job.run_id is not None  # checked by retry_job
+    assert job.run_id is not None  # checked by check_retry
     patch = order.payload_patch or {}
     job_type = services.registry.get(job.type)
     payload = merge_patch(job.payload, patch)
@@ -269,8 +347,16 @@ async def _continue_patched(
     request_id = f"patch-{entry.id if entry else job.run_id}"
     # The dead run stays (unlike after a reset): it is the record of the payload that failed. Deleting
     # it here was seen to stall the dev server's later deletions of reset runs for minutes.
-    how = _Restart("continued", plan[position].name, request_id, payload, note)
+    how = Restart("continued", plan[position].name, request_id, payload, note)
     return await _claimed(services, actor, job, entry, order, restart, how)
+
+
+async def _release(services: Services, job: Job) -> None:
+    """Give the claimed dead run of `job` back: its restart failed."""
+    assert job.run_id is not None  # checked by check_retry
+    async with services.sessions() as session, session.begin():
+        status = job.status if job.status in RETRYABLE else JobStatus.DEAD_LETTER.value
+        await ProjectionWrites(session).release_retry(job.id, job.run_id, status, utcnow())
 
 
 async def _record(
@@ -280,12 +366,12 @@ async def _record(
     entry: DeadLetter | None,
     order: RetryOrder,
     new_run_id: str,
-    how: _Restart,
+    how: Restart,
 ) -> None:
     """Stamp the dead letter replayed, requeue the job in its new run (with its new payload, if
     patched), and log who did it, at once."""
     now = utcnow()
-    assert job.run_id is not None  # checked by retry_job
+    assert job.run_id is not None  # checked by check_retry
     async with services.sessions() as session, session.begin():
         if entry is not None:
             await DeadLetterRepository(session).mark_replayed(
@@ -293,11 +379,14 @@ async def _record(
             )
         writes = ProjectionWrites(session)
         await writes.requeue(job.id, job.run_id, new_run_id, now, how.payload)
-        said = how.note or order.reason
-        note = f"from stage {how.begins}: {said}" if said else f"from stage {how.begins}"
-        await writes.record_action(
-            JobAction(job_id=job.id, action=order.action, actor=actor.identity, note=note, at=now)
-        )
+        await writes.record_action(_action(actor, job.id, order, how, now))
+
+
+def _action(actor: Actor, job_id: str, order: RetryOrder, how: Restart, at: datetime) -> JobAction:
+    """The job's action log entry for a retry."""
+    said = how.note or order.reason
+    note = f"from stage {how.begins}: {said}" if said else f"from stage {how.begins}"
+    return JobAction(job_id=job_id, action=order.action, actor=actor.identity, note=note, at=at)
 
 
 def _local(services: Services, job: Job, stage: str) -> bool:

@@ -92,6 +92,13 @@ class DeadLetterRepository:
         entry = await self.session.get(DeadLetter, entry_id, populate_existing=True)
         return entry if entry is not None and app_id in (entry.app_id, ALL_TENANTS) else None
 
+    async def get_many(self, app_id: str, entry_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, DeadLetter]:
+        """The tenant's entries among `entry_ids`, by id (unknown ones and other tenants' left out)."""
+        await scope_to(self.session, app_id)
+        query = select(DeadLetter).where(col(DeadLetter.id).in_(entry_ids), DeadLetter.app_id == app_id)
+        found = await self.session.exec(query.execution_options(populate_existing=True))
+        return {entry.id: entry for entry in found}
+
     async def pending_for_job(self, app_id: str, job_id: str, run_id: str) -> DeadLetter | None:
         """The unreplayed entry of the job's run, if any."""
         await scope_to(self.session, app_id)
@@ -238,6 +245,22 @@ class DeadLetterRepository:
             .values(replayed_at=at, request_id=request_id, user_id=user_id)
         )
         return bool(getattr(result, "rowcount", 0))
+
+    async def mark_many_replayed(
+        self, app_id: str, entry_ids: Sequence[uuid.UUID], at: datetime, request_id: str, user_id: str
+    ) -> int:
+        """`mark_replayed` for each of `entry_ids`, in one statement; how many were stamped."""
+        await scope_to(self.session, app_id)
+        result = await self.session.exec(
+            sa.update(DeadLetter)
+            .where(
+                col(DeadLetter.id).in_(entry_ids),
+                col(DeadLetter.app_id) == app_id,
+                col(DeadLetter.replayed_at).is_(None),
+            )
+            .values(replayed_at=at, request_id=request_id, user_id=user_id)
+        )
+        return int(getattr(result, "rowcount", 0))
 
     async def replayed_with(self, app_id: str, stamps: Sequence[str]) -> list[DeadLetter]:
         """The tenant's entries stamped with one of `stamps` (a campaign's, by outcome)."""

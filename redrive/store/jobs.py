@@ -57,6 +57,12 @@ class JobRepository:
         job = await self.session.get(Job, job_id, populate_existing=True)
         return job if job is not None and job.tenant_id == tenant_id else None
 
+    async def get_many(self, tenant_id: str, job_ids: Sequence[str]) -> dict[str, Job]:
+        """The tenant's jobs among `job_ids`, by id."""
+        query = select(Job).where(col(Job.id).in_(job_ids), Job.tenant_id == tenant_id)
+        found = await self.session.exec(query.execution_options(populate_existing=True))
+        return {job.id: job for job in found}
+
     async def page(self, where: JobFilter, limit: int, after: tuple[datetime, str] | None) -> list[Job]:
         """Newest first, `limit` rows after the keyset position `after` (created_at, id)."""
         query = select(Job).where(*self._conditions(where))

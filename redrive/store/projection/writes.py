@@ -96,6 +96,28 @@ class ProjectionWrites:
             )
         )
 
+    async def requeue_many(self, runs: Sequence[tuple[str, str, str]], at: datetime) -> None:
+        """`requeue` for each of `runs` (job id, old run id, new run id), in one executemany."""
+        if not runs:
+            return
+        statement = (
+            sa.update(JOBS)
+            .where(JOBS.c.id == sa.bindparam("b_job_id"), same_run(sa.bindparam("b_old_run")))
+            .values(
+                status=JobStatus.QUEUED.value,
+                run_id=sa.bindparam("b_new_run"),
+                attempt=0,
+                next_retry_at=None,
+                error_reason=None,
+                error_type=None,
+                error_message=None,
+                finished_at=None,
+                updated_at=at,
+            )
+        )
+        rows = [{"b_job_id": job, "b_old_run": old, "b_new_run": new} for job, old, new in runs]
+        await (await self.session.connection()).execute(statement, rows if len(rows) > 1 else rows[0])
+
     async def record_action(self, action: JobAction) -> None:
         """Keep what a person did to the job."""
         self.session.add(action)
@@ -128,6 +150,24 @@ class ProjectionWrites:
         )
         return bool(getattr(result, "rowcount", 0))
 
+    async def claim_many_retries(
+        self, runs: Sequence[tuple[str, str]], at: datetime, stale_before: datetime
+    ) -> set[str]:
+        """`claim_retry` for each of `runs` (job id, dead run id), in one statement: the jobs won."""
+        if not runs:
+            return set()
+        abandoned = sa.and_(JOBS.c.status == JobStatus.QUEUED.value, JOBS.c.updated_at < stale_before)
+        result = await self.session.exec(
+            sa.update(JOBS)
+            .where(
+                sa.tuple_(JOBS.c.id, JOBS.c.run_id).in_(runs),
+                sa.or_(JOBS.c.status.in_(RETRYABLE), abandoned),
+            )
+            .values(status=JobStatus.QUEUED.value, updated_at=at)
+            .returning(JOBS.c.id)
+        )
+        return set(result.scalars())
+
     async def release_retry(self, job_id: str, dead_run: str, status: str, at: datetime) -> None:
         """Give a claimed run back when its retry could not be started."""
         await self.session.exec(
@@ -146,21 +186,7 @@ class ProjectionWrites:
     ) -> None:
         """After a reset: the job waits for a worker in its new run (unless that run already started);
         `payload` replaces the stored one when the retry edited it."""
-        await self.session.exec(
-            sa.update(JOBS)
-            .where(JOBS.c.id == job_id, same_run(old_run_id))
-            .values(
-                status=JobStatus.QUEUED.value,
-                run_id=new_run_id,
-                attempt=0,
-                next_retry_at=None,
-                error_reason=None,
-                error_type=None,
-                error_message=None,
-                finished_at=None,
-                updated_at=at,
-            )
-        )
+        await self.requeue_many([(job_id, old_run_id, new_run_id)], at)
         if payload is not None:  # whether or not the new run has written its row already
             await self.session.exec(
                 sa.update(JOBS)
