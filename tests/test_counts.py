@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
@@ -92,6 +92,23 @@ async def test_counts_equal_the_rows_after_concurrent_writes(database_url: str) 
         await engine.dispose()
 
 
+def _entry(job_id: str, tenant: str, error_type: str, at: datetime) -> DeadLetter:
+    return DeadLetter(
+        original_job_id=job_id,
+        run_id="run-1",
+        app_id=tenant,
+        type="webhook",
+        stage="deliver",
+        payload={},
+        error_reason="MaxRetries",
+        error_type=error_type,
+        error_message=f"failed {job_id}",
+        attempts=1,
+        error_history=[],
+        dlq_at=at,
+    )
+
+
 async def test_pending_groups_equal_grouping_the_entries(database_url: str) -> None:
     """The groups listing read from the kept counts equals grouping the pending entries, after
     inserts, replays and purges."""
@@ -103,20 +120,7 @@ async def test_pending_groups_equal_grouping_the_entries(database_url: str) -> N
             repository = DeadLetterRepository(session)
             entries = [
                 await repository.insert(
-                    DeadLetter(
-                        original_job_id=f"job-{n}",
-                        run_id="run-1",
-                        app_id="a" if n % 5 else "b",
-                        type="webhook",
-                        stage="deliver",
-                        payload={},
-                        error_reason="MaxRetries",
-                        error_type=errors[n % 3],
-                        error_message=f"failed #{n}",
-                        attempts=1,
-                        error_history=[],
-                        dlq_at=utcnow() - timedelta(minutes=n),
-                    )
+                    _entry(f"job-{n}", "a" if n % 5 else "b", errors[n % 3], utcnow() - timedelta(minutes=n))
                 )
                 for n in range(40)
             ]
@@ -158,17 +162,8 @@ async def test_racing_batch_claims_take_each_dead_run_once(database_url: str) ->
         kind = kinds[n % 5]
         status = kind.split("-")[0]
         updated = lapsed - timedelta(seconds=1) if kind == "queued-lapsed" else now
-        jobs.append(
-            Job(
-                id=f"job-{n}",
-                tenant_id="a",
-                type="demo",
-                status=status,
-                run_id="r1",
-                created_at=now,
-                updated_at=updated,
-            )
-        )
+        job = Job(id=f"job-{n}", tenant_id="a", type="demo", status=status, run_id="r1", created_at=now)
+        jobs.append(job.model_copy(update={"updated_at": updated}))
     try:
         async with sessions() as session, session.begin():
             for job in jobs:
@@ -194,22 +189,7 @@ async def test_racing_batch_claims_take_each_dead_run_once(database_url: str) ->
         async with sessions() as session, session.begin():
             repository = DeadLetterRepository(session)
             entries = [
-                await repository.insert(
-                    DeadLetter(
-                        original_job_id=f"job-{n}",
-                        run_id="r1",
-                        app_id="a" if n % 2 else "b",
-                        type="demo",
-                        stage="process",
-                        payload={},
-                        error_reason="Validation",
-                        error_type="ValidationError",
-                        error_message="bad",
-                        attempts=1,
-                        error_history=[],
-                        dlq_at=now,
-                    )
-                )
+                await repository.insert(_entry(f"job-{n}", "a" if n % 2 else "b", "ValidationError", now))
                 for n in range(6)
             ]
             ids = [entry.id for entry in entries]
