@@ -38,6 +38,9 @@ from tests.support import running_api, running_worker, settings_for, start_dev_s
 KEY = {"Authorization": "Bearer key-a"}
 POSTGRES = os.environ.get("REDRIVE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 GOAL = 0.9
+POLL = 0.5
+"""Seconds between looks at the campaigns' progress (the CLI's progress bar looks every second):
+each look is a query the worker answers and a count in the database, load bare resets do not have."""
 
 
 async def _count(client: Client, query: str) -> int:
@@ -174,7 +177,7 @@ async def _all_taken(http: httpx.AsyncClient, ids: list[str]) -> None:
         # `matched` is 0 until a worker has picked the campaign up and counted its entries.
         if all(r.get("matched") and (r["taken"] >= r["taking"] or r["state"] != "running") for r in reports):
             return
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(POLL)
 
 
 async def _ended(http: httpx.AsyncClient, ids: list[str]) -> list[dict[str, Any]]:

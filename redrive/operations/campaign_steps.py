@@ -1,7 +1,7 @@
 """One step of a replay campaign: up to a hundred entries replayed with the checks, claims and
-records of single replays (`replay`, `retry`), but with the database work of the whole step done
-at once: its entries and jobs read in one query each, their dead runs claimed in one transaction
-and their new runs recorded in one, so the step's time goes to the resets, run side by side.
+records of single replays (`replay`, `retry`), but with the database work done in bulk: the step's
+entries and jobs read in one query each, their dead runs claimed and their new runs recorded
+sixteen at a time, so the step's time goes to the resets, run side by side.
 
 An entry the campaign already replayed (an earlier try of the same step, cut off) counts as the
 replay it was; one whose job another retry holds, or that continues in a new run rather than by a
@@ -34,10 +34,11 @@ from redrive.operations.services import Actor, Services
 from redrive.store.dead_letters import DeadLetterRepository
 from redrive.store.jobs import JobRepository
 from redrive.store.models import DeadLetter
+from redrive.store.types import utcnow
 
 BEAT_EVERY = 3.0
 RECORD_EVERY = CONCURRENCY
-"""Restarts recorded in one transaction: small enough that recording overlaps the next restarts."""
+"""Entries claimed, and their restarts recorded, in one transaction each: a chunk."""
 BUSY_POLL = 0.25
 """Seconds between looks at an entry whose job another retry holds."""
 
@@ -60,15 +61,21 @@ async def replay_entries(
     async with _beating(beat):
         step = await _together(services, actor, [uuid.UUID(i) for i in request.entry_ids], order)
         items, held = step.items, step.held
-        # Entries another retry holds (a racing campaign, mostly) are looked at again until it has
-        # recorded them or its claim has lapsed (see `CLAIM_LEASE`), a few queries a look.
+        # Entries another retry holds (a racing campaign, mostly) wait until it has recorded them
+        # or its claim has lapsed (see `CLAIM_LEASE`): one query a look, the rest for those let go.
         deadline = loop.time() + CLAIM_LEASE.total_seconds() + 5
         while held and loop.time() < deadline:
             await asyncio.sleep(BUSY_POLL)
-            again = await _together(services, actor, list(held), order)
-            items += again.items
-            held = again.held
-            step.alone.extend(again.alone)
+            async with services.sessions() as session:
+                still = await DeadLetterRepository(session).still_held(
+                    actor.tenant, list(held), utcnow() - CLAIM_LEASE
+                )
+            let_go = [entry_id for entry_id in held if entry_id not in still]
+            if let_go:
+                again = await _together(services, actor, let_go, order)
+                items += again.items
+                held = {entry_id: held[entry_id] for entry_id in still} | again.held
+                step.alone.extend(again.alone)
         items += await asyncio.gather(*(alone(entry_id) for entry_id in step.alone))
     items += [_skipped_held(entry_id, job_id) for entry_id, job_id in held.items()]
     outcomes = (*MODES, "skipped", "failed")
@@ -96,8 +103,8 @@ class _Step:
 async def _together(
     services: Services, actor: Actor, entry_ids: Sequence[uuid.UUID], order: RetryOrder
 ) -> _Step:
-    """Replay by a reset every entry that allows it, claimed at once, recorded `RECORD_EVERY` at a
-    time while the others restart."""
+    """Replay by a reset every entry that allows it, `RECORD_EVERY` at a time: what became of each,
+    and the entries left (held by another retry, or to replay alone)."""
     async with services.sessions() as session:
         entries = await DeadLetterRepository(session).get_many(actor.tenant, entry_ids)
         job_ids = [entry.original_job_id for entry in entries.values()]
@@ -123,31 +130,51 @@ async def _together(
                     step.alone.append(entry_id)
                 else:
                     takes.append(taken)
-    won = await claim_many(services, takes)
-    claimed = {taken.job.id for taken in won}
-    for taken in takes:
-        if taken.job.id not in claimed and taken.entry is not None:
-            step.held[taken.entry.id] = taken.job.id
     gate = asyncio.Semaphore(CONCURRENCY)
 
-    async def restart(taken: Taken) -> Restarted | CampaignItem:
+    async def restart(taken: Taken, started: Callable[[], None]) -> Restarted | CampaignItem:
         assert taken.entry is not None  # a campaign replays entries
         async with gate:
+            started()
             try:
                 return await restart_claimed(services, actor, taken, order)
             except Exception as error:  # one entry's trouble must not stop the others: report it
                 return _failed(taken.entry, error)
 
-    async def restart_and_record(chunk: Sequence[Taken]) -> list[CampaignItem]:
-        restarted = await asyncio.gather(*(restart(taken) for taken in chunk))
+    async def restart_and_record(won: Sequence[Taken], all_started: asyncio.Event) -> list[CampaignItem]:
+        waiting = len(won)
+
+        def started() -> None:
+            nonlocal waiting
+            waiting -= 1
+            if waiting == 0:
+                all_started.set()
+
+        restarted = await asyncio.gather(*(restart(taken, started) for taken in won))
         done = [outcome for outcome in restarted if isinstance(outcome, Restarted)]
         await record_many(services, actor, order, done)
         failed = [outcome for outcome in restarted if isinstance(outcome, CampaignItem)]
         return failed + [_item(r.taken.entry, r.how.mode) for r in done if r.taken.entry is not None]
 
-    chunks = [won[start : start + RECORD_EVERY] for start in range(0, len(won), RECORD_EVERY)]
-    for chunk_items in await asyncio.gather(*(restart_and_record(chunk) for chunk in chunks)):
-        step.items += chunk_items
+    # A chunk is claimed once the last one's restarts have all begun, so no claim waits long for its
+    # restart: a claim older than `CLAIM_LEASE` reads as abandoned, and another retry may take it.
+    chunks: list[asyncio.Task[list[CampaignItem]]] = []
+    try:
+        for begin in range(0, len(takes), RECORD_EVERY):
+            chunk = takes[begin : begin + RECORD_EVERY]
+            won = await claim_many(services, chunk)
+            claimed = {taken.job.id for taken in won}
+            for taken in chunk:
+                if taken.job.id not in claimed and taken.entry is not None:
+                    step.held[taken.entry.id] = taken.job.id
+            all_started = asyncio.Event()
+            if not won:
+                all_started.set()
+            chunks.append(asyncio.create_task(restart_and_record(won, all_started)))
+            await all_started.wait()
+    finally:  # what was claimed is restarted and recorded whatever happens to the rest
+        for chunk_items in await asyncio.gather(*chunks):
+            step.items += chunk_items
     return step
 
 

@@ -99,6 +99,26 @@ class DeadLetterRepository:
         found = await self.session.exec(query.execution_options(populate_existing=True))
         return {entry.id: entry for entry in found}
 
+    async def still_held(
+        self, app_id: str, entry_ids: Sequence[uuid.UUID], claimed_after: datetime
+    ) -> set[uuid.UUID]:
+        """Of `entry_ids`, those not replayed whose job's dead run a retry still holds: claimed
+        (queued in that run) after `claimed_after` and not yet recorded."""
+        await scope_to(self.session, app_id)
+        query = (
+            select(col(DeadLetter.id))
+            .join(JOBS, JOBS.c.id == col(DeadLetter.original_job_id))
+            .where(
+                col(DeadLetter.id).in_(entry_ids),
+                col(DeadLetter.app_id) == app_id,
+                col(DeadLetter.replayed_at).is_(None),
+                JOBS.c.run_id == col(DeadLetter.run_id),
+                JOBS.c.status == JobStatus.QUEUED.value,
+                JOBS.c.updated_at >= claimed_after,
+            )
+        )
+        return set((await self.session.exec(query)).all())
+
     async def pending_for_job(self, app_id: str, job_id: str, run_id: str) -> DeadLetter | None:
         """The unreplayed entry of the job's run, if any."""
         await scope_to(self.session, app_id)
