@@ -150,8 +150,8 @@ async def test_pending_groups_equal_grouping_the_entries(database_url: str) -> N
 
 async def test_racing_batch_claims_take_each_dead_run_once(database_url: str) -> None:
     """Replay campaigns claim a step's dead runs in one statement: racing batches over the same jobs
-    win each dead run once between them (a lapsed claim too), never a live or superseded run;
-    a batch of stamps marks each entry once; and the kept counts follow."""
+    win each dead run once between them (a lapsed claim too), never a live or superseded run; a
+    renewed claim does not lapse; a batch of stamps marks each entry once; the kept counts follow."""
     engine = create_engine(database_url)
     sessions = session_factory(engine)
     now = utcnow()
@@ -183,6 +183,13 @@ async def test_racing_batch_claims_take_each_dead_run_once(database_url: str) ->
             if kinds[n % 5] in ("dead_letter", "archived", "queued-lapsed")
         }
         assert sorted(claimed) == sorted(expected)  # each once, none other
+        # A claim its step keeps renewing is not taken over once the lease has passed; one left is.
+        renewed, left = sorted(expected)[:2]
+        async with sessions() as session, session.begin():
+            both = JOBS.c.id.in_([renewed, left])
+            await session.exec(sa.update(JOBS).where(both).values(updated_at=lapsed - timedelta(seconds=1)))
+            await ProjectionWrites(session).renew_claims([(renewed, "r1")], utcnow())
+        assert await claim([(renewed, "r1"), (left, "r1")]) == {left}
         async with engine.connect() as connection:
             assert await _kept(connection) == await _counted(connection)
 

@@ -1,7 +1,8 @@
 """One step of a replay campaign: up to a hundred entries replayed with the checks, claims and
 records of single replays (`replay`, `retry`), but with the database work done in bulk: the step's
-entries and jobs read in one query each, their dead runs claimed and their new runs recorded
-sixteen at a time, so the step's time goes to the resets, run side by side.
+entries and jobs read in one query each, their dead runs claimed in one statement (the claims
+renewed until recorded) and their new runs recorded sixteen at a time, so the step's time goes to
+the resets, run side by side.
 
 An entry the campaign already replayed (an earlier try of the same step, cut off) counts as the
 replay it was; one whose job another retry holds, or that continues in a new run rather than by a
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,11 +36,14 @@ from redrive.operations.services import Actor, Services
 from redrive.store.dead_letters import DeadLetterRepository
 from redrive.store.jobs import JobRepository
 from redrive.store.models import DeadLetter
+from redrive.store.projection import ProjectionWrites
 from redrive.store.types import utcnow
+
+log = logging.getLogger(__name__)
 
 BEAT_EVERY = 3.0
 RECORD_EVERY = CONCURRENCY
-"""Entries claimed, and their restarts recorded, in one transaction each: a chunk."""
+"""Restarts recorded in one transaction: few enough that recording overlaps the next restarts."""
 BUSY_POLL = 0.25
 """Seconds between looks at an entry whose job another retry holds."""
 
@@ -103,8 +108,8 @@ class _Step:
 async def _together(
     services: Services, actor: Actor, entry_ids: Sequence[uuid.UUID], order: RetryOrder
 ) -> _Step:
-    """Replay by a reset every entry that allows it, `RECORD_EVERY` at a time: what became of each,
-    and the entries left (held by another retry, or to replay alone)."""
+    """Replay by a reset every entry that allows it, claimed at once and recorded `RECORD_EVERY` at
+    a time: what became of each, and the entries left (held by another retry, or to replay alone)."""
     async with services.sessions() as session:
         entries = await DeadLetterRepository(session).get_many(actor.tenant, entry_ids)
         job_ids = [entry.original_job_id for entry in entries.values()]
@@ -130,52 +135,59 @@ async def _together(
                     step.alone.append(entry_id)
                 else:
                     takes.append(taken)
+    won = await claim_many(services, takes)
+    claimed = {taken.job.id for taken in won}
+    for taken in takes:
+        if taken.job.id not in claimed and taken.entry is not None:
+            step.held[taken.entry.id] = taken.job.id
+    unrecorded = {(taken.job.id, taken.dead_run) for taken in won}
     gate = asyncio.Semaphore(CONCURRENCY)
 
-    async def restart(taken: Taken, started: Callable[[], None]) -> Restarted | CampaignItem:
+    async def restart(taken: Taken) -> Restarted | CampaignItem:
         assert taken.entry is not None  # a campaign replays entries
         async with gate:
-            started()
             try:
                 return await restart_claimed(services, actor, taken, order)
             except Exception as error:  # one entry's trouble must not stop the others: report it
+                unrecorded.discard((taken.job.id, taken.dead_run))  # given back
                 return _failed(taken.entry, error)
 
-    async def restart_and_record(won: Sequence[Taken], all_started: asyncio.Event) -> list[CampaignItem]:
-        waiting = len(won)
-
-        def started() -> None:
-            nonlocal waiting
-            waiting -= 1
-            if waiting == 0:
-                all_started.set()
-
-        restarted = await asyncio.gather(*(restart(taken, started) for taken in won))
+    async def restart_and_record(chunk: Sequence[Taken]) -> list[CampaignItem]:
+        restarted = await asyncio.gather(*(restart(taken) for taken in chunk))
         done = [outcome for outcome in restarted if isinstance(outcome, Restarted)]
         await record_many(services, actor, order, done)
+        unrecorded.difference_update((r.taken.job.id, r.taken.dead_run) for r in done)
         failed = [outcome for outcome in restarted if isinstance(outcome, CampaignItem)]
         return failed + [_item(r.taken.entry, r.how.mode) for r in done if r.taken.entry is not None]
 
-    # A chunk is claimed once the last one's restarts have all begun, so no claim waits long for its
-    # restart: a claim older than `CLAIM_LEASE` reads as abandoned, and another retry may take it.
-    chunks: list[asyncio.Task[list[CampaignItem]]] = []
-    try:
-        for begin in range(0, len(takes), RECORD_EVERY):
-            chunk = takes[begin : begin + RECORD_EVERY]
-            won = await claim_many(services, chunk)
-            claimed = {taken.job.id for taken in won}
-            for taken in chunk:
-                if taken.job.id not in claimed and taken.entry is not None:
-                    step.held[taken.entry.id] = taken.job.id
-            all_started = asyncio.Event()
-            if not won:
-                all_started.set()
-            chunks.append(asyncio.create_task(restart_and_record(won, all_started)))
-            await all_started.wait()
-    finally:  # what was claimed is restarted and recorded whatever happens to the rest
-        for chunk_items in await asyncio.gather(*chunks):
+    chunks = [won[begin : begin + RECORD_EVERY] for begin in range(0, len(won), RECORD_EVERY)]
+    async with _renewing(services, unrecorded):
+        for chunk_items in await asyncio.gather(*(restart_and_record(chunk) for chunk in chunks)):
             step.items += chunk_items
     return step
+
+
+@contextlib.asynccontextmanager
+async def _renewing(services: Services, claims: set[tuple[str, str]]) -> AsyncIterator[None]:
+    """Renew the step's `claims` (job id, dead run) not yet recorded every `BEAT_EVERY` seconds for
+    the duration of the block: a claim older than `CLAIM_LEASE` reads as abandoned, and another
+    retry may take it over, so a step's last entries must not look abandoned while they wait their
+    turn. If the worker dies, the renewals stop and the claims lapse."""
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(BEAT_EVERY)
+            try:
+                async with services.sessions() as session, session.begin():
+                    await ProjectionWrites(session).renew_claims(sorted(claims), utcnow())
+            except Exception:  # the next renewal may get through; the lease allows a few misses
+                log.warning("could not renew %d claims", len(claims), exc_info=True)
+
+    task = asyncio.create_task(renew())
+    try:
+        yield
+    finally:
+        task.cancel()
 
 
 @contextlib.asynccontextmanager

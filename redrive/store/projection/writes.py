@@ -168,6 +168,15 @@ class ProjectionWrites:
         )
         return set(result.scalars())
 
+    async def renew_claims(self, runs: Sequence[tuple[str, str]], at: datetime) -> None:
+        """Keep the claims of `runs` (job id, dead run id) from lapsing: their retries are alive."""
+        if runs:
+            await self.session.exec(
+                sa.update(JOBS)
+                .where(sa.tuple_(JOBS.c.id, JOBS.c.run_id).in_(runs), JOBS.c.status == JobStatus.QUEUED.value)
+                .values(updated_at=at)
+            )
+
     async def release_retry(self, job_id: str, dead_run: str, status: str, at: datetime) -> None:
         """Give a claimed run back when its retry could not be started."""
         await self.session.exec(
