@@ -3,8 +3,9 @@ the API and the worker, can be paused, resumed and cancelled, and can stop itsel
 jobs die again.
 
 The API side starts, reads and steers campaigns; the workflow's activities select entries, replay
-them (one `replay` each, so a campaign racing another or a single replay takes every entry once),
-count what became of the jobs, and delete the runs the resets replaced. An entry a campaign
+them (`campaign_steps`: claimed as single replays claim, so a campaign racing another or a single
+replay takes every entry once), count what became of the jobs, and delete the runs the resets
+replaced. An entry a campaign
 replayed is stamped with the campaign and the outcome (`campaign_stamp`), which is how a step
 retried after its worker died knows what it already did, and how progress is counted."""
 
