@@ -57,9 +57,17 @@ class ReversedJobWorkflow(JobWorkflow):
 
 def test_histories_were_recorded() -> None:
     """The complete, dead-letter, retried-after-reset, reviewed and continued (a patched retry's
-    run, begun at its failed stage) job histories and a replay campaign's (canary, pause, resume)
-    are present."""
-    expected = {"complete", "dead_letter", "retried", "reviewed", "continued", "campaign"}
+    run, begun at its failed stage) job histories and two replay campaigns' (canary, pause, resume;
+    steps overlapping) are present."""
+    expected = {
+        "complete",
+        "dead_letter",
+        "retried",
+        "reviewed",
+        "continued",
+        "campaign",
+        "campaign_overlapping",
+    }
     assert {path.stem for path in HISTORIES} == expected
 
 

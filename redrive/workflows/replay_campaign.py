@@ -2,10 +2,11 @@
 
 It counts the pending entries its filter matches, then takes them page by page (newest first, only
 those that died before it was asked for) in steps of about a second's worth at its rate, each step
-one activity that replays the step's entries. With a canary it replays the first few, waits until
-each of their jobs has completed or died again, and stops by itself when more died again than the
-canary allows. `pause`, `resume` and `cancel` take effect between steps; `progress` answers what it
-has done. At the end it deletes the runs its resets replaced (one activity for all of them).
+one activity that replays the step's entries, the next one starting while the last one finishes
+(`STEPS_IN_FLIGHT`). With a canary it replays the first few, waits until each of their jobs has
+completed or died again, and stops by itself when more died again than the canary allows. `pause`,
+`resume` and `cancel` take effect between steps (the ones under way finish); `progress` answers
+what it has done. At the end it deletes the runs its resets replaced (one activity for all of them).
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ PAGE = 500
 """Entries selected at a time (their ids pass through the history)."""
 MAX_STEP = 100
 """Entries replayed by one step at most, however high the rate."""
+STEPS_IN_FLIGHT = 2
+"""Steps under way at once past the canary: one replaying while the last one finishes."""
+OVERLAPPING_STEPS = "overlapping-steps"
+"""The patch under which steps overlap (see `_take`)."""
 PROBLEMS_KEPT = 100
 FATES_EVERY = timedelta(seconds=2)
 """How often a waiting canary looks at what became of its jobs."""
@@ -64,6 +69,10 @@ class ReplayCampaignWorkflow:
         self._paused = request.progress.state == "paused"
         self._cancelled_by: str | None = None
         self._in_canary = False
+        self._under_way = 0
+        """Steps started and not yet counted."""
+        self._handed_out = 0
+        """Entries in those steps."""
 
     @workflow.query(name="progress")
     def progress(self) -> CampaignInput:
@@ -72,7 +81,7 @@ class ReplayCampaignWorkflow:
 
     @workflow.update(name="pause")
     def pause(self, who: str) -> CampaignInput:
-        """Replay nothing more until resumed (a step under way finishes)."""
+        """Replay nothing more until resumed (the steps under way finish)."""
         self._paused = True
         return self._publish()
 
@@ -153,38 +162,65 @@ class ReplayCampaignWorkflow:
     async def _take(self, page: list[EntryRef]) -> None:
         """Replay `page` step by step at the campaign's rate, stopping for pauses and the canary."""
         request = self._request
+        # Past the canary, the next step starts while the last one finishes (its slowest replays,
+        # its records), so the replays never stall between steps; histories from before ran one
+        # step at a time.
+        overlap = workflow.patched(OVERLAPPING_STEPS)
+        last: asyncio.Future[None] | None = None
         while page:
-            await workflow.wait_condition(lambda: not self._paused or self._cancelled_by is not None)
+            await workflow.wait_condition(
+                lambda: (
+                    (not self._paused or self._cancelled_by is not None) and self._under_way < STEPS_IN_FLIGHT
+                )
+            )
             size = self._step_size()
             if self._over() or size == 0:
-                return
+                break
             step, page = page[:size], page[size:]
             # The rate, kept by a timer started with the step: the next step waits for it (or for a
             # cancel). Timer and activity are commanded together whatever the clock says, so a
             # replay of this history decides alike (workflow.now() was seen to differ in a replay
             # after a worker died mid-task).
             paced = asyncio.ensure_future(self._cancelled_within(len(step) / request.rate))
-            done: ReplayedEntries = await self._step(
-                REPLAY_CAMPAIGN_ENTRIES,
-                ReplayEntries(
-                    campaign_id=request.campaign_id,
-                    tenant_id=request.tenant_id,
-                    actor=request.actor,
-                    reason=request.reason,
-                    force=request.force,
-                    entry_ids=tuple(entry.id for entry in step),
-                ),
-                ReplayedEntries,
-                heartbeat=True,
-            )
-            self._count_step(step, done)
+            if overlap and self._progress.canary_passed:
+                last = asyncio.ensure_future(self._replay(step, last))
+            else:
+                await self._replay(step, None)
             await paced
             if not self._progress.canary_passed and self._progress.taken >= self._progress.canary_size:
                 await self._canary()
+        if last is not None:
+            await last  # it waited for every step before it
+
+    async def _replay(self, step: list[EntryRef], before: asyncio.Future[None] | None) -> None:
+        """Run one step and count it once the step `before` it has been counted (so progress and
+        the cursor `after` only move forward)."""
+        request = self._request
+        self._under_way += 1
+        self._handed_out += len(step)
+        done: ReplayedEntries = await self._step(
+            REPLAY_CAMPAIGN_ENTRIES,
+            ReplayEntries(
+                campaign_id=request.campaign_id,
+                tenant_id=request.tenant_id,
+                actor=request.actor,
+                reason=request.reason,
+                force=request.force,
+                entry_ids=tuple(entry.id for entry in step),
+            ),
+            ReplayedEntries,
+            heartbeat=True,
+        )
+        if before is not None:
+            await before
+        self._under_way -= 1
+        self._handed_out -= len(step)
+        self._count_step(step, done)
 
     def _step_size(self) -> int:
         progress = self._progress
-        size = min(MAX_STEP, max(1, round(self._request.rate)), progress.taking - progress.taken)
+        left = progress.taking - progress.taken - self._handed_out
+        size = min(MAX_STEP, max(1, round(self._request.rate)), left)
         if not progress.canary_passed:
             size = min(size, progress.canary_size - progress.taken)
         return max(0, size)

@@ -70,7 +70,8 @@ async def record() -> None:
             await http.post(f"/v1/jobs/{jobs['continued']}/retry", json=patch)
             await _wait(http, jobs["continued"], "complete")
             campaign = await _campaign(http, home)
-        for name, job_id in {**jobs, "campaign": campaign}.items():
+            overlapping = await _overlapping_campaign(http, home)
+        for name, job_id in {**jobs, "campaign": campaign, "campaign_overlapping": overlapping}.items():
             target = HERE / f"{name}.json"
             if target.exists():
                 continue
@@ -80,16 +81,33 @@ async def record() -> None:
             print(f"recorded {name}: {job_id}")
 
 
-async def _campaign(http: httpx.AsyncClient, home: Path) -> str:
-    """A replay campaign of two dead jobs with a canary of one, paused and resumed on the way."""
+async def _dead(http: httpx.AsyncClient, home: Path, count: int) -> list[str]:
+    """`count` demo jobs dead in `process`, the cause then fixed."""
     breaker = home / "break-campaign"
     breaker.touch()
     failing = {"fail": {"stage": "process", "error": "ValidationError", "while_exists": str(breaker)}}
     body = {"type": "demo", "payload": failing}
-    dead = [(await http.post("/v1/jobs", json=body)).json()["id"] for _ in "ab"]
+    dead = [(await http.post("/v1/jobs", json=body)).json()["id"] for _ in range(count)]
     for job_id in dead:
         await _wait(http, job_id, "dead_letter")
     breaker.unlink()
+    return dead
+
+
+async def _overlapping_campaign(http: httpx.AsyncClient, home: Path) -> str:
+    """A replay campaign of 130 dead jobs in steps of 100 (at most) paced at half a second, so the
+    second starts while the first is replaying."""
+    dead = await _dead(http, home, 130)
+    order = {"filter": {"type": "demo"}, "max": 200, "rate": 200, "reason": "recorded"}
+    campaign_id: str = (await http.post("/v1/replays", json=order)).json()["id"]
+    for job_id in dead:
+        await _wait(http, job_id, "complete")
+    return campaign_id
+
+
+async def _campaign(http: httpx.AsyncClient, home: Path) -> str:
+    """A replay campaign of two dead jobs with a canary of one, paused and resumed on the way."""
+    dead = await _dead(http, home, 2)
     order = {"filter": {"type": "demo"}, "rate": 2, "canary": {"count": 1}, "reason": "recorded"}
     campaign_id: str = (await http.post("/v1/replays", json=order)).json()["id"]
     await http.post(f"/v1/replays/{campaign_id}/pause")
