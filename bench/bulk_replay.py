@@ -3,10 +3,11 @@ racing each other, against the same N resets done by hand with the Temporal clie
 history, find the failed stage's reset point, reset) on another N dead jobs, on one dev server in
 one run.
 
-    python -m bench.bulk_replay [--jobs 1000] [--rate 1000] [--concurrency 16] [--postgres]
+    python -m bench.bulk_replay [--jobs 1000] [--rate 1000] [--concurrency 32] [--postgres]
 
-It prints how long each side took to replay everything (redrive: until both campaigns have taken
-every entry; their clean-up of replaced runs is timed apart), the ratio of replays per second
+Bare resets run as many at once as one campaign may (two steps of 16). It prints how long each
+side took to replay everything (redrive: until both campaigns have taken every entry; their
+clean-up of replaced runs is timed apart), the ratio of replays per second
 (goal: at least 0.9 of bare resets'), the replays the racing pair made between them (the goal is
 exactly N, not 2N), and that every job completed and the queue is empty.
 """
@@ -32,7 +33,9 @@ from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client
 
 from redrive.operations import reset_point
+from redrive.operations.campaigns import CONCURRENCY
 from redrive.store import upgrade
+from redrive.workflows.replay_campaign import STEPS_IN_FLIGHT
 from tests.support import running_api, running_worker, settings_for, start_dev_server
 
 KEY = {"Authorization": "Bearer key-a"}
@@ -202,7 +205,8 @@ if __name__ == "__main__":
     )
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=1000.0)
-    parser.add_argument("--concurrency", type=int, default=16)
+    # As many resets in flight as a campaign may have: two steps of CONCURRENCY each.
+    parser.add_argument("--concurrency", type=int, default=STEPS_IN_FLIGHT * CONCURRENCY)
     parser.add_argument(
         "--postgres",
         action="store_true",

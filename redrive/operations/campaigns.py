@@ -45,7 +45,8 @@ from redrive.store.types import utcnow
 
 MODES = ("reset", "resubmitted", "continued")
 CONCURRENCY = 16
-"""Replays of one step in flight at once: each is a history read and a reset, mostly waiting."""
+"""Replays of one step in flight at once: each is a history read and a reset, mostly waiting. A
+campaign runs two steps at a time (`STEPS_IN_FLIGHT`), so up to twice this."""
 NEVER_PICKED_UP = 2
 """A history this short (started, first task scheduled) has not been run by any worker yet."""
 QUERY_TIMEOUT = timedelta(seconds=5)
