@@ -139,30 +139,21 @@ class ProjectionWrites:
         With `stale_before`, a claim taken before it whose taker never recorded a new run (it died
         between claim and record) may be taken over: the dead run's row is only ever `queued` while
         claimed, and a reset resent with the same request id makes no second run."""
+        return job_id in await self.claim_many_retries([(job_id, dead_run)], at, stale_before)
+
+    async def claim_many_retries(
+        self, runs: Sequence[tuple[str, str]], at: datetime, stale_before: datetime | None = None
+    ) -> set[str]:
+        """`claim_retry` for each of `runs` (job id, dead run id), in one statement: the jobs won."""
+        if not runs:
+            return set()
         claimable: sa.ColumnElement[bool] = JOBS.c.status.in_(RETRYABLE)
         if stale_before is not None:
             abandoned = sa.and_(JOBS.c.status == JobStatus.QUEUED.value, JOBS.c.updated_at < stale_before)
             claimable = sa.or_(claimable, abandoned)
         result = await self.session.exec(
             sa.update(JOBS)
-            .where(JOBS.c.id == job_id, same_run(dead_run), claimable)
-            .values(status=JobStatus.QUEUED.value, updated_at=at)
-        )
-        return bool(getattr(result, "rowcount", 0))
-
-    async def claim_many_retries(
-        self, runs: Sequence[tuple[str, str]], at: datetime, stale_before: datetime
-    ) -> set[str]:
-        """`claim_retry` for each of `runs` (job id, dead run id), in one statement: the jobs won."""
-        if not runs:
-            return set()
-        abandoned = sa.and_(JOBS.c.status == JobStatus.QUEUED.value, JOBS.c.updated_at < stale_before)
-        result = await self.session.exec(
-            sa.update(JOBS)
-            .where(
-                sa.tuple_(JOBS.c.id, JOBS.c.run_id).in_(runs),
-                sa.or_(JOBS.c.status.in_(RETRYABLE), abandoned),
-            )
+            .where(_of_runs(runs), claimable)
             .values(status=JobStatus.QUEUED.value, updated_at=at)
             .returning(JOBS.c.id)
         )
@@ -173,7 +164,7 @@ class ProjectionWrites:
         if runs:
             await self.session.exec(
                 sa.update(JOBS)
-                .where(sa.tuple_(JOBS.c.id, JOBS.c.run_id).in_(runs), JOBS.c.status == JobStatus.QUEUED.value)
+                .where(_of_runs(runs), JOBS.c.status == JobStatus.QUEUED.value)
                 .values(updated_at=at)
             )
 
@@ -202,3 +193,10 @@ class ProjectionWrites:
                 .where(JOBS.c.id == job_id, JOBS.c.run_id.in_([old_run_id, new_run_id]))
                 .values(payload=payload)
             )
+
+
+def _of_runs(runs: Sequence[tuple[str, str]]) -> sa.ColumnElement[bool]:
+    """The rows of `runs` (job id, run id). The ids alone again, because SQLite scans the whole
+    table for a row-value IN but searches the primary key for a plain one."""
+    ids = [job_id for job_id, _ in runs]
+    return sa.and_(JOBS.c.id.in_(ids), sa.tuple_(JOBS.c.id, JOBS.c.run_id).in_(runs))
