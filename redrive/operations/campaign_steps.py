@@ -45,6 +45,7 @@ BEAT_EVERY = 3.0
 RECORD_EVERY = CONCURRENCY
 """Restarts recorded in one transaction: few enough that recording overlaps the next restarts."""
 BUSY_POLL = 0.25
+HELD_PAST_LEASE = "another retry held the job past the claim's lease"
 """Seconds between looks at an entry whose job another retry holds."""
 
 
@@ -156,9 +157,9 @@ async def _together(
         restarted = await asyncio.gather(*(restart(taken) for taken in chunk))
         done = [outcome for outcome in restarted if isinstance(outcome, Restarted)]
         await record_many(services, actor, order, done)
-        unrecorded.difference_update((r.taken.job.id, r.taken.dead_run) for r in done)
+        unrecorded.difference_update((r.job.id, r.dead_run) for r in done)
         failed = [outcome for outcome in restarted if isinstance(outcome, CampaignItem)]
-        return failed + [_item(r.taken.entry, r.how.mode) for r in done if r.taken.entry is not None]
+        return failed + [_item(r.entry, r.how.mode) for r in done if r.entry is not None]
 
     chunks = [won[begin : begin + RECORD_EVERY] for begin in range(0, len(won), RECORD_EVERY)]
     async with _renewing(services, unrecorded):
@@ -216,7 +217,7 @@ async def _alone(services: Services, actor: Actor, entry_id: uuid.UUID, order: R
     try:
         done = await _replay_when_free(services, actor, entry, order)
     except Busy:
-        return _item(entry, "skipped", "another retry held the job past the claim's lease")
+        return _item(entry, "skipped", HELD_PAST_LEASE)
     except OperationError as refused:
         return _ours(entry, order) or _refused(entry, refused)
     except Exception as error:
@@ -259,7 +260,7 @@ def _skipped_held(entry_id: uuid.UUID, job_id: str) -> CampaignItem:
         dead_letter_id=str(entry_id),
         job_id=job_id,
         outcome="skipped",
-        detail="another retry held the job past the claim's lease",
+        detail=HELD_PAST_LEASE,
     )
 
 

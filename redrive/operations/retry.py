@@ -193,7 +193,7 @@ async def restart_claimed(services: Services, actor: Actor, taken: Taken, order:
     point = await reset_point(services.temporal, taken.job.id, taken.dead_run, taken.from_stage)
     restart, how = _restarter(services, actor, taken, order, point)
     try:
-        return Restarted(taken, how, await restart())
+        return Restarted(taken.job, taken.entry, taken.dead_run, how, await restart())
     except BaseException:
         await _release(services, taken.job)
         raise
@@ -201,31 +201,41 @@ async def restart_claimed(services: Services, actor: Actor, taken: Taken, order:
 
 @dataclass(frozen=True)
 class Restarted:
-    """A claimed job restarted: how, and its new run."""
+    """A claimed job (with its pending dead letter, if any) restarted: how, and its new run."""
 
-    taken: Taken
+    job: Job
+    entry: DeadLetter | None
+    dead_run: str
     how: Restart
     run_id: str
 
 
 async def record_many(services: Services, actor: Actor, order: RetryOrder, done: Sequence[Restarted]) -> None:
-    """Record the restarts of `done` as `_record` does each, in one transaction of a few statements."""
+    """Stamp each dead letter replayed, requeue each job in its new run (with its new payload, if
+    patched), and log who did it: in one transaction of a few statements. A failure is logged, not
+    raised: the jobs run again, and a 5xx would say nothing changed; their rows follow the new runs'
+    own writes and the maintenance repair, the replay stamps and the actions are lost."""
     now = utcnow()
     stamped: dict[str, list[uuid.UUID]] = {}
     for restarted in done:
-        if restarted.taken.entry is not None:
-            stamped.setdefault(order.stamp(restarted.how), []).append(restarted.taken.entry.id)
+        if restarted.entry is not None:
+            stamped.setdefault(order.stamp(restarted.how), []).append(restarted.entry.id)
     try:
         async with services.sessions() as session, session.begin():
             entries = DeadLetterRepository(session)
             for stamp, entry_ids in stamped.items():
                 await entries.mark_many_replayed(actor.tenant, entry_ids, now, stamp, actor.identity)
             writes = ProjectionWrites(session)
-            await writes.requeue_many([(r.taken.job.id, r.taken.dead_run, r.run_id) for r in done], now)
+            await writes.requeue_many([(r.job.id, r.dead_run, r.run_id) for r in done], now)
             for restarted in done:
-                await writes.record_action(_action(actor, restarted.taken.job.id, order, restarted.how, now))
-    except Exception:  # the jobs run again: their rows follow the new runs and the maintenance repair
-        log.error("%d jobs restarted, but not recorded", len(done), exc_info=True)
+                if restarted.how.payload is not None:
+                    await writes.replace_payload(
+                        restarted.job.id, restarted.dead_run, restarted.run_id, restarted.how.payload
+                    )
+                await writes.record_action(_action(actor, restarted.job.id, order, restarted.how, now))
+    except Exception:
+        runs = ", ".join(f"{r.job.id} (run {r.run_id})" for r in done)
+        log.error("restarted, but not recorded: %s", runs, exc_info=True)
 
 
 def _held(job: Job, entry: DeadLetter | None) -> bool:
@@ -278,12 +288,7 @@ async def _claimed(
     except BaseException:
         await _release(services, job)
         raise
-    try:
-        await _record(services, actor, job, entry, order, new_run_id, how)
-    except Exception:
-        # The job runs again: say so (a 5xx would say nothing changed). Its row follows the new run's
-        # own writes and the maintenance repair; the entry's replay stamp and the action are lost.
-        log.error("job %s restarted (run %s), but not recorded", job.id, new_run_id, exc_info=True)
+    await record_many(services, actor, order, [Restarted(job, entry, job.run_id, how, new_run_id)])
     return RetryOutcome(
         job_id=job.id,
         run_id=new_run_id,
@@ -357,29 +362,6 @@ async def _release(services: Services, job: Job) -> None:
     async with services.sessions() as session, session.begin():
         status = job.status if job.status in RETRYABLE else JobStatus.DEAD_LETTER.value
         await ProjectionWrites(session).release_retry(job.id, job.run_id, status, utcnow())
-
-
-async def _record(
-    services: Services,
-    actor: Actor,
-    job: Job,
-    entry: DeadLetter | None,
-    order: RetryOrder,
-    new_run_id: str,
-    how: Restart,
-) -> None:
-    """Stamp the dead letter replayed, requeue the job in its new run (with its new payload, if
-    patched), and log who did it, at once."""
-    now = utcnow()
-    assert job.run_id is not None  # checked by check_retry
-    async with services.sessions() as session, session.begin():
-        if entry is not None:
-            await DeadLetterRepository(session).mark_replayed(
-                actor.tenant, entry.id, now, order.stamp(how), actor.identity
-            )
-        writes = ProjectionWrites(session)
-        await writes.requeue(job.id, job.run_id, new_run_id, now, how.payload)
-        await writes.record_action(_action(actor, job.id, order, how, now))
 
 
 def _action(actor: Actor, job_id: str, order: RetryOrder, how: Restart, at: datetime) -> JobAction:

@@ -254,20 +254,15 @@ class DeadLetterRepository:
         self, app_id: str, entry_id: uuid.UUID, at: datetime, request_id: str | None, user_id: str | None
     ) -> bool:
         """Stamp `replayed_at` once; False when it was already replayed."""
-        await scope_to(self.session, app_id)
-        result = await self.session.exec(
-            sa.update(DeadLetter)
-            .where(
-                col(DeadLetter.id) == entry_id,
-                col(DeadLetter.app_id) == app_id,
-                col(DeadLetter.replayed_at).is_(None),
-            )
-            .values(replayed_at=at, request_id=request_id, user_id=user_id)
-        )
-        return bool(getattr(result, "rowcount", 0))
+        return await self.mark_many_replayed(app_id, [entry_id], at, request_id, user_id) == 1
 
     async def mark_many_replayed(
-        self, app_id: str, entry_ids: Sequence[uuid.UUID], at: datetime, request_id: str, user_id: str
+        self,
+        app_id: str,
+        entry_ids: Sequence[uuid.UUID],
+        at: datetime,
+        request_id: str | None,
+        user_id: str | None,
     ) -> int:
         """`mark_replayed` for each of `entry_ids`, in one statement; how many were stamped."""
         await scope_to(self.session, app_id)

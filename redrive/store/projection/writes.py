@@ -97,7 +97,8 @@ class ProjectionWrites:
         )
 
     async def requeue_many(self, runs: Sequence[tuple[str, str, str]], at: datetime) -> None:
-        """`requeue` for each of `runs` (job id, old run id, new run id), in one executemany."""
+        """After a retry restarted each of `runs` (job id, old run id, new run id), in one executemany:
+        the job waits for a worker in its new run (unless that run already started)."""
         if not runs:
             return
         statement = (
@@ -176,23 +177,16 @@ class ProjectionWrites:
             .values(status=status, updated_at=at)
         )
 
-    async def requeue(
-        self,
-        job_id: str,
-        old_run_id: str,
-        new_run_id: str,
-        at: datetime,
-        payload: dict[str, Any] | None = None,
+    async def replace_payload(
+        self, job_id: str, old_run_id: str, new_run_id: str, payload: dict[str, Any]
     ) -> None:
-        """After a reset: the job waits for a worker in its new run (unless that run already started);
-        `payload` replaces the stored one when the retry edited it."""
-        await self.requeue_many([(job_id, old_run_id, new_run_id)], at)
-        if payload is not None:  # whether or not the new run has written its row already
-            await self.session.exec(
-                sa.update(JOBS)
-                .where(JOBS.c.id == job_id, JOBS.c.run_id.in_([old_run_id, new_run_id]))
-                .values(payload=payload)
-            )
+        """The payload a retry edited replaces the stored one, whether or not the new run has
+        written its row already."""
+        await self.session.exec(
+            sa.update(JOBS)
+            .where(JOBS.c.id == job_id, JOBS.c.run_id.in_([old_run_id, new_run_id]))
+            .values(payload=payload)
+        )
 
 
 def _of_runs(runs: Sequence[tuple[str, str]]) -> sa.ColumnElement[bool]:
