@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from redrive.breaker_policy import Breaker
 from redrive.jobtypes.registry import Stage
 from redrive.status import ErrorReason, JobStatus
 
@@ -67,6 +68,9 @@ class StageInput:
     outputs: dict[str, Any] = field(default_factory=dict)
     last: bool = False
     """The job's final stage: on success its activity projects `complete` too."""
+    attempts_before: int = 0
+    """Attempts this stage made earlier in the run, before its breaker held it and the workflow
+    started it again (Temporal counts from 1 anew): the error history numbers on from them."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -324,3 +328,93 @@ class CampaignFates:
     replayed: int = 0
     completed: int = 0
     died_again: int = 0
+
+
+BREAKER_WORKFLOW = "CircuitBreaker"
+"""Acts for one breaker (`BreakerRef.workflow_id`): opens it, pauses the jobs it holds, probes after
+the cool-down, closes it and releases the jobs paced. Started by the first signal sent to it."""
+PROBE_OUTCOME = "probe_outcome"
+OPERATE_BREAKER = "operate"
+BREAKER_RELEASED = "breaker_released"
+"""The signal that lets a job workflow waiting on a breaker run its stage again."""
+OPEN_BREAKER = "open_breaker"
+HALF_OPEN_BREAKER = "half_open_breaker"
+CLOSE_BREAKER = "close_breaker"
+RELEASE_HELD_JOBS = "release_held_jobs"
+HOLD_AT_BREAKER = "hold_at_breaker"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BreakerInput:
+    """Starts a breaker's workflow: which breaker, and its declaration as the stage had it."""
+
+    job_type: str
+    stage: str
+    key: str = ""
+    breaker: Breaker = field(default_factory=Breaker)
+    probe_timeout: timedelta = timedelta(minutes=5)
+    """How long a probe's attempt may take before it counts as failed (the stage's own timeout)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BreakerOrder:
+    """A reason to move the breaker: `trip` (its window crossed the threshold), or an operator's
+    `open` or `close`."""
+
+    action: str
+    reason: str
+    actor: str = "breaker"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeOutcome:
+    """How the half-open breaker's probe attempt ended."""
+
+    job_id: str
+    ok: bool
+    message: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BreakerChange:
+    """Moves a breaker to `state` (the breaker's workflow is the only caller)."""
+
+    job_type: str
+    stage: str
+    key: str
+    state: str
+    reason: str
+    actor: str
+    manual: bool = False
+    cool_down: timedelta = timedelta(0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReleaseHeld:
+    """Releases up to `limit` of the jobs a breaker holds (longest held first)."""
+
+    job_type: str
+    stage: str
+    key: str
+    limit: int
+    probe: bool = False
+    """Release one job as the half-open breaker's probe, naming it so."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Released:
+    """How many held jobs were released, how many are still held, and the probe's job if one."""
+
+    released: int = 0
+    left: int = 0
+    probe_job_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class HoldInput:
+    """A job whose stage's last attempt failed while its breaker was open: hold it there."""
+
+    job_id: str
+    job_type: str
+    stage: str
+    key: str = ""

@@ -56,6 +56,8 @@ class Retry:
 # retry it until it succeeds, at a modest pace.
 BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
+BREAKER_RECHECK = timedelta(minutes=1)
+"""A job held by a breaker asks it again this often, in case its release signal never came."""
 LOCAL_RETRY_THRESHOLD = timedelta(seconds=10)
 """A local stage's retry whose backoff is longer than this waits on a workflow timer (a history
 event) instead of in the worker's memory."""

@@ -160,6 +160,20 @@ JOB_EXAMPLE: dict[str, Any] = {
 }
 
 
+class BreakerHold(BaseModel):
+    """The circuit breaker holding a job at one of its stages, and how."""
+
+    job_type: str
+    stage: str
+    key: str = Field(description="the downstream the breaker is kept for ('' for the whole stage)")
+    how: Literal["paused", "waiting"] = Field(
+        description="`paused`: the stage's activity is paused in Temporal; `waiting`: its last attempt "
+        "failed while the breaker was open and the job waits to start the stage again"
+    )
+    since: datetime
+    breaker_url: str
+
+
 class JobPublic(BaseModel):
     """A job as the API shows it."""
 
@@ -188,6 +202,9 @@ class JobPublic(BaseModel):
     actions: list[ActionPublic] = Field(default_factory=list)
     dead_letters: list[DeadLetterLink] = Field(
         default_factory=list, description="the retry chain, oldest first"
+    )
+    held_by_breaker: BreakerHold | None = Field(
+        default=None, description="set while an open circuit breaker holds the job (it spends no retries)"
     )
 
 
@@ -682,3 +699,76 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     503: _problem("Temporal or the database cannot be reached; retry after `Retry-After` seconds."),
 }
 """Every error a `/v1` route can answer with, documented once for all of them."""
+
+
+BREAKER_EXAMPLE: dict[str, Any] = {
+    "job_type": "webhook",
+    "stage": "deliver",
+    "key": "api.example.com",
+    "state": "open",
+    "since": "2026-12-03T09:00:00Z",
+    "reason": "12 of 14 attempts failed within 0:01:00; last: HTTPStatusError: 503 Service Unavailable",
+    "by": "breaker",
+    "manual": False,
+    "cool_down_s": 30.0,
+    "probe_job_id": None,
+    "attempts": 14,
+    "failures": 12,
+    "waiting": 40,
+    "declaration": {
+        "window_s": 60.0,
+        "min_failures": 5,
+        "failure_rate": 0.5,
+        "cool_down_s": 30.0,
+        "max_cool_down_s": 600.0,
+        "resume_rate": 10.0,
+        "per": "url",
+    },
+}
+
+
+class BreakerDeclaration(BaseModel):
+    """What opens the breaker and how it recovers, as the stage declares it."""
+
+    window_s: float
+    min_failures: int
+    failure_rate: float
+    cool_down_s: float
+    max_cool_down_s: float
+    resume_rate: float = Field(description="held jobs released per second once it closes")
+    per: str | None = Field(description="the payload field naming the downstream, if kept per downstream")
+
+
+class BreakerPublic(BaseModel):
+    """One circuit breaker: its state, why, its window's figures and the jobs it holds."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [BREAKER_EXAMPLE]})
+
+    job_type: str
+    stage: str
+    key: str = Field(description="the downstream ('' for the whole stage)")
+    state: Literal["closed", "open", "half_open"]
+    since: datetime | None = Field(description="when it entered this state (null: never opened)")
+    reason: str
+    by: str | None = Field(description="`breaker` when it moved by itself, else who moved it")
+    manual: bool = Field(description="opened by hand: stays open, without probes, until closed by hand")
+    cool_down_s: float
+    probe_job_id: str | None
+    attempts: int = Field(description="attempts of the stage in the window (since it last closed)")
+    failures: int = Field(description="of those, failed in a way worth retrying")
+    waiting: int = Field(description="jobs the breaker holds")
+    declaration: BreakerDeclaration
+
+
+class BreakerList(BaseModel):
+    """Every declared breaker (one per downstream seen, for one kept per downstream)."""
+
+    items: list[BreakerPublic]
+
+
+class BreakerRequest(BaseModel):
+    """Why an operator opens or closes the breaker (recorded, and sent in the alert)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    reason: str = Field(min_length=1, max_length=500, examples=["provider maintenance, INC-77"])

@@ -40,6 +40,7 @@ from redrive.store import create_engine, session_factory
 from redrive.store.projection import GroupCommit
 from redrive.temporal import TemporalUnreachable, connect, exit_process, metrics_runtime, temporal_target
 from redrive.workflows import JobWorkflow
+from redrive.workflows.breaker import BreakerWorkflow
 from redrive.workflows.maintenance import MaintenanceWorkflow
 from redrive.workflows.replay_campaign import ReplayCampaignWorkflow
 from redrive.workflows.superseded_run import SupersededRunWorkflow
@@ -103,7 +104,13 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[JobWorkflow, MaintenanceWorkflow, SupersededRunWorkflow, ReplayCampaignWorkflow],
+        workflows=[
+            JobWorkflow,
+            MaintenanceWorkflow,
+            SupersededRunWorkflow,
+            ReplayCampaignWorkflow,
+            BreakerWorkflow,
+        ],
         activities=build_activities(deps, handlers),
         workflow_runner=workflow_runner(),
         max_concurrent_workflow_task_polls=20,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from redrive.activities.breakers import BreakerActivities
 from redrive.activities.campaigns import CampaignActivities
 from redrive.activities.dead_letters import DeadLetterActivities
 from redrive.activities.deps import ActivityDeps
@@ -30,6 +31,7 @@ def build_activities(deps: ActivityDeps, handlers: Mapping[str, Handler]) -> lis
         RepairActivities(deps).repair_projection,
         SupersededRunActivities(deps).delete_superseded_run,
         *_campaigns(CampaignActivities(deps)),
+        *_breakers(BreakerActivities(deps)),
         handler_missing,
     ]
 
@@ -41,6 +43,16 @@ def _campaigns(activities: CampaignActivities) -> list[Callable[..., Any]]:
         activities.replay_campaign_entries,
         activities.campaign_fates,
         activities.forget_campaign_runs,
+    ]
+
+
+def _breakers(activities: BreakerActivities) -> list[Callable[..., Any]]:
+    return [
+        activities.open_breaker,
+        activities.half_open_breaker,
+        activities.close_breaker,
+        activities.release_held_jobs,
+        activities.hold_at_breaker,
     ]
 
 

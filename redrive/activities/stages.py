@@ -14,6 +14,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from redrive.activities.breakers import Admission, BreakerGuard
 from redrive.activities.deps import ActivityDeps
 from redrive.context import Handler, StageContext
 from redrive.contracts import StageInput, StageResult
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 2000
 
+BREAKER_OPEN = "BreakerOpen"
+"""The error type of an attempt its stage's breaker held: the handler was not called."""
+
 START_DELAY = 0.2
 """Seconds a stage runs before its `running` is written on its own. A stage done sooner writes its
 start with its outcome, in one write (half the projection writes of a job of quick stages); nobody
@@ -41,6 +45,7 @@ class StageActivities:
 
     def __init__(self, deps: ActivityDeps) -> None:
         self.deps = deps
+        self.breakers = BreakerGuard(deps)
 
     def activity(self, name: str, handler: Handler) -> Callable[[StageInput], Awaitable[StageResult]]:
         """The activity registered as `name` that runs `handler`."""
@@ -56,12 +61,16 @@ class StageActivities:
         the outcome (with the start if that was not written yet)."""
         info = activity.info()
         run_id = _run_id(info)
-        start = _DeferredStart(self.deps.projection, self._start(stage_input, info.attempt, run_id))
+        attempt = info.attempt + stage_input.attempts_before
+        admission = await self.breakers.admit(stage_input) if stage_input.stage.breaker else None
+        if admission is not None and admission.held:
+            raise await self._held(stage_input, run_id, admission)
+        start = _DeferredStart(self.deps.projection, self._start(stage_input, attempt, run_id))
         context = StageContext(
             job_id=stage_input.job_id,
             job_type=stage_input.job_type,
             stage=stage_input.stage.name,
-            attempt=info.attempt,
+            attempt=attempt,
             payload=stage_input.payload,
             outputs=stage_input.outputs,
             http=self.deps.http,
@@ -69,7 +78,7 @@ class StageActivities:
         )
         if info.attempt > 1:  # the attempt before may have left no record (its worker died)
             retried_at = info.current_attempt_scheduled_time
-            previous = info.attempt - 1
+            previous = attempt - 1
             lost = projection.attempt_lost(stage_input.job_id, run_id, context.stage, previous, retried_at)
             await _best_effort("lost attempt", self.deps.projection.write(lost))
         pulse = _Pulse(context, info.heartbeat_timeout)
@@ -85,11 +94,13 @@ class StageActivities:
         except Exception as error:
             self._measure(stage_input, began, "failed")
             await _best_effort("start", start.settled_write())
-            raise await self._failure(stage_input, run_id, error) from error
+            raise await self._failure(stage_input, run_id, error, admission) from error
         finally:
             start.stop_timer()
             pulse.stop()
         self._measure(stage_input, began, "success")
+        if admission is not None:
+            await self.breakers.settle(stage_input, admission, failed=False, why="")
         projected = await _best_effort("finish", self._finished(stage_input, run_id, start))
         return StageResult(output=output, projected_complete=projected and stage_input.last)
 
@@ -122,9 +133,13 @@ class StageActivities:
             log.info("job %s complete", job_id, extra=_fields(stage_input, run_id, activity.info().attempt))
             self.deps.metrics.completed.add(1, {"job_type": stage_input.job_type})
 
-    async def _failure(self, stage_input: StageInput, run_id: str, error: Exception) -> ApplicationError:
-        """Classify `error`, record the attempt, and build the error Temporal acts on."""
+    async def _failure(
+        self, stage_input: StageInput, run_id: str, error: Exception, admission: Admission | None
+    ) -> ApplicationError:
+        """Classify `error`, record the attempt, count it against the stage's breaker, and build the
+        error Temporal acts on."""
         info = activity.info()
+        attempt = info.attempt + stage_input.attempts_before
         declaration = stage_input.stage.retry
         if isinstance(error, ApplicationError):  # a handler that classified the error itself
             name = error.type or "ApplicationError"
@@ -141,7 +156,7 @@ class StageActivities:
             job_id=stage_input.job_id,
             run_id=run_id,
             stage=stage_input.stage.name,
-            attempt=info.attempt,
+            attempt=attempt,
             error_type=name,
             message=message,
             started_at=info.started_time,
@@ -149,6 +164,11 @@ class StageActivities:
             next_retry_at=failed_at + delay if will_retry else None,
         )
         await _best_effort("failure", self._record_failure(failure, will_retry))
+        held = False
+        if admission is not None:  # a failure the job could not help counts against the breaker
+            held = await self.breakers.settle(stage_input, admission, not permanent, f"{name}: {message}")
+            if held and will_retry:
+                await _best_effort("breaker hold", self.breakers.hold(stage_input, admission))
         labels = {"job_type": stage_input.job_type, "stage": failure.stage, "error_type": name}
         self.deps.metrics.failures.add(1, labels)
         then = (
@@ -161,20 +181,54 @@ class StageActivities:
         log.warning(
             "stage %s failed on attempt %d of %d (%s): %s: %s",
             failure.stage,
-            info.attempt,
+            attempt,
             declaration.max_attempts,
             then,
             name,
             message,
-            extra=_fields(stage_input, run_id, info.attempt),
+            extra=_fields(stage_input, run_id, attempt),
         )
         return ApplicationError(
             message,
-            {"attempt": info.attempt, "max_attempts": declaration.max_attempts},
+            {"attempt": attempt, "max_attempts": declaration.max_attempts, "held": held},
             type=name,
             non_retryable=permanent,
             next_retry_delay=delay if will_retry else None,
             # Expected: the line above says it once; the SDK then logs it at DEBUG, without a traceback.
+            category=ApplicationErrorCategory.BENIGN,
+        )
+
+    async def _held(self, stage_input: StageInput, run_id: str, admission: Admission) -> ApplicationError:
+        """An attempt the breaker holds: the handler is not called; the stage is paused (its retry
+        waits for the breaker) and the attempt recorded as held."""
+        info = activity.info()
+        attempt = info.attempt + stage_input.attempts_before
+        will_retry = info.attempt < stage_input.stage.retry.max_attempts
+        if will_retry:
+            await _best_effort("breaker hold", self.breakers.hold(stage_input, admission))
+        message = f"held by circuit breaker {admission.ref} ({admission.state}); the handler was not called"
+        failure = StageFailure(
+            job_id=stage_input.job_id,
+            run_id=run_id,
+            stage=stage_input.stage.name,
+            attempt=attempt,
+            error_type=BREAKER_OPEN,
+            message=message,
+            started_at=info.started_time,
+            failed_at=self.deps.now(),
+        )
+        await _best_effort("failure", self._record_failure(failure, will_retry))
+        log.info(
+            "stage %s held by its breaker on attempt %d",
+            failure.stage,
+            attempt,
+            extra=_fields(stage_input, run_id, attempt),
+        )
+        return ApplicationError(
+            message,
+            {"attempt": attempt, "max_attempts": stage_input.stage.retry.max_attempts, "held": True},
+            type=BREAKER_OPEN,
+            next_retry_delay=admission.breaker.cool_down if will_retry else None,
             category=ApplicationErrorCategory.BENIGN,
         )
 
@@ -185,7 +239,7 @@ class StageActivities:
             job_id=stage_input.job_id,
             run_id=run_id,
             stage=stage_input.stage.name,
-            attempt=info.attempt,
+            attempt=info.attempt + stage_input.attempts_before,
             error_type="WorkerShutdown",
             message="the worker shut down before the attempt finished; Temporal retries it elsewhere",
             started_at=info.started_time,

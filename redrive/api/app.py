@@ -11,7 +11,7 @@ from temporalio.client import Client
 
 from redrive.api.body_limit import BodyLimit
 from redrive.api.problems import install_problem_handlers
-from redrive.api.routers import codec, dead_letters, health, jobs, metrics, replays
+from redrive.api.routers import breakers, codec, dead_letters, health, jobs, metrics, replays
 from redrive.api.routers.docs import install_docs
 from redrive.api.state import AppState
 from redrive.api.url_guard import UrlGuard
@@ -65,7 +65,15 @@ def create_app(settings: Settings, temporal: Client | None = None) -> FastAPI:
         allow_headers=["Authorization", "Content-Type", "X-Namespace"],
         allow_credentials=True,
     )
-    routers = (jobs.router, dead_letters.router, replays.router, codec.router, health.router, metrics.router)
+    routers = (
+        jobs.router,
+        dead_letters.router,
+        replays.router,
+        breakers.router,
+        codec.router,
+        health.router,
+        metrics.router,
+    )
     for router in routers:
         app.include_router(router)
     install_docs(app)

@@ -8,8 +8,12 @@ from typing import Literal
 
 from redrive.contracts import CampaignFilter, Canary
 from redrive.operations import CampaignOrder, CampaignReport, Services
+from redrive.operations.breakers import BreakerReport
 from redrive.schemas import (
     ActionPublic,
+    BreakerDeclaration,
+    BreakerHold,
+    BreakerPublic,
     BulkReplayRequest,
     CampaignProblem,
     CampaignPublic,
@@ -21,7 +25,7 @@ from redrive.schemas import (
     StagePublic,
 )
 from redrive.store.archival import ArchiveRule
-from redrive.store.models import DeadLetter, Job, JobAction, JobStage
+from redrive.store.models import BreakerWaiter, DeadLetter, Job, JobAction, JobStage
 from redrive.temporal import workflow_url
 
 
@@ -35,6 +39,7 @@ def job_view(
     stages: Sequence[JobStage] = (),
     actions: Sequence[JobAction] = (),
     chain: Sequence[DeadLetter] = (),
+    held: BreakerWaiter | None = None,
 ) -> JobPublic:
     """The public shape of a job (its status also in its type's own words), its stages and what
     people did to it."""
@@ -73,6 +78,51 @@ def job_view(
         temporal_url=workflow_url(settings, job.id, job.run_id),
         actions=[ActionPublic(action=a.action, by=a.actor, note=a.note, at=a.at) for a in actions],
         dead_letters=[DeadLetterLink.model_validate(entry, from_attributes=True) for entry in chain],
+        held_by_breaker=_hold(settings.resolved_api_url(), held) if held is not None else None,
+    )
+
+
+def _hold(api_url: str, held: BreakerWaiter) -> BreakerHold:
+    query = f"?key={held.key}" if held.key else ""
+    return BreakerHold(
+        job_type=held.job_type,
+        stage=held.stage,
+        key=held.key,
+        how="paused" if held.how == "paused" else "waiting",
+        since=held.since,
+        breaker_url=f"{api_url.rstrip('/')}/v1/breakers/{held.job_type}/{held.stage}{query}",
+    )
+
+
+def breaker_view(_state: Services, report: BreakerReport) -> BreakerPublic:
+    """The public shape of a breaker."""
+    declared = report.declaration
+    state: Literal["closed", "open", "half_open"] = (
+        "open" if report.state == "open" else "half_open" if report.state == "half_open" else "closed"
+    )
+    return BreakerPublic(
+        job_type=report.ref.job_type,
+        stage=report.ref.stage,
+        key=report.ref.key,
+        state=state,
+        since=report.since,
+        reason=report.reason,
+        by=report.actor,
+        manual=report.manual,
+        cool_down_s=report.cool_down.total_seconds(),
+        probe_job_id=report.probe_job_id,
+        attempts=report.figures.attempts,
+        failures=report.figures.failures,
+        waiting=report.waiting,
+        declaration=BreakerDeclaration(
+            window_s=declared.window.total_seconds(),
+            min_failures=declared.min_failures,
+            failure_rate=declared.failure_rate,
+            cool_down_s=declared.cool_down.total_seconds(),
+            max_cool_down_s=declared.max_cool_down.total_seconds(),
+            resume_rate=declared.resume_rate,
+            per=declared.per,
+        ),
     )
 
 

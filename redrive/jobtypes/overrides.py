@@ -28,6 +28,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from redrive.breaker_policy import Breaker
 from redrive.durations import Duration
 from redrive.jobtypes.registry import JobType, JobTypeRegistry, Stage, UnknownJobType
 from redrive.retry_policy import Retry
@@ -44,6 +45,21 @@ def _whole(value: Any) -> Any:
 
 
 Count = Annotated[int, BeforeValidator(_whole)]
+
+
+class BreakerTable(BaseModel):
+    """`[job_types.<name>.stages.<stage>.breaker]`: the stage's circuit breaker (see
+    `redrive.breaker_policy.Breaker`); keys left out keep their defaults."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    window: Duration | None = None
+    min_failures: Count | None = None
+    failure_rate: float | None = None
+    cool_down: Duration | None = None
+    max_cool_down: Duration | None = None
+    resume_rate: float | None = None
+    per: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class StageOverrides(BaseModel):
@@ -65,6 +81,7 @@ class StageOverrides(BaseModel):
     handler: str | None = Field(default=None, description="module:function of the stage's handler")
     kind: Literal["activity", "review"] | None = None
     local: bool | None = Field(default=None, description="run as a Temporal local activity")
+    breaker: BreakerTable | None = Field(default=None, description="the stage's circuit breaker")
 
     def changes(self) -> dict[str, Any]:
         """The stage keys this table sets."""
@@ -141,19 +158,28 @@ def _override_type(job_type: JobType, defaults: StageOverrides, table: JobTypeOv
         changes = {**defaults.changes(), **table.changes(), **own.changes()}
         stages.append(_apply(stage, changes, f"{where}.stages.{stage.name}"))
     timeout = table.execution_timeout or job_type.execution_timeout
-    return dataclasses.replace(job_type, stages=tuple(stages), execution_timeout=timeout)
+    try:
+        return dataclasses.replace(job_type, stages=tuple(stages), execution_timeout=timeout)
+    except ValueError as error:  # a combination no one key breaks (a breaker on a local stage)
+        raise ConfigError(f"{where}: {error}") from None
 
 
 def _apply(stage: Stage, changes: dict[str, Any], where: str) -> Stage:
+    if "breaker" in changes:  # a table of its own, over the stage's declared breaker (or the defaults)
+        own = {key: value for key, value in (changes["breaker"] or {}).items() if value is not None}
+        try:
+            changes["breaker"] = dataclasses.replace(stage.breaker or Breaker(), **own)
+        except ValueError as error:
+            raise ConfigError(f"{where}.breaker: {error}") from None
     if "non_retryable" in changes:
         changes["non_retryable"] = tuple(changes["non_retryable"])
     retry_changes = {key: value for key, value in changes.items() if key in RETRY_KEYS}
     stage_changes = {key: value for key, value in changes.items() if key not in RETRY_KEYS}
     try:
         retry = dataclasses.replace(stage.retry, **retry_changes)
+        return dataclasses.replace(stage, retry=retry, **stage_changes)
     except ValueError as error:
         raise ConfigError(f"{where}: {error}") from None
-    return dataclasses.replace(stage, retry=retry, **stage_changes)
 
 
 def read_config(path: Path | None) -> ConfigFile:

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel
 
+from redrive.breaker_policy import Breaker
 from redrive.context import Handler
 from redrive.retry_policy import Retry
 from redrive.status import JobStatus
@@ -55,6 +56,9 @@ class Stage:
     worker is noticed by the workflow task timing out), and a retry whose backoff exceeds
     `LOCAL_RETRY_THRESHOLD` waits on a workflow timer. A stage with a `task_queue` runs there, as
     an ordinary activity, whatever this says (the job's own workers may not have its handler)."""
+    breaker: Breaker | None = None
+    """A circuit breaker over this stage's attempts across all jobs (see `redrive.breaker_policy`):
+    while it is open, the stage's attempts are paused instead of spending their retries."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,6 +91,11 @@ class JobType:
             if stage.kind not in STAGE_KINDS:
                 raise ValueError(
                     f"stage {stage.name!r} has kind {stage.kind!r}; kinds: {', '.join(STAGE_KINDS)}"
+                )
+            if stage.breaker is not None and (stage.kind != "activity" or stage.local):
+                raise ValueError(
+                    f"stage {stage.name!r}: a breaker needs an ordinary activity stage (not a review "
+                    "or local stage): only those can be paused in Temporal"
                 )
         names = [stage.name for stage in self.stages]
         if not names:

@@ -212,3 +212,64 @@ class MaintenanceMark(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=64)
     at: datetime = Field(sa_type=UTCDateTime)
+
+
+class BreakerState(SQLModel, table=True):
+    """One circuit breaker's state (`closed`, `open`, `half_open`), written only by the breaker's
+    own workflow; a breaker with no row is closed. Deployment-wide: breakers have no tenant."""
+
+    __tablename__ = "breakers"
+
+    job_type: str = Field(primary_key=True, max_length=64)
+    stage: str = Field(primary_key=True, max_length=64)
+    key: str = Field(primary_key=True, max_length=200)
+    state: str = Field(max_length=16)
+    since: datetime = Field(sa_type=UTCDateTime)
+    reason: str = Field(max_length=1000)
+    actor: str = Field(max_length=128)
+    """`breaker` when it moved by itself, else who opened or closed it by hand."""
+    manual: bool = False
+    """Opened by hand: stays open, without probes, until closed by hand."""
+    cool_down_seconds: float = 0.0
+    probe_job_id: str | None = Field(default=None, max_length=64)
+    """In `half_open`: the one job whose attempt goes through."""
+
+
+BREAKERS: sa.Table = BreakerState.__table__  # type: ignore[attr-defined]
+
+
+class BreakerAttempt(SQLModel, table=True):
+    """One attempt of a stage that has a breaker, kept for the breaker's window."""
+
+    __tablename__ = "breaker_attempts"
+    __table_args__ = (sa.Index("ix_breaker_attempts_window", "job_type", "stage", "key", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_type: str = Field(max_length=64)
+    stage: str = Field(max_length=64)
+    key: str = Field(max_length=200)
+    job_id: str = Field(max_length=64)
+    failed: bool
+    at: datetime = Field(sa_type=UTCDateTime)
+
+
+BREAKER_ATTEMPTS: sa.Table = BreakerAttempt.__table__  # type: ignore[attr-defined]
+
+
+class BreakerWaiter(SQLModel, table=True):
+    """A job held by a breaker: its stage's activity `paused` in Temporal, or its workflow `waiting`
+    for a release signal (its last attempt failed while the breaker was open). Released, paced, when
+    the breaker closes."""
+
+    __tablename__ = "breaker_waiters"
+    __table_args__ = (sa.Index("ix_breaker_waiters_breaker", "job_type", "stage", "key", "since"),)
+
+    job_id: str = Field(primary_key=True, max_length=64)
+    job_type: str = Field(max_length=64)
+    stage: str = Field(max_length=64)
+    key: str = Field(max_length=200)
+    how: str = Field(max_length=16)
+    since: datetime = Field(sa_type=UTCDateTime)
+
+
+BREAKER_WAITERS: sa.Table = BreakerWaiter.__table__  # type: ignore[attr-defined]

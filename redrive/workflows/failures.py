@@ -59,6 +59,15 @@ def _classify(
     return DeadLetterCause(ErrorReason.MAX_RETRIES, type(cause).__name__, said, max_attempts)
 
 
+def held_by_breaker(error: ActivityError) -> bool:
+    """The stage's last attempt failed while its breaker was open (the stage activity says so)."""
+    cause = error.cause
+    if not isinstance(cause, ApplicationError) or cause.non_retryable:
+        return False
+    details = cause.details
+    return bool(details and isinstance(details[0], dict) and details[0].get("held") is True)
+
+
 def _attempt(cause: ApplicationError, default: int) -> int:
     # The stage activity puts {"attempt": n, ...} in the error's details.
     details = cause.details

@@ -16,12 +16,16 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 from temporalio.exceptions import TimeoutError as StageTimeout
 
 with workflow.unsafe.imports_passed_through():
+    from redrive.breaker_policy import downstream
     from redrive.contracts import (
+        BREAKER_RELEASED,
+        HOLD_AT_BREAKER,
         NOTIFY_DEAD_LETTER,
         RECORD_DEAD_LETTER,
         RECORD_STATUS,
         DeadLetterInput,
         DeadLetterResult,
+        HoldInput,
         JobInput,
         JobResult,
         NotifyInput,
@@ -36,11 +40,12 @@ with workflow.unsafe.imports_passed_through():
         ALERT_TIMEOUT,
         BOOKKEEPING_RETRY,
         BOOKKEEPING_TIMEOUT,
+        BREAKER_RECHECK,
         LOCAL_RETRY_THRESHOLD,
         to_retry_policy,
     )
     from redrive.status import ERROR_REASON, JOB_STAGE, JOB_STATUS, ErrorReason, JobStatus
-    from redrive.workflows.failures import DeadLetterCause, classify
+    from redrive.workflows.failures import DeadLetterCause, classify, held_by_breaker
 
 if TYPE_CHECKING:  # annotations of helpers only, which the SDK never resolves
     from redrive.jobtypes.registry import Stage
@@ -55,6 +60,7 @@ class JobWorkflow:
         self._stage: str | None = None
         self._awaiting_review: str | None = None
         self._review: ReviewInput | None = None
+        self._released = False
 
     @workflow.run
     async def run(self, args: Sequence[RawValue]) -> JobResult:
@@ -104,6 +110,11 @@ class JobWorkflow:
         """The status and stage as the workflow sees them."""
         return self._status, self._stage
 
+    @workflow.signal(name=BREAKER_RELEASED)
+    def breaker_released(self) -> None:
+        """The breaker that held this job's stage has closed: run the stage again."""
+        self._released = True
+
     @workflow.update
     async def review(self, decision: ReviewInput) -> ReviewResult:
         """A person's decision on the review stage the job is waiting in."""
@@ -124,16 +135,43 @@ class JobWorkflow:
         self, job: JobInput, stage: "Stage", position: int, outputs: dict[str, object]
     ) -> StageResult:
         self._set(JobStatus.RUNNING, stage.name)
-        try:
-            return await self._run_stage(job, stage, position, outputs)
-        except ActivityError as error:
-            if isinstance(error.cause, CancelledError):
-                raise
-            await self._dead_letter(job, stage, classify(error, stage), error)
-        except (ApplicationError, StageTimeout) as error:  # a local stage's failure comes unwrapped
-            if not stage.local:
-                raise
-            await self._dead_letter(job, stage, classify(error, stage), error)
+        attempts_before = 0
+        while True:
+            try:
+                return await self._run_stage(job, stage, position, outputs, attempts_before)
+            except ActivityError as error:
+                if isinstance(error.cause, CancelledError):
+                    raise
+                if stage.breaker is None or not held_by_breaker(error):
+                    await self._dead_letter(job, stage, classify(error, stage), error)
+                # Its last attempt failed while the breaker was open: not the job's fault, so it
+                # waits for the breaker and starts the stage again rather than dead-lettering.
+                attempts_before = classify(error, stage).attempts
+                await self._wait_for_breaker(job, stage)
+            except (ApplicationError, StageTimeout) as error:  # a local stage's failure comes unwrapped
+                if not stage.local:
+                    raise
+                await self._dead_letter(job, stage, classify(error, stage), error)
+
+    async def _wait_for_breaker(self, job: JobInput, stage: "Stage") -> None:
+        assert stage.breaker is not None
+        key = downstream(stage.breaker, job.payload)
+        held = HoldInput(job_id=job.job_id, job_type=job.job_type, stage=stage.name, key=key)
+        workflow.set_current_details(f"held: the circuit breaker of stage {stage.name} is open")
+        self._released = False
+        # One local activity and one timer per recheck keep the history small however long it waits.
+        while await workflow.execute_local_activity(
+            HOLD_AT_BREAKER,
+            held,
+            result_type=bool,
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            retry_policy=BOOKKEEPING_RETRY,
+        ):
+            try:
+                await workflow.wait_condition(lambda: self._released, timeout=BREAKER_RECHECK)
+                return
+            except TimeoutError:
+                continue
 
     async def _await_review(self, job: JobInput, stage: "Stage") -> StageResult:
         self._set(JobStatus.PENDING_REVIEW, stage.name)
@@ -162,7 +200,7 @@ class JobWorkflow:
         await self._project(job, JobStatus.CANCELLED)
 
     async def _run_stage(
-        self, job: JobInput, stage: "Stage", position: int, outputs: dict[str, object]
+        self, job: JobInput, stage: "Stage", position: int, outputs: dict[str, object], attempts_before: int
     ) -> StageResult:
         stage_input = StageInput(
             job_id=job.job_id,
@@ -173,6 +211,7 @@ class JobWorkflow:
             position=position,
             outputs=dict(outputs),
             last=position == len(job.stages) - 1,
+            attempts_before=attempts_before,
         )
         if stage.local and stage.task_queue is None:  # a stage pinned to other workers runs there
             local: StageResult = await workflow.execute_local_activity(

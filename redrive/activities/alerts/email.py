@@ -14,7 +14,7 @@ SMTP_TIMEOUT_S = 30.0
 
 def compose_email(alert: Alert, config: AlertConfig) -> EmailMessage:
     """The message for `alert`; its Message-ID is the dead letter's, so a resend is recognisable."""
-    message = _addressed(
+    message = addressed(
         config, f"[redrive] dead letter: {alert.job_type}/{alert.stage} {alert.reason} (job {alert.job_id})"
     )
     message["Message-ID"] = f"<{alert.dead_letter_id}@redrive>"
@@ -42,7 +42,7 @@ def compose_email(alert: Alert, config: AlertConfig) -> EmailMessage:
 
 def compose_digest(alert: Alert, config: AlertConfig) -> EmailMessage:
     """The digest for `alert.digest` dead letters that were counted, not e-mailed, in a closed window."""
-    message = _addressed(
+    message = addressed(
         config,
         f"[redrive] digest: {alert.digest} more dead letter(s) {alert.job_type}/{alert.stage} {alert.reason}",
     )
@@ -59,7 +59,8 @@ def compose_digest(alert: Alert, config: AlertConfig) -> EmailMessage:
     return message
 
 
-def _addressed(config: AlertConfig, subject: str) -> EmailMessage:
+def addressed(config: AlertConfig, subject: str) -> EmailMessage:
+    """A message from the configured sender to the alert recipients."""
     message = EmailMessage()
     message["From"] = config.channels.smtp_sender
     message["To"] = ", ".join(config.channels.recipients())

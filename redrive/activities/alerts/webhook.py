@@ -8,6 +8,7 @@ import hmac
 import json
 import time
 from dataclasses import asdict
+from typing import Any
 
 import httpx
 
@@ -26,7 +27,14 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
 async def post_webhook(http: httpx.AsyncClient, alert: Alert, config: AlertConfig) -> None:
     """POST the alert; any non-2xx answer raises, so the activity retries it."""
     document = {**asdict(alert), "dlq_at": alert.dlq_at.isoformat(), "job_url": alert.job_url(config)}
-    body = json.dumps({"event": "dead_letter", **document}, sort_keys=True).encode()
+    await post_event(http, "dead_letter", document, config)
+
+
+async def post_event(
+    http: httpx.AsyncClient, event: str, document: dict[str, Any], config: AlertConfig
+) -> None:
+    """POST `{"event": event, **document}`, signed; any non-2xx answer raises."""
+    body = json.dumps({"event": event, **document}, sort_keys=True).encode()
     timestamp = str(int(time.time()))
     headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp}
     if config.channels.alert_webhook_secret:

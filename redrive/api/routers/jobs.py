@@ -28,6 +28,7 @@ from redrive.schemas import (
 )
 from redrive.status import ErrorReason, JobStatus
 from redrive.store.archival import ArchiveRule
+from redrive.store.breakers import BreakerStore
 from redrive.store.dead_letters import DeadLetterRepository
 from redrive.store.jobs import JobFilter, JobRepository
 
@@ -120,7 +121,8 @@ async def get_job(job_id: str, state: StateDep, caller: ReadDep, session: Sessio
     if job is None:
         raise Problem(404, "Job not found", f"no job {job_id} for this API key")
     chain = await DeadLetterRepository(session).for_job(caller.tenant, job_id)
-    return job_view(state, job, await repository.stages(job_id), await repository.actions(job_id), chain)
+    stages, actions = await repository.stages(job_id), await repository.actions(job_id)
+    return job_view(state, job, stages, actions, chain, await BreakerStore(session).holding(job_id))
 
 
 @router.post("/{job_id}/retry", summary="Retry a dead job from the failed stage")
