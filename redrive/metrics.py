@@ -4,7 +4,9 @@ Temporal SDK's (task slots, poll and schedule-to-start latency, …) on `REDRIVE
 Job types, stages, reasons and error types are labels; tenants and job ids never are (cardinality).
 
 API:    redrive_jobs_submitted_total{job_type}, redrive_replays_total{job_type,mode},
-        redrive_dead_letters_pending{job_type,reason}  (read from the database at each scrape)
+        redrive_dead_letters_pending{job_type,reason}, redrive_breaker_state{job_type,stage,key,state}
+        (1 for the breaker's state), redrive_breaker_held_jobs{job_type,stage,key}  (read from the
+        database at each scrape)
 Worker: redrive_stage_attempts_total{job_type,stage,outcome}, redrive_stage_failures_total{job_type,
         stage,error_type}, redrive_stage_duration_seconds{job_type,stage} (histogram),
         redrive_jobs_completed_total{job_type}, redrive_jobs_dead_lettered_total{job_type,reason},
@@ -37,6 +39,14 @@ class ApiMetrics:
         self.pending = Gauge(
             "redrive_dead_letters_pending", "Dead letters not replayed yet, archived ones included.",
             ["job_type", "reason"], registry=self.registry,
+        )  # fmt: skip
+        self.breaker_state = Gauge(
+            "redrive_breaker_state", "1 for each circuit breaker's state (closed, open or half_open).",
+            ["job_type", "stage", "key", "state"], registry=self.registry,
+        )  # fmt: skip
+        self.breaker_held = Gauge(
+            "redrive_breaker_held_jobs", "Jobs a circuit breaker holds (paused or waiting).",
+            ["job_type", "stage", "key"], registry=self.registry,
         )  # fmt: skip
 
 

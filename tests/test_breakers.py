@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from redrive.breaker_policy import Breaker, BreakerRef, downstream
 from redrive.operations.breakers import paused_attempt
 from redrive.settings import Settings
 from tests.support import eventually, job_in, running_api, running_worker, settings_for
@@ -43,6 +45,28 @@ def _settings(url: str, home: Path, cool_down: str) -> Settings:
     return settings_for(url, home, config=config)
 
 
+@pytest.mark.parametrize(
+    ("attempts", "failures", "opens"), [(3, 3, True), (6, 3, True), (7, 3, False), (2, 2, False)]
+)
+def test_the_threshold_needs_enough_failures_and_a_high_enough_rate(
+    attempts: int, failures: int, opens: bool
+) -> None:
+    """At least `min_failures` failed, and at least `failure_rate` of the window's attempts."""
+    assert Breaker(min_failures=3, failure_rate=0.5).crossed(attempts, failures) is opens
+
+
+def test_a_breaker_per_downstream_keys_on_the_named_field() -> None:
+    """A URL counts by its host; another value by its text; no field, or no `per`, is the stage."""
+    per_url = Breaker(per="url")
+    assert downstream(per_url, {"url": "https://api.example.com:8443/hook?x=1"}) == "api.example.com"
+    assert downstream(per_url, {"url": "queue-7"}) == "queue-7"
+    assert downstream(per_url, {}) == ""
+    assert downstream(Breaker(), {"url": "https://api.example.com"}) == ""
+    assert Breaker().next_cool_down(timedelta(minutes=8)) == timedelta(minutes=10)
+    ref = BreakerRef("webhook", "deliver", "api.example.com")
+    assert ref.workflow_id == "breaker/webhook/deliver/api.example.com"
+
+
 @pytest.fixture
 async def held_file(tmp_path: Path) -> Path:
     """The downstream is down while this file exists."""
@@ -52,7 +76,10 @@ async def held_file(tmp_path: Path) -> Path:
 
 
 def _failing(down: Path) -> dict[str, Any]:
-    return {"type": "demo", "payload": {"fail": {"stage": "process", "error": "ServiceUnavailable", "while_exists": str(down)}}}
+    return {
+        "type": "demo",
+        "payload": {"fail": {"stage": "process", "error": "ServiceUnavailable", "while_exists": str(down)}},
+    }
 
 
 async def _breaker(http: httpx.AsyncClient, state: str) -> dict[str, Any] | None:
@@ -65,7 +92,10 @@ async def _attempts(client: Client, job_ids: list[str]) -> dict[str, tuple[bool,
 
 
 @pytest.fixture
-async def api(dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def api(
+    dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A worker and the API with the demo job type's `process` behind a breaker (4 s cool-down)."""
     settings = _settings(sqlite_url, tmp_path, "4s")
     async with (
         running_worker(dev_env.client, settings),
@@ -83,7 +113,8 @@ async def test_breaker_opens_pauses_probes_closes_and_releases_paced(
     it is up; the breaker closes and the jobs complete one a second, none dead-lettered."""
     jobs = [(await api.post("/v1/jobs", json=_failing(held_file))).json()["id"] for _ in range(4)]
     opened = await eventually(functools.partial(_breaker, api, "open"), within=30)
-    assert opened["by"] == "breaker" and "attempts failed within" in opened["reason"], opened
+    assert opened["by"] == "breaker", opened
+    assert "attempts failed within" in opened["reason"], opened
     assert opened["failures"] >= 3
 
     async def all_paused() -> dict[str, tuple[bool, int] | None] | None:
@@ -92,7 +123,8 @@ async def test_breaker_opens_pauses_probes_closes_and_releases_paced(
 
     paused = await eventually(all_paused, within=30)
     held = (await api.get(f"/v1/jobs/{jobs[0]}")).json()["held_by_breaker"]
-    assert held is not None and (held["stage"], held["how"]) == ("process", "paused"), held
+    assert held is not None
+    assert (held["stage"], held["how"]) == ("process", "paused"), held
     await asyncio.sleep(2.5)  # more than the 1 s backoff: a retry would have run by now
     still = await _attempts(dev_env.client, jobs)
     assert still == paused, (paused, still)
@@ -105,15 +137,66 @@ async def test_breaker_opens_pauses_probes_closes_and_releases_paced(
     assert len(moved) <= 1, moved  # the probe's job only
     assert probing["probe_job_id"] in (None, *jobs)
 
-    held_file.unlink()  # the downstream recovers: the next probe succeeds and the breaker closes
+    await asyncio.to_thread(
+        held_file.unlink
+    )  # the downstream recovers: the next probe succeeds and the breaker closes
     closed = await eventually(functools.partial(_breaker, api, "closed"), within=30)
     assert closed["reason"] == "probe succeeded", closed
     done = [await eventually(functools.partial(job_in, api, job, "complete"), within=30) for job in jobs]
     finished = sorted(job["finished_at"] for job in done)
     # Released at 1 a second (the probe's job first, on its own): the last ends ≥ 2 s after the first.
-    from datetime import datetime
-
     spread = datetime.fromisoformat(finished[-1]) - datetime.fromisoformat(finished[0])
     assert spread.total_seconds() >= 2, finished
-    assert all(job["dead_letters"] == [] and job["held_by_breaker"] is None for job in done)
+    assert all((job["dead_letters"], job["held_by_breaker"]) == ([], None) for job in done), done
     assert (await api.get("/v1/breakers/demo/process")).json()["waiting"] == 0
+
+
+async def test_manual_open_holds_across_a_worker_restart_until_closed_by_hand(
+    dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
+) -> None:
+    """An operator opens the breaker: jobs run `prepare` (another stage is not held) and wait at
+    `process` without calling it; one attempt only (`max_retries = 0`), so they wait in their
+    workflows rather than dead-lettering. The breaker stays open across a worker restart; closing it
+    by hand lets every job complete."""
+    settings = _settings(sqlite_url, tmp_path, "1h")
+    config = settings.config
+    assert config is not None
+    config.write_text(config.read_text().replace("max_retries = 3", "max_retries = 0"))
+    async with (
+        running_api(settings, dev_env.client) as url,
+        httpx.AsyncClient(base_url=url, headers=A) as api,
+    ):
+        async with running_worker(dev_env.client, settings):
+            missing = await api.post("/v1/breakers/demo/prepare/open", json={"reason": "x"})
+            assert missing.status_code == 404, missing.text
+            assert "demo/process" in missing.json()["detail"], missing.text
+            bare = await api.post("/v1/breakers/demo/process/open", json={})
+            assert bare.status_code == 422, bare.text
+            assert "reason" in bare.text, bare.text
+            opened = await api.post("/v1/breakers/demo/process/open", json={"reason": "provider maintenance"})
+            assert opened.status_code == 202, opened.text
+            shown = await eventually(functools.partial(_breaker, api, "open"), within=30)
+            assert (shown["manual"], shown["reason"]) == (True, "provider maintenance"), shown
+            first = (await api.post("/v1/jobs", json={"type": "demo", "payload": {}})).json()["id"]
+            held = await eventually(functools.partial(_held, api, first), within=30)
+            assert held["held_by_breaker"]["how"] == "waiting", held
+            assert {s["name"]: s["status"] for s in held["stages"]}["prepare"] == "complete"
+
+        async with running_worker(dev_env.client, settings):  # a new worker: the state is in the database
+            assert (await _breaker(api, "open")) is not None
+            second = (await api.post("/v1/jobs", json={"type": "demo", "payload": {}})).json()["id"]
+            await eventually(functools.partial(_held, api, second), within=30)
+            await asyncio.sleep(1)
+            assert (await job_in(api, first, "running")) is not None  # still held, not dead
+            closed = await api.post("/v1/breakers/demo/process/close", json={"reason": "maintenance over"})
+            assert closed.status_code == 202, closed.text
+            for job in (first, second):
+                done = await eventually(functools.partial(job_in, api, job, "complete"), within=30)
+                assert (done["dead_letters"], done["held_by_breaker"]) == ([], None), done
+            shown = await eventually(functools.partial(_breaker, api, "closed"), within=30)
+            assert (shown["manual"], shown["reason"], shown["waiting"]) == (False, "maintenance over", 0)
+
+
+async def _held(http: httpx.AsyncClient, job_id: str) -> dict[str, Any] | None:
+    body: dict[str, Any] = (await http.get(f"/v1/jobs/{job_id}")).json()
+    return body if body["held_by_breaker"] is not None else None

@@ -52,7 +52,13 @@ def _value(text: str, name: str, **labels: str) -> float:
     return sum(value for key, value in _samples(text, name).items() if wanted <= key)
 
 
-API_SERIES = {"redrive_jobs_submitted_total", "redrive_replays_total", "redrive_dead_letters_pending"}
+API_SERIES = {
+    "redrive_jobs_submitted_total",
+    "redrive_replays_total",
+    "redrive_dead_letters_pending",
+    "redrive_breaker_state",
+    "redrive_breaker_held_jobs",
+}
 """The series the API serves; the others are a worker's."""
 
 

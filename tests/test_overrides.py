@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from redrive.breaker_policy import Breaker
 from redrive.durations import parse_duration
 from redrive.jobtypes import ConfigError, load_job_types
 
@@ -85,6 +86,15 @@ def test_stages_declare_a_heartbeat_timeout_unless_turned_off(tmp_path: Path) ->
         ("[defaults]\njitter = 3", r"jitter must be between 0 and 1"),
         ("[retries]\njitter = 0.1", r"retries: unknown table"),
         ("[defaults\n", r"not valid TOML"),
+        (
+            "[job_types.demo.stages.process.breaker]\nfailure_rate = 2.0",
+            r"stages\.process\.breaker: breaker failure_rate must be above 0 and at most 1",
+        ),
+        ("[job_types.demo.stages.process.breaker]\nwindoe = '1m'", r"breaker\.windoe: unknown key"),
+        (
+            "[job_types.demo]\nlocal = true\n[job_types.demo.stages.process.breaker]\nmin_failures = 2",
+            r"job_types\.demo: stage 'process': a breaker needs an ordinary activity stage",
+        ),
     ],
 )
 def test_bad_configuration_names_the_key(tmp_path: Path, text: str, message: str) -> None:
@@ -97,3 +107,25 @@ def test_missing_file_is_an_error(tmp_path: Path) -> None:
     """REDRIVE_CONFIG pointing nowhere stops start-up."""
     with pytest.raises(ConfigError, match="cannot read it"):
         load_job_types(config=tmp_path / "absent.toml")
+
+
+def test_a_stage_declares_its_breaker_in_toml(tmp_path: Path) -> None:
+    """A breaker table declares the stage's breaker; keys left out keep their defaults; other stages
+    have none."""
+    registry = load_job_types(
+        config=_load(
+            tmp_path,
+            """
+            [job_types.webhook.stages.deliver.breaker]
+            window = "30s"
+            min_failures = 4
+            cool_down = "10s"
+            per = "url"
+            """,
+        )
+    )
+    (deliver,) = registry.get("webhook").stages
+    assert deliver.breaker == Breaker(
+        window=timedelta(seconds=30), min_failures=4, cool_down=timedelta(seconds=10), per="url"
+    )
+    assert all(stage.breaker is None for stage in registry.get("demo").stages)

@@ -19,6 +19,7 @@ from redrive.contracts import JobInput, JobResult
 from redrive.converter import DATA_CONVERTER
 from redrive.workflows import JobWorkflow
 from redrive.workflows import job as job_module
+from redrive.workflows.breaker import BreakerWorkflow
 from redrive.workflows.replay_campaign import ReplayCampaignWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -58,7 +59,7 @@ class ReversedJobWorkflow(JobWorkflow):
 def test_histories_were_recorded() -> None:
     """The complete, dead-letter, retried-after-reset, reviewed and continued (a patched retry's
     run, begun at its failed stage) job histories and two replay campaigns' (canary, pause, resume;
-    steps overlapping) are present."""
+    steps overlapping), a job held by a breaker and that breaker's own are present."""
     expected = {
         "complete",
         "dead_letter",
@@ -67,6 +68,8 @@ def test_histories_were_recorded() -> None:
         "continued",
         "campaign",
         "campaign_overlapping",
+        "held",
+        "breaker",
     }
     assert {path.stem for path in HISTORIES} == expected
 
@@ -74,7 +77,8 @@ def test_histories_were_recorded() -> None:
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda path: path.stem)
 async def test_recorded_history_replays(path: Path) -> None:
     """Each recorded history replays without a nondeterminism error."""
-    result = await _replayer(JobWorkflow, ReplayCampaignWorkflow).replay_workflow(_history(path))
+    replayer = _replayer(JobWorkflow, ReplayCampaignWorkflow, BreakerWorkflow)
+    result = await replayer.replay_workflow(_history(path))
     assert result.replay_failure is None
 
 

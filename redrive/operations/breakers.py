@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import (
     DescribeWorkflowExecutionRequest,
@@ -111,16 +112,23 @@ async def send_order(
 async def reports(services: Services, job_type: str | None = None) -> list[BreakerReport]:
     """Every declared breaker (each downstream key seen, for a keyed one), closed ones included."""
     async with services.sessions() as session:
-        store = BreakerStore(session)
-        rows = {(row.job_type, row.stage, row.key): row for row in await store.states(job_type)}
-        found: list[BreakerReport] = []
-        for whole, stage in breaker_stages(services.registry):
-            if job_type is not None and whole.job_type != job_type:
-                continue
-            keys = sorted(k for (t, s, k) in rows if (t, s) == (whole.job_type, whole.stage)) or [""]
-            for key in keys:
-                found.append(await _report(store, BreakerRef(whole.job_type, whole.stage, key), stage))
-        return found
+        return await read_reports(session, services.registry, job_type)
+
+
+async def read_reports(
+    session: AsyncSession, registry: JobTypeRegistry, job_type: str | None = None
+) -> list[BreakerReport]:
+    """`reports` within the caller's session."""
+    store = BreakerStore(session)
+    rows = {(row.job_type, row.stage, row.key): row for row in await store.states(job_type)}
+    found: list[BreakerReport] = []
+    for whole, stage in breaker_stages(registry):
+        if job_type is not None and whole.job_type != job_type:
+            continue
+        keys = sorted(k for (t, s, k) in rows if (t, s) == (whole.job_type, whole.stage)) or [""]
+        for key in keys:
+            found.append(await _report(store, BreakerRef(whole.job_type, whole.stage, key), stage))
+    return found
 
 
 async def report(services: Services, ref: BreakerRef) -> BreakerReport:

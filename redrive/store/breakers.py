@@ -18,6 +18,7 @@ from redrive.store.models import BREAKER_ATTEMPTS, BREAKER_WAITERS, BREAKERS, Br
 from redrive.store.upsert import dialect_insert
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+STATES = (CLOSED, OPEN, HALF_OPEN)
 PAUSED, WAITING = "paused", "waiting"
 """How a held job waits: its stage's activity paused in Temporal, or its workflow on a signal."""
 

@@ -1,4 +1,5 @@
-"""Record JobWorkflow and ReplayCampaign histories for the replay test: `python -m tests.histories.record`.
+"""Record JobWorkflow, ReplayCampaign and CircuitBreaker histories for the replay test:
+`python -m tests.histories.record`.
 
 Existing files are kept: they are what jobs started by older code look like to the code that will
 replay them. Only missing histories are written (delete one on purpose to re-record it).
@@ -19,6 +20,10 @@ from tests.support import running_api, running_worker, settings_for, start_dev_s
 
 HERE = Path(__file__).parent
 FAST = '[job_types.demo]\ninitial_interval = "1s"\nbackoff_coefficient = 1\n'
+HELD = (
+    "[job_types.demo_review.stages.finish]\nmax_retries = 0\n"
+    + "[job_types.demo_review.stages.finish.breaker]\n"
+)
 
 
 async def _wait(http: httpx.AsyncClient, job_id: str, status: str) -> None:
@@ -33,7 +38,7 @@ async def record() -> None:
     """Run a complete, a dead-lettered, a retried, a reviewed and a continued (retried with a patched
     payload) job, and a replay campaign; save their histories as JSON."""
     home = Path(tempfile.mkdtemp())
-    (home / "redrive.toml").write_text(FAST)
+    (home / "redrive.toml").write_text(FAST + HELD)
     url = f"sqlite+aiosqlite:///{home / 'redrive.db'}"
     await upgrade(url)
     settings = settings_for(url, home, config=home / "redrive.toml")
@@ -71,7 +76,9 @@ async def record() -> None:
             await _wait(http, jobs["continued"], "complete")
             campaign = await _campaign(http, home)
             overlapping = await _overlapping_campaign(http, home)
-        for name, job_id in {**jobs, "campaign": campaign, "campaign_overlapping": overlapping}.items():
+            held = await _held_by_breaker(http)
+        recorded = {**jobs, "campaign": campaign, "campaign_overlapping": overlapping}
+        for name, job_id in {**recorded, "held": held, "breaker": "breaker/demo_review/finish"}.items():
             target = HERE / f"{name}.json"
             if target.exists():
                 continue
@@ -116,6 +123,25 @@ async def _campaign(http: httpx.AsyncClient, home: Path) -> str:
     for job_id in dead:
         await _wait(http, job_id, "complete")
     return campaign_id
+
+
+async def _held_by_breaker(http: httpx.AsyncClient) -> str:
+    """A demo_review job whose `finish` (one attempt) waits on a breaker opened by hand, then closed."""
+    await http.post("/v1/breakers/demo_review/finish/open", json={"reason": "recorded"})
+    for _ in range(300):
+        if (await http.get("/v1/breakers/demo_review/finish")).json()["state"] == "open":
+            break
+        await asyncio.sleep(0.1)
+    job_id: str = (await http.post("/v1/jobs", json={"type": "demo_review", "payload": {}})).json()["id"]
+    await _wait(http, job_id, "pending_review")
+    await http.post(f"/v1/jobs/{job_id}/review", json={"decision": "approve"})
+    for _ in range(300):
+        if (await http.get(f"/v1/jobs/{job_id}")).json()["held_by_breaker"] is not None:
+            break
+        await asyncio.sleep(0.1)
+    await http.post("/v1/breakers/demo_review/finish/close", json={"reason": "recorded"})
+    await _wait(http, job_id, "complete")
+    return job_id
 
 
 async def _closed(handle: WorkflowHandle[Any, Any]) -> None:

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from redrive.api.deps import SessionDep, StateDep
+from redrive.operations import breakers
+from redrive.store.breakers import STATES
 from redrive.store.dead_letters import DeadLetterRepository
 
 router = APIRouter(tags=["health"])
@@ -26,9 +28,19 @@ router = APIRouter(tags=["health"])
     },
 )
 async def metrics(state: StateDep, session: SessionDep) -> Response:
-    """Jobs submitted and replays since the API started, and the dead letters pending now."""
+    """Jobs submitted and replays since the API started; the dead letters pending and each circuit
+    breaker's state and held jobs now."""
     pending = state.metrics.pending
     pending.clear()  # a (type, reason) with nothing pending any more reads as absent, not stale
     for job_type, reason, count in await DeadLetterRepository(session).pending_counts():
         pending.labels(job_type, reason).set(count)
+    state.metrics.breaker_state.clear()
+    state.metrics.breaker_held.clear()
+    for report in await breakers.read_reports(session, state.registry):
+        ref = report.ref
+        for name in STATES:
+            state.metrics.breaker_state.labels(ref.job_type, ref.stage, ref.key, name).set(
+                name == report.state
+            )
+        state.metrics.breaker_held.labels(ref.job_type, ref.stage, ref.key).set(report.waiting)
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
