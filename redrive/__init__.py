@@ -21,12 +21,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from redrive.breaker_policy import Breaker
     from redrive.context import Handler, StageContext
     from redrive.errors import PermanentError, RetryableError
     from redrive.jobtypes.registry import JobType, Stage
     from redrive.retry_policy import Retry
 
 _HOMES = {
+    "Breaker": "redrive.breaker_policy",
     "JobType": "redrive.jobtypes.registry",
     "Stage": "redrive.jobtypes.registry",
     "Retry": "redrive.retry_policy",
@@ -36,7 +38,16 @@ _HOMES = {
     "RetryableError": "redrive.errors",
 }
 
-__all__ = ["Handler", "JobType", "PermanentError", "Retry", "RetryableError", "Stage", "StageContext"]
+__all__ = [
+    "Breaker",
+    "Handler",
+    "JobType",
+    "PermanentError",
+    "Retry",
+    "RetryableError",
+    "Stage",
+    "StageContext",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -28,6 +28,8 @@ import httpx
 from pydantic import BaseModel
 
 from redrive.schemas import (
+    BreakerList,
+    BreakerPublic,
     BulkReplayPublic,
     CampaignList,
     CampaignPublic,
@@ -306,6 +308,24 @@ class AsyncClient:
     async def steer_campaign(self, campaign_id: str, how: str) -> CampaignPublic:
         """`pause`, `resume` or `cancel` a replay campaign."""
         return await self._call(CampaignPublic, "POST", f"/v1/replays/{campaign_id}/{how}")
+
+    async def breakers(self, *, job_type: str | None = None) -> BreakerList:
+        """Every circuit breaker: state, why, its window's figures and the jobs it holds."""
+        params = {"job_type": job_type} if job_type else None
+        return await self._call(BreakerList, "GET", "/v1/breakers", params=params)
+
+    async def breaker(self, job_type: str, stage: str, *, key: str = "") -> BreakerPublic:
+        """One circuit breaker (`key`: the downstream, for one kept per downstream)."""
+        params = {"key": key} if key else None
+        return await self._call(BreakerPublic, "GET", f"/v1/breakers/{job_type}/{stage}", params=params)
+
+    async def operate_breaker(
+        self, job_type: str, stage: str, action: str, reason: str, *, key: str = ""
+    ) -> BreakerPublic:
+        """`open` (held open until closed by hand) or `close` a circuit breaker, saying why."""
+        path = f"/v1/breakers/{job_type}/{stage}/{action}"
+        params = {"key": key} if key else None
+        return await self._call(BreakerPublic, "POST", path, body={"reason": reason}, params=params)
 
 
 class Client:

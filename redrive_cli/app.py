@@ -105,6 +105,7 @@ app.add_typer(keys, name="keys")
 app.add_typer(remote.jobs, name="jobs")
 app.add_typer(remote.dlq, name="dlq")
 app.add_typer(remote.replays, name="replays")
+app.add_typer(remote.breakers, name="breakers")
 
 
 @keys.command("create")

@@ -402,3 +402,56 @@ def resume(campaign_id: str, output: OutputOption = Output.TABLE) -> None:
 def cancel_campaign(campaign_id: str, output: OutputOption = Output.TABLE) -> None:
     """Replay nothing more and end it."""
     _steer(campaign_id, "cancel", output)
+
+
+breakers = typer.Typer(help="See and operate circuit breakers (REST).", no_args_is_help=True)
+BREAKER_COLUMNS = ["job_type", "stage", "key", "state", "since", "failures", "attempts", "waiting", "reason"]
+KeyOption = Annotated[str, typer.Option("--key", help="the downstream, for a breaker kept per downstream")]
+
+
+@breakers.command("list")
+def list_breakers(
+    job_type: Annotated[str | None, typer.Option("--type", help="only this job type's")] = None,
+    output: OutputOption = Output.TABLE,
+) -> None:
+    """Every circuit breaker: state, since when, its window's figures, the jobs it holds, why."""
+    page = _call(lambda client: client.breakers(job_type=job_type))
+    _show(page, output, BREAKER_COLUMNS, page["items"])
+
+
+@breakers.command("show")
+def show_breaker(job_type: str, stage: str, key: KeyOption = "", output: OutputOption = Output.TABLE) -> None:
+    """One breaker in full, with its declaration."""
+    _show(_call(lambda client: client.breaker(job_type, stage, key=key)), output)
+
+
+def _operate(job_type: str, stage: str, action: str, reason: str, key: str, output: Output) -> None:
+    shown = _call(lambda client: client.operate_breaker(job_type, stage, action, reason, key=key))
+    if output == Output.JSON:
+        _show(shown, output)
+    else:
+        out.print(f"{action} sent to the breaker of {job_type}/{stage}; it was {shown['state']}")
+
+
+@breakers.command("open")
+def open_breaker(
+    job_type: str,
+    stage: str,
+    reason: Annotated[str, typer.Option("--reason", help="why: recorded, and sent in the alert")],
+    key: KeyOption = "",
+    output: OutputOption = Output.TABLE,
+) -> None:
+    """Hold the stage's jobs (no retries spent) until the breaker is closed by hand."""
+    _operate(job_type, stage, "open", reason, key, output)
+
+
+@breakers.command("close")
+def close_breaker(
+    job_type: str,
+    stage: str,
+    reason: Annotated[str, typer.Option("--reason", help="why: recorded, and sent in the alert")],
+    key: KeyOption = "",
+    output: OutputOption = Output.TABLE,
+) -> None:
+    """Close the breaker; the jobs it holds resume at its declared pace."""
+    _operate(job_type, stage, "close", reason, key, output)

@@ -20,7 +20,8 @@ from temporalio.testing import WorkflowEnvironment
 from redrive.breaker_policy import Breaker, BreakerRef, downstream
 from redrive.operations.breakers import paused_attempt
 from redrive.settings import Settings
-from tests.support import eventually, job_in, running_api, running_worker, settings_for
+from tests.support import Mailbox, api_client, eventually, job_in, running_api, running_worker, settings_for
+from tests.test_cli_remote import redrive
 
 A = {"Authorization": "Bearer key-a"}
 BREAKER = """
@@ -200,3 +201,38 @@ async def test_manual_open_holds_across_a_worker_restart_until_closed_by_hand(
 async def _held(http: httpx.AsyncClient, job_id: str) -> dict[str, Any] | None:
     body: dict[str, Any] = (await http.get(f"/v1/jobs/{job_id}")).json()
     return body if body["held_by_breaker"] is not None else None
+
+
+async def test_the_cli_opens_lists_and_closes_a_breaker_and_each_move_is_mailed(
+    dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path, mailbox: Mailbox
+) -> None:
+    """`redrive breakers open|list|show|close` over the API; the open and the close each send an
+    e-mail saying who and why; an undeclared breaker exits 1 naming the ones that exist."""
+    settings = _settings(sqlite_url, tmp_path, "1h").model_copy(update=mailbox.settings())
+    async with api_client(dev_env.client, settings, {}) as http:
+        env = {"REDRIVE_API_URL": str(http.base_url), "REDRIVE_API_KEY": "key-a"}
+        missing = await redrive("breakers", "open", "demo", "finish", "--reason", "x", **env)
+        assert missing.code == 1, missing
+        assert "demo/process" in missing.err, missing
+        opened = await redrive("breakers", "open", "demo", "process", "--reason", "INC-9", **env)
+        assert opened.code == 0, opened
+
+        async def listed(state: str) -> dict[str, Any] | None:
+            shown = await redrive("breakers", "list", "-o", "json", **env)
+            (only,) = shown.json()["items"]
+            return only if only["state"] == state else None
+
+        shown = await eventually(functools.partial(listed, "open"), within=30)
+        assert (shown["reason"], shown["manual"]) == ("INC-9", True), shown
+        assert shown["by"].startswith("a/"), shown  # tenant a's key
+        table = await redrive("breakers", "list", **env)
+        assert "INC-9" in table.out, table
+        closed = await redrive("breakers", "close", "demo", "process", "--reason", "fixed", **env)
+        assert closed.code == 0, closed
+        await eventually(functools.partial(listed, "closed"), within=30)
+        detail = (await redrive("breakers", "show", "demo", "process", "-o", "json", **env)).json()
+        assert detail["declaration"]["min_failures"] == 3, detail
+
+    subjects = [str(message["Subject"]) for message in mailbox.messages]
+    assert subjects == ["[redrive] breaker open: demo/process", "[redrive] breaker closed: demo/process"]
+    assert "INC-9" in str(mailbox.messages[0].get_body()), mailbox.messages[0]
