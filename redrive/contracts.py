@@ -345,6 +345,26 @@ HOLD_AT_BREAKER = "hold_at_breaker"
 
 
 @dataclass(frozen=True, kw_only=True)
+class BreakerOrder:
+    """A reason to move the breaker: `trip` (its window crossed the threshold), or an operator's
+    `open` or `close`."""
+
+    action: str
+    reason: str
+    actor: str = "breaker"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BreakerCarried:
+    """Where a breaker's workflow was when it continued as new (its history grown long)."""
+
+    state: str
+    cool_down: timedelta
+    manual: bool = False
+    orders: tuple[BreakerOrder, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
 class BreakerInput:
     """Starts a breaker's workflow: which breaker, and its declaration as the stage had it."""
 
@@ -354,16 +374,8 @@ class BreakerInput:
     breaker: Breaker = field(default_factory=Breaker)
     probe_timeout: timedelta = timedelta(minutes=5)
     """How long a probe's attempt may take before it counts as failed (the stage's own timeout)."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class BreakerOrder:
-    """A reason to move the breaker: `trip` (its window crossed the threshold), or an operator's
-    `open` or `close`."""
-
-    action: str
-    reason: str
-    actor: str = "breaker"
+    carried: BreakerCarried | None = None
+    """Set when the workflow continued as new: the state to go on from."""
 
 
 @dataclass(frozen=True, kw_only=True)

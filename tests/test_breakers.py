@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,8 @@ from temporalio.testing import WorkflowEnvironment
 from redrive.breaker_policy import Breaker, BreakerRef, downstream
 from redrive.operations.breakers import paused_attempt
 from redrive.settings import Settings
+from redrive.store import create_engine, session_factory
+from redrive.store.breakers import HALF_OPEN, PAUSED, WAITING, BreakerStore, Figures
 from tests.support import Mailbox, api_client, eventually, job_in, running_api, running_worker, settings_for
 from tests.test_cli_remote import redrive
 
@@ -94,10 +96,11 @@ async def _attempts(client: Client, job_ids: list[str]) -> dict[str, tuple[bool,
 
 @pytest.fixture
 async def api(
-    dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
+    dev_env: WorkflowEnvironment, database_url: str, tmp_path: Path
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """A worker and the API with the demo job type's `process` behind a breaker (4 s cool-down)."""
-    settings = _settings(sqlite_url, tmp_path, "4s")
+    """A worker and the API with the demo job type's `process` behind a breaker (4 s cool-down), on
+    SQLite and on PostgreSQL."""
+    settings = _settings(database_url, tmp_path, "4s")
     async with (
         running_worker(dev_env.client, settings),
         running_api(settings, dev_env.client) as url,
@@ -236,3 +239,43 @@ async def test_the_cli_opens_lists_and_closes_a_breaker_and_each_move_is_mailed(
     subjects = [str(message["Subject"]) for message in mailbox.messages]
     assert subjects == ["[redrive] breaker open: demo/process", "[redrive] breaker closed: demo/process"]
     assert "INC-9" in str(mailbox.messages[0].get_body()), mailbox.messages[0]
+
+
+async def test_one_probe_however_many_attempts_race_for_it(database_url: str) -> None:
+    """Of ten attempts claiming a half-open breaker's probe at once, one wins (and wins again on a
+    retry); a job held twice keeps its first `since`; the window counts from where it is asked."""
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    ref, now = BreakerRef("demo", "process"), datetime.now(UTC)
+    try:
+        async with sessions() as session, session.begin():
+            store = BreakerStore(session)
+            await store.set_state(ref, HALF_OPEN, at=now, reason="cool-down over", actor="breaker")
+
+        async def claim(job_id: str) -> bool:
+            async with sessions() as session, session.begin():
+                return await BreakerStore(session).claim_probe(ref, job_id)
+
+        won = await asyncio.gather(*(claim(f"job-{n}") for n in range(10)))
+        assert sum(won) == 1, won
+        winner = f"job-{won.index(True)}"
+        assert await claim(winner)
+        async with sessions() as session, session.begin():
+            store = BreakerStore(session)
+            await store.hold(ref, "job-a", PAUSED, now)
+            await store.hold(ref, "job-b", PAUSED, now + timedelta(seconds=1))
+            await store.hold(ref, "job-a", WAITING, now + timedelta(seconds=2))
+            for n, failed in enumerate((True, True, False)):
+                await store.record_attempt(ref, f"job-{n}", failed=failed, at=now + timedelta(seconds=n))
+        async with sessions() as session:
+            store = BreakerStore(session)
+            held = [(w.job_id, w.how, w.since) for w in await store.waiters(ref, 10)]
+            assert held == [("job-a", WAITING, now), ("job-b", PAUSED, now + timedelta(seconds=1))]
+            assert await store.waiting(ref) == 2
+            assert await store.figures(ref, now) == Figures(attempts=3, failures=2)
+            assert await store.figures(ref, now + timedelta(seconds=1)) == Figures(attempts=2, failures=1)
+            state = await store.state(ref)
+            assert state is not None
+            assert (state.state, state.probe_job_id) == (HALF_OPEN, winner)
+    finally:
+        await engine.dispose()

@@ -9,6 +9,7 @@ and `close` from an operator. An operator's `open` holds the breaker open, witho
 operator closes it. The run ends once the breaker is closed and every held job is released; the next
 trip starts a new run, so a history covers one outage."""
 
+import dataclasses
 import math
 from collections.abc import Callable
 from datetime import timedelta
@@ -24,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         OPERATE_BREAKER,
         PROBE_OUTCOME,
         RELEASE_HELD_JOBS,
+        BreakerCarried,
         BreakerChange,
         BreakerInput,
         BreakerOrder,
@@ -36,6 +38,8 @@ with workflow.unsafe.imports_passed_through():
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 STEP_TIMEOUT = timedelta(minutes=10)
 STEP_HEARTBEAT = timedelta(minutes=1)
+MAX_HISTORY = 2000
+"""Events after which the workflow continues as new (an open breaker cycles every cool-down)."""
 
 
 @workflow.defn(name=BREAKER_WORKFLOW)
@@ -67,7 +71,17 @@ class BreakerWorkflow:
     async def run(self, start: BreakerInput) -> str:
         self._start = start
         cool_down = start.breaker.cool_down
+        if start.carried is not None:
+            self._state, cool_down = start.carried.state, start.carried.cool_down
+            self._manual, self._orders = start.carried.manual, list(start.carried.orders)
         while True:
+            if workflow.info().is_continue_as_new_suggested() or (
+                workflow.info().get_current_history_length() > MAX_HISTORY
+            ):  # a long outage: go on in a fresh history, state and pending orders carried over
+                carried = BreakerCarried(
+                    state=self._state, cool_down=cool_down, manual=self._manual, orders=tuple(self._orders)
+                )
+                workflow.continue_as_new(dataclasses.replace(start, carried=carried))
             if self._state == CLOSED:
                 if not self._orders:
                     if await self._release_all() and not self._orders:
