@@ -117,7 +117,7 @@ async def _side(client: Client, home: Path, jobs: int, outage: float, breaker: b
             ids.append(created.json()["id"])
         finished = await _until_finished(http, ids)
         done_at = max(finished.values())
-        probes = await _probes(client) if breaker else 0
+        probes = await _probes(client, settings.task_queue) if breaker else 0
         closed_after = None
         if breaker:
             since = (await http.get("/v1/breakers/webhook/deliver")).json()["since"]
@@ -148,12 +148,12 @@ async def _until_finished(http: httpx.AsyncClient, ids: Iterable[str]) -> dict[s
     return finished
 
 
-async def _probes(client: Client) -> int:
+async def _probes(client: Client, task_queue: str) -> int:
     """How many times the breaker half-opened (each lets one probe through), over its runs."""
-    ref = BreakerRef("webhook", "deliver")
+    workflow_id = BreakerRef("webhook", "deliver").workflow_id(task_queue)
     count = 0
-    async for execution in client.list_workflows(f'WorkflowId="{ref.workflow_id}"'):
-        handle = client.get_workflow_handle(ref.workflow_id, run_id=execution.run_id)
+    async for execution in client.list_workflows(f'WorkflowId="{workflow_id}"'):
+        handle = client.get_workflow_handle(workflow_id, run_id=execution.run_id)
         async for event in handle.fetch_history_events():
             scheduled = event.activity_task_scheduled_event_attributes
             if event.HasField("activity_task_scheduled_event_attributes"):

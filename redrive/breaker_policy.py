@@ -83,10 +83,10 @@ class BreakerRef:
     stage: str
     key: str = ""
 
-    @property
-    def workflow_id(self) -> str:
-        """The id of the workflow that acts for this breaker: one per breaker, so one actor."""
-        return f"breaker/{self.job_type}/{self.stage}" + (f"/{self.key}" if self.key else "")
+    def workflow_id(self, task_queue: str) -> str:
+        """The id of the workflow that acts for this breaker: one per breaker (and deployment, named
+        by its task queue, as two deployments may share a namespace), so one actor."""
+        return f"breaker/{task_queue}/{self.job_type}/{self.stage}" + (f"/{self.key}" if self.key else "")
 
     def __str__(self) -> str:
         return f"{self.job_type}/{self.stage}" + (f" ({self.key})" if self.key else "")

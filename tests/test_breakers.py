@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI, Response
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
@@ -22,7 +23,16 @@ from redrive.operations.breakers import paused_attempt
 from redrive.settings import Settings
 from redrive.store import create_engine, session_factory
 from redrive.store.breakers import HALF_OPEN, PAUSED, WAITING, BreakerStore, Figures
-from tests.support import Mailbox, api_client, eventually, job_in, running_api, running_worker, settings_for
+from tests.support import (
+    Mailbox,
+    api_client,
+    eventually,
+    job_in,
+    running_api,
+    running_worker,
+    serving,
+    settings_for,
+)
 from tests.test_cli_remote import redrive
 
 A = {"Authorization": "Bearer key-a"}
@@ -67,7 +77,7 @@ def test_a_breaker_per_downstream_keys_on_the_named_field() -> None:
     assert downstream(Breaker(), {"url": "https://api.example.com"}) == ""
     assert Breaker().next_cool_down(timedelta(minutes=8)) == timedelta(minutes=10)
     ref = BreakerRef("webhook", "deliver", "api.example.com")
-    assert ref.workflow_id == "breaker/webhook/deliver/api.example.com"
+    assert ref.workflow_id("q1") == "breaker/q1/webhook/deliver/api.example.com"
 
 
 @pytest.fixture
@@ -279,3 +289,48 @@ async def test_one_probe_however_many_attempts_race_for_it(database_url: str) ->
             assert (state.state, state.probe_job_id) == (HALF_OPEN, winner)
     finally:
         await engine.dispose()
+
+
+async def test_a_breaker_per_downstream_holds_only_the_jobs_bound_for_the_failing_host(
+    dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
+) -> None:
+    """`per = "url"` keeps one breaker per host: 127.0.0.1 answering 503 opens its breaker and holds
+    its jobs, while jobs to localhost (the same server, another host name) run and complete."""
+    app = FastAPI()
+
+    @app.post("/{answer}")
+    async def hook(answer: str) -> Response:
+        return Response(status_code=200 if answer == "up" else 503)
+
+    config = tmp_path / "redrive.toml"
+    config.write_text(
+        '[job_types.webhook]\ninitial_interval = "1s"\nbackoff_coefficient = 1\nmax_retries = 3\n'
+        '[job_types.webhook.stages.deliver.breaker]\nmin_failures = 3\ncool_down = "10m"\nper = "url"\n'
+    )
+    settings = settings_for(sqlite_url, tmp_path, config=config)
+    async with serving(app) as url, api_client(dev_env.client, settings, A) as http:
+        port = url.rsplit(":", 1)[1]
+
+        async def submit(host: str, answer: str) -> str:
+            body = {"type": "webhook", "payload": {"url": f"http://{host}:{port}/{answer}"}}
+            created = await http.post("/v1/jobs", json=body)
+            assert created.status_code == 202, created.text
+            return str(created.json()["id"])
+
+        down = [await submit("127.0.0.1", "down") for _ in range(4)]
+        opened = await eventually(functools.partial(_keyed, http, "127.0.0.1", "open"), within=30)
+        assert opened["key"] == "127.0.0.1", opened
+        up = [await submit("localhost", "up") for _ in range(2)]
+        for job in up:
+            done = await eventually(functools.partial(job_in, http, job, "complete"), within=30)
+            assert done["held_by_breaker"] is None, done
+        for job in down:
+            held = await eventually(functools.partial(_held, http, job), within=30)
+            assert held["held_by_breaker"]["key"] == "127.0.0.1", held
+        listed = (await http.get("/v1/breakers", params={"job_type": "webhook"})).json()["items"]
+        assert [(b["key"], b["state"], b["waiting"]) for b in listed] == [("127.0.0.1", "open", 4)], listed
+
+
+async def _keyed(http: httpx.AsyncClient, key: str, state: str) -> dict[str, Any] | None:
+    body: dict[str, Any] = (await http.get("/v1/breakers/webhook/deliver", params={"key": key})).json()
+    return body if body["state"] == state else None

@@ -115,7 +115,8 @@ class BreakerGuard:
         client = self.deps.client()
         if admission.probe:
             outcome = ProbeOutcome(job_id=stage_input.job_id, ok=not failed, message=why)
-            await _signal(client, ref, PROBE_OUTCOME, outcome)
+            task_queue = self.deps.operations().settings.task_queue
+            await _signal(client, ref.workflow_id(task_queue), PROBE_OUTCOME, outcome)
         if not failed:
             return False
         if admission.state != CLOSED:
@@ -133,23 +134,22 @@ class BreakerGuard:
         return True
 
     async def hold(self, stage_input: StageInput, admission: Admission) -> None:
-        """Pause this attempt's stage in Temporal (the pause takes hold once the attempt ends, so its
-        retry waits for the breaker) and record the job as held by it."""
+        """Record the job as held by the breaker, then pause this attempt's stage in Temporal (the
+        pause takes hold once the attempt ends, so its retry waits for the breaker). Recorded first:
+        a held job the breaker does not know of would never be released."""
+        async with self.deps.sessions() as session, session.begin():
+            await BreakerStore(session).hold(admission.ref, stage_input.job_id, PAUSED, self.deps.now())
         namespace = self.deps.operations().settings.temporal_namespace
         reason = f"circuit breaker {admission.ref} is open"
-        paused = await pause_stage(
-            self.deps.client(), namespace, stage_input.job_id, stage_input.stage.name, reason
-        )
-        if paused:
-            async with self.deps.sessions() as session, session.begin():
-                await BreakerStore(session).hold(admission.ref, stage_input.job_id, PAUSED, self.deps.now())
+        client, job_id = self.deps.client(), stage_input.job_id
+        await pause_stage(client, namespace, job_id, stage_input.stage.name, reason)
 
 
-async def _signal(client: Client, ref: BreakerRef, signal: str, argument: object) -> None:
+async def _signal(client: Client, workflow_id: str, signal: str, argument: object) -> None:
     try:
-        await client.get_workflow_handle(ref.workflow_id).signal(signal, argument)
+        await client.get_workflow_handle(workflow_id).signal(signal, argument)
     except RPCError as error:  # its workflow has ended: the next trip starts a new one
-        log.warning("breaker %s did not take %s: %s", ref, signal, error)
+        log.warning("breaker %s did not take %s: %s", workflow_id, signal, error)
 
 
 class BreakerActivities:
@@ -201,12 +201,14 @@ class BreakerActivities:
         reason = f"circuit breaker {ref} is open: {change.reason}"
         namespace = services.settings.temporal_namespace
 
-        async def pause(job_id: str) -> bool:
-            if not await pause_stage(self.deps.client(), namespace, job_id, ref.stage, reason):
-                return False
+        async def pause(job_id: str) -> bool:  # recorded first, as in `BreakerGuard.hold`
             async with self.deps.sessions() as session, session.begin():
                 await BreakerStore(session).hold(ref, job_id, PAUSED, self.deps.now())
-            return True
+            if await pause_stage(self.deps.client(), namespace, job_id, ref.stage, reason):
+                return True
+            async with self.deps.sessions() as session, session.begin():  # its stage was not pending
+                await BreakerStore(session).release(job_id)
+            return False
 
         paused = sum(await _paced(pause, jobs, activity.heartbeat))
         log.warning("breaker %s opened (%s): %d waiting attempt(s) paused", ref, change.reason, paused)

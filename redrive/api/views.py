@@ -94,7 +94,7 @@ def _hold(api_url: str, held: BreakerWaiter) -> BreakerHold:
     )
 
 
-def breaker_view(_state: Services, report: BreakerReport) -> BreakerPublic:
+def breaker_view(report: BreakerReport) -> BreakerPublic:
     """The public shape of a breaker."""
     declared = report.declaration
     state: Literal["closed", "open", "half_open"] = (

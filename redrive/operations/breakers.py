@@ -36,9 +36,10 @@ from redrive.operations.services import Actor, Services
 from redrive.store.breakers import CLOSED, BreakerStore, Figures
 from redrive.store.types import utcnow
 
-GONE = (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION, RPCStatusCode.INVALID_ARGUMENT)
+GONE = (RPCStatusCode.NOT_FOUND,)
 """What the server answers for a job's stage that is no longer pending (it finished, or its job
-ended): nothing is left to hold or release."""
+ended): nothing is left to hold or release. Pausing a stage already paused is FAILED_PRECONDITION
+("activity is already paused"), which is as good as paused; unpausing one not paused succeeds."""
 PROBE_MARGIN = timedelta(seconds=30)
 
 
@@ -100,7 +101,7 @@ async def send_order(
     await client.start_workflow(
         BREAKER_WORKFLOW,
         breaker_input(ref, stage),
-        id=ref.workflow_id,
+        id=ref.workflow_id(task_queue),
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         start_signal=OPERATE_BREAKER,
@@ -186,6 +187,8 @@ async def pause_stage(client: Client, namespace: str, job_id: str, stage: str, r
             )
         )
     except RPCError as error:
+        if error.status == RPCStatusCode.FAILED_PRECONDITION:
+            return True
         if error.status in GONE:
             return False
         raise

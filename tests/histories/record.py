@@ -78,7 +78,11 @@ async def record() -> None:
             overlapping = await _overlapping_campaign(http, home)
             held = await _held_by_breaker(http)
         recorded = {**jobs, "campaign": campaign, "campaign_overlapping": overlapping}
-        for name, job_id in {**recorded, "held": held, "breaker": "breaker/demo_review/finish"}.items():
+        for name, job_id in {
+            **recorded,
+            "held": held,
+            "breaker": f"breaker/{settings.task_queue}/demo_review/finish",
+        }.items():
             target = HERE / f"{name}.json"
             if target.exists():
                 continue

@@ -24,15 +24,13 @@ async def list_(
     state: StateDep, caller: ReadDep, job_type: Annotated[str | None, Query(max_length=64)] = None
 ) -> BreakerList:
     """Every stage's breaker (closed ones too), with its window's figures and the jobs it holds."""
-    return BreakerList(
-        items=[breaker_view(state, found) for found in await breakers.reports(state, job_type)]
-    )
+    return BreakerList(items=[breaker_view(found) for found in await breakers.reports(state, job_type)])
 
 
 @router.get("/{job_type}/{stage}", summary="Show a circuit breaker")
 async def show(job_type: Name, stage: Name, state: StateDep, caller: ReadDep, key: Key = "") -> BreakerPublic:
     """State, since when and why, the window's attempts and failures, and how many jobs it holds."""
-    return breaker_view(state, await breakers.report(state, BreakerRef(job_type, stage, key)))
+    return breaker_view(await breakers.report(state, BreakerRef(job_type, stage, key)))
 
 
 @router.post("/{job_type}/{stage}/open", summary="Open a circuit breaker by hand", status_code=202)
@@ -42,7 +40,7 @@ async def open_(
     """Hold the stage's jobs (paused, no retries spent) until it is closed by hand; 202: the
     breaker's workflow acts on it within a moment, the body shows the breaker as it was."""
     ref = BreakerRef(job_type, stage, key)
-    return breaker_view(state, await breakers.operate(state, caller.actor, ref, "open", body.reason))
+    return breaker_view(await breakers.operate(state, caller.actor, ref, "open", body.reason))
 
 
 @router.post("/{job_type}/{stage}/close", summary="Close a circuit breaker by hand", status_code=202)
@@ -51,4 +49,4 @@ async def close(
 ) -> BreakerPublic:
     """Close it and release the jobs it holds at its declared pace."""
     ref = BreakerRef(job_type, stage, key)
-    return breaker_view(state, await breakers.operate(state, caller.actor, ref, "close", body.reason))
+    return breaker_view(await breakers.operate(state, caller.actor, ref, "close", body.reason))
