@@ -23,6 +23,7 @@ from redrive.operations.breakers import paused_attempt
 from redrive.settings import Settings
 from redrive.store import create_engine, session_factory
 from redrive.store.breakers import HALF_OPEN, PAUSED, WAITING, BreakerStore, Figures
+from redrive.store.jobs import JobRepository
 from tests.support import (
     Mailbox,
     api_client,
@@ -166,16 +167,18 @@ async def test_breaker_opens_pauses_probes_closes_and_releases_paced(
 
 
 async def test_manual_open_holds_across_a_worker_restart_until_closed_by_hand(
-    dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
+    dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path, held_file: Path
 ) -> None:
-    """An operator opens the breaker: jobs run `prepare` (another stage is not held) and wait at
-    `process` without calling it; one attempt only (`max_retries = 0`), so they wait in their
-    workflows rather than dead-lettering. The breaker stays open across a worker restart; closing it
-    by hand lets every job complete."""
+    """One attempt only (`max_retries = 0`). A job's attempt is under way when an operator opens the
+    breaker and fails after: it is not dead-lettered but waits in its workflow. A job submitted while
+    it is open runs `prepare` (another stage is not held) and its `process` attempt pauses without
+    calling the handler, the attempt given back (it has one left). The breaker stays open across a
+    worker restart; closing it by hand lets both complete."""
     settings = _settings(sqlite_url, tmp_path, "1h")
     config = settings.config
     assert config is not None
     config.write_text(config.read_text().replace("max_retries = 3", "max_retries = 0"))
+    slow_failure = {"sleep_ms": 3000, **_failing(held_file)["payload"]}
     async with (
         running_api(settings, dev_env.client) as url,
         httpx.AsyncClient(base_url=url, headers=A) as api,
@@ -187,21 +190,24 @@ async def test_manual_open_holds_across_a_worker_restart_until_closed_by_hand(
             bare = await api.post("/v1/breakers/demo/process/open", json={})
             assert bare.status_code == 422, bare.text
             assert "reason" in bare.text, bare.text
+            first = (await api.post("/v1/jobs", json={"type": "demo", "payload": slow_failure})).json()["id"]
+            await eventually(functools.partial(_at_stage, api, first, "process"), within=30)
             opened = await api.post("/v1/breakers/demo/process/open", json={"reason": "provider maintenance"})
             assert opened.status_code == 202, opened.text
             shown = await eventually(functools.partial(_breaker, api, "open"), within=30)
             assert (shown["manual"], shown["reason"]) == (True, "provider maintenance"), shown
-            first = (await api.post("/v1/jobs", json={"type": "demo", "payload": {}})).json()["id"]
-            held = await eventually(functools.partial(_held, api, first), within=30)
-            assert held["held_by_breaker"]["how"] == "waiting", held
+            # The breaker's sweep pauses its stage; its one attempt then fails: it waits in its workflow.
+            await eventually(functools.partial(_held, api, first, "waiting"), within=30)
+            second = (await api.post("/v1/jobs", json={"type": "demo", "payload": {}})).json()["id"]
+            held = await eventually(functools.partial(_held, api, second, "paused"), within=30)
             assert {s["name"]: s["status"] for s in held["stages"]}["prepare"] == "complete"
 
         async with running_worker(dev_env.client, settings):  # a new worker: the state is in the database
             assert (await _breaker(api, "open")) is not None
-            second = (await api.post("/v1/jobs", json={"type": "demo", "payload": {}})).json()["id"]
-            await eventually(functools.partial(_held, api, second), within=30)
             await asyncio.sleep(1)
-            assert (await job_in(api, first, "running")) is not None  # still held, not dead
+            for job in (first, second):
+                assert (await _held(api, job)) is not None, job  # still held, not dead
+            await asyncio.to_thread(held_file.unlink)
             closed = await api.post("/v1/breakers/demo/process/close", json={"reason": "maintenance over"})
             assert closed.status_code == 202, closed.text
             for job in (first, second):
@@ -209,11 +215,34 @@ async def test_manual_open_holds_across_a_worker_restart_until_closed_by_hand(
                 assert (done["dead_letters"], done["held_by_breaker"]) == ([], None), done
             shown = await eventually(functools.partial(_breaker, api, "closed"), within=30)
             assert (shown["manual"], shown["reason"], shown["waiting"]) == (False, "maintenance over", 0)
+    errors = await _errors(sqlite_url, second)
+    assert errors == [(1, "BreakerOpen")], errors  # the held attempt given back; attempt 2 went through
 
 
-async def _held(http: httpx.AsyncClient, job_id: str) -> dict[str, Any] | None:
+async def _errors(url: str, job_id: str) -> list[tuple[int, str]]:
+    """Each failed attempt of the job's current run: its number and error type."""
+    engine = create_engine(url)
+    try:
+        async with session_factory(engine)() as session:
+            repository = JobRepository(session)
+            job = await repository.get("a", job_id)
+            assert job is not None
+            assert job.run_id is not None
+            return [(f.attempt, f.error_type) for f in await repository.failures(job_id, job.run_id)]
+    finally:
+        await engine.dispose()
+
+
+async def _at_stage(http: httpx.AsyncClient, job_id: str, stage: str) -> dict[str, Any] | None:
     body: dict[str, Any] = (await http.get(f"/v1/jobs/{job_id}")).json()
-    return body if body["held_by_breaker"] is not None else None
+    return body if (body["status"], body["stage"]) == ("running", stage) else None
+
+
+async def _held(http: httpx.AsyncClient, job_id: str, how: str | None = None) -> dict[str, Any] | None:
+    """The job if a breaker holds it (`how`, when given: paused or waiting)."""
+    body: dict[str, Any] = (await http.get(f"/v1/jobs/{job_id}")).json()
+    hold = body["held_by_breaker"]
+    return body if hold is not None and how in (None, hold["how"]) else None
 
 
 async def test_the_cli_opens_lists_and_closes_a_breaker_and_each_move_is_mailed(

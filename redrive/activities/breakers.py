@@ -7,7 +7,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TypeVar
 
 from sqlmodel import select
@@ -34,7 +33,13 @@ from redrive.contracts import (
     StageInput,
 )
 from redrive.jobtypes import JobTypeRegistry
-from redrive.operations.breakers import pause_stage, release_waiting, resume_stage, send_order
+from redrive.operations.breakers import (
+    extend_attempts,
+    pause_stage,
+    release_waiting,
+    resume_stage,
+    send_order,
+)
 from redrive.status import JobStatus
 from redrive.store.breakers import CLOSED, HALF_OPEN, OPEN, PAUSED, WAITING, BreakerStore
 from redrive.store.models import JOBS
@@ -59,7 +64,6 @@ class Admission:
     ref: BreakerRef
     breaker: Breaker
     state: str
-    closed_since: datetime | None = None
     probe: bool = False
 
     @property
@@ -87,7 +91,7 @@ class BreakerGuard:
                 store = BreakerStore(session)
                 row = await store.state(ref)
                 if row is None or row.state == CLOSED:
-                    return Admission(ref, breaker, CLOSED, row.since if row is not None else None)
+                    return Admission(ref, breaker, CLOSED)
                 probe = row.state == HALF_OPEN and await store.claim_probe(ref, stage_input.job_id)
                 return Admission(ref, breaker, row.state, probe=probe)
         except Exception:
@@ -103,11 +107,13 @@ class BreakerGuard:
             async with self.deps.sessions() as session, session.begin():
                 store = BreakerStore(session)
                 await store.record_attempt(ref, stage_input.job_id, failed=failed, at=now)
+                row = await store.state(ref)  # as it is now: it may have opened while this attempt ran
+                state = row.state if row is not None else CLOSED
                 figures = None
-                if failed and admission.state == CLOSED:
+                if failed and state == CLOSED:
                     window_start = now - admission.breaker.window
                     await store.forget_attempts(ref, window_start)
-                    since = max(window_start, admission.closed_since or window_start)
+                    since = max(window_start, row.since) if row is not None else window_start
                     figures = await store.figures(ref, since)
         except Exception:
             log.warning("could not count an attempt of breaker %s", ref, exc_info=True)
@@ -119,7 +125,7 @@ class BreakerGuard:
             await _signal(client, ref.workflow_id(task_queue), PROBE_OUTCOME, outcome)
         if not failed:
             return False
-        if admission.state != CLOSED:
+        if state != CLOSED or admission.state != CLOSED:
             return True
         if figures is None or not admission.breaker.crossed(figures.attempts, figures.failures):
             return False
@@ -143,6 +149,18 @@ class BreakerGuard:
         reason = f"circuit breaker {admission.ref} is open"
         client, job_id = self.deps.client(), stage_input.job_id
         await pause_stage(client, namespace, job_id, stage_input.stage.name, reason)
+
+    async def give_back(self, stage_input: StageInput, allowed: int) -> bool:
+        """Allow the stage one attempt more than `allowed` (this one, which the breaker held without
+        calling the handler, is not the job's to spend); False when that could not be done."""
+        namespace = self.deps.operations().settings.temporal_namespace
+        try:
+            return await extend_attempts(
+                self.deps.client(), namespace, stage_input.job_id, stage_input.stage.name, allowed + 1
+            )
+        except Exception:
+            log.warning("could not give back a held attempt of job %s", stage_input.job_id, exc_info=True)
+            return False
 
 
 async def _signal(client: Client, workflow_id: str, signal: str, argument: object) -> None:
@@ -176,8 +194,8 @@ class BreakerActivities:
 
     @activity.defn(name=OPEN_BREAKER)
     async def open_breaker(self, change: BreakerChange) -> int:
-        """Open the breaker and pause the stage of every job waiting for its next retry there (a
-        running attempt finishes first, then waits); how many were paused."""
+        """Open the breaker and pause the stage of every job waiting for its next retry there; how
+        many were paused. Attempts under way finish: one that fails then pauses itself."""
         await self._set(change)
         ref = self._ref(change)
         await self._announce(change)
@@ -189,7 +207,9 @@ class BreakerActivities:
                     select(JOBS.c.id, JOBS.c.payload).where(
                         JOBS.c.type == ref.job_type,
                         JOBS.c.stage == ref.stage,
-                        JOBS.c.status.in_([JobStatus.RETRYING.value, JobStatus.RUNNING.value]),
+                        # Not `running`: pausing a running attempt cancels it (the SDK learns of the
+                        # pause from its heartbeat); an attempt that fails pauses itself (the guard).
+                        JOBS.c.status == JobStatus.RETRYING.value,
                     )
                 )
             ).all()

@@ -92,6 +92,9 @@ class StageActivities:
                 await _best_effort("shutdown", self._cut_off(stage_input, run_id))
             raise
         except Exception as error:
+            # No heartbeat from here on: a heartbeat answered "paused" (the breaker pauses this stage
+            # for its retry) would cancel the attempt while it records its failure.
+            pulse.stop()
             self._measure(stage_input, began, "failed")
             await _best_effort("start", start.settled_write())
             raise await self._failure(stage_input, run_id, error, admission) from error
@@ -147,7 +150,8 @@ class StageActivities:
         else:
             name = error_type_name(error)
             permanent = is_permanent(error) or name in declaration.non_retryable
-        will_retry = not permanent and info.attempt < declaration.max_attempts
+        allowed = _allowed(info, declaration.max_attempts)
+        will_retry = not permanent and info.attempt < allowed
         delay = next_delay(declaration, info.attempt, self.deps.unit_random(), retry_after_hint(error))
         name = printable(name)  # an error's text is the handler's: any character may be in it
         message = printable(str(error) or name)[:MAX_MESSAGE]
@@ -182,7 +186,7 @@ class StageActivities:
             "stage %s failed on attempt %d of %d (%s): %s: %s",
             failure.stage,
             attempt,
-            declaration.max_attempts,
+            allowed,
             then,
             name,
             message,
@@ -190,7 +194,7 @@ class StageActivities:
         )
         return ApplicationError(
             message,
-            {"attempt": attempt, "max_attempts": declaration.max_attempts, "held": held},
+            {"attempt": attempt, "max_attempts": allowed, "held": held},
             type=name,
             non_retryable=permanent,
             next_retry_delay=delay if will_retry else None,
@@ -203,7 +207,10 @@ class StageActivities:
         waits for the breaker) and the attempt recorded as held."""
         info = activity.info()
         attempt = info.attempt + stage_input.attempts_before
-        will_retry = info.attempt < stage_input.stage.retry.max_attempts
+        allowed = _allowed(info, stage_input.stage.retry.max_attempts)
+        if await self.breakers.give_back(stage_input, allowed):
+            allowed += 1
+        will_retry = info.attempt < allowed
         if will_retry:
             await _best_effort("breaker hold", self.breakers.hold(stage_input, admission))
         message = f"held by circuit breaker {admission.ref} ({admission.state}); the handler was not called"
@@ -226,7 +233,7 @@ class StageActivities:
         )
         return ApplicationError(
             message,
-            {"attempt": attempt, "max_attempts": stage_input.stage.retry.max_attempts, "held": True},
+            {"attempt": attempt, "max_attempts": allowed, "held": True},
             type=BREAKER_OPEN,
             next_retry_delay=admission.breaker.cool_down if will_retry else None,
             category=ApplicationErrorCategory.BENIGN,
@@ -336,6 +343,13 @@ def _fields(stage_input: StageInput, run_id: str, attempt: int) -> dict[str, obj
         attempt=attempt,
         tenant=stage_input.tenant_id,
     )
+
+
+def _allowed(info: activity.Info, declared: int) -> int:
+    """The attempts the stage is allowed in all: its declaration's, unless its retry policy was
+    changed in flight (a breaker gives back the attempts it held)."""
+    policy = info.retry_policy
+    return policy.maximum_attempts if policy is not None and policy.maximum_attempts > 0 else declared
 
 
 def _run_id(info: activity.Info) -> str:

@@ -11,12 +11,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from google.protobuf.field_mask_pb2 import FieldMask
 from sqlmodel.ext.asyncio.session import AsyncSession
-from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.activity.v1 import ActivityOptions
+from temporalio.api.common.v1 import RetryPolicy, WorkflowExecution
 from temporalio.api.workflowservice.v1 import (
     DescribeWorkflowExecutionRequest,
     PauseActivityExecutionRequest,
     UnpauseActivityExecutionRequest,
+    UpdateActivityExecutionOptionsRequest,
 )
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
@@ -205,6 +208,28 @@ async def resume_stage(client: Client, namespace: str, job_id: str, stage: str) 
                 workflow_id=job_id,
                 activity_id=stage,
                 reason="its circuit breaker let it go on",
+                identity="redrive breaker",
+                request_id=str(uuid.uuid4()),
+            )
+        )
+    except RPCError as error:
+        if error.status in GONE:
+            return False
+        raise
+    return True
+
+
+async def extend_attempts(client: Client, namespace: str, job_id: str, stage: str, maximum: int) -> bool:
+    """Allow `job_id`'s `stage` `maximum` attempts in all (its retry policy changed in flight: an
+    attempt running now that fails is then retried by this count). False when it is not pending."""
+    try:
+        await client.workflow_service.update_activity_execution_options(
+            UpdateActivityExecutionOptionsRequest(
+                namespace=namespace,
+                workflow_id=job_id,
+                activity_id=stage,
+                activity_options=ActivityOptions(retry_policy=RetryPolicy(maximum_attempts=maximum)),
+                update_mask=FieldMask(paths=["retry_policy.maximum_attempts"]),
                 identity="redrive breaker",
                 request_id=str(uuid.uuid4()),
             )
