@@ -34,14 +34,16 @@ from redrive.contracts import (
 )
 from redrive.jobtypes import JobTypeRegistry
 from redrive.operations.breakers import (
+    declared,
     extend_attempts,
     pause_stage,
     release_waiting,
     resume_stage,
     send_order,
 )
+from redrive.operations.errors import NotFound
 from redrive.status import JobStatus
-from redrive.store.breakers import CLOSED, HALF_OPEN, OPEN, PAUSED, WAITING, BreakerStore
+from redrive.store.breakers import CLOSED, HALF_OPEN, PAUSED, WAITING, BreakerStore
 from redrive.store.models import JOBS
 
 log = logging.getLogger(__name__)
@@ -317,11 +319,11 @@ class BreakerActivities:
 
 
 def _declared(registry: JobTypeRegistry, ref: BreakerRef) -> Breaker | None:
+    """The breaker `ref`'s stage declares now (None once the declaration is gone)."""
     try:
-        job_type = registry.get(ref.job_type)
-    except LookupError:
+        return declared(registry, ref.job_type, ref.stage)[1]
+    except NotFound:
         return None
-    return next((stage.breaker for stage in job_type.stages if stage.name == ref.stage), None)
 
 
 T = TypeVar("T")
@@ -338,4 +340,4 @@ async def _paced(
     return done
 
 
-__all__ = ["OPEN", "Admission", "BreakerActivities", "BreakerGuard"]
+__all__ = ["Admission", "BreakerActivities", "BreakerGuard"]
