@@ -14,10 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from redrive.activities.alerts import SIGNATURE_HEADER, TIMESTAMP_HEADER, AlertConfig, signature
+from redrive.activities.alerts.breakers import BreakerAlert, announce_breaker
 from redrive.breaker_policy import Breaker, BreakerRef, downstream
 from redrive.operations.breakers import paused_attempt
 from redrive.settings import Settings
@@ -363,3 +365,36 @@ async def test_a_breaker_per_downstream_holds_only_the_jobs_bound_for_the_failin
 async def _keyed(http: httpx.AsyncClient, key: str, state: str) -> dict[str, Any] | None:
     body: dict[str, Any] = (await http.get("/v1/breakers/webhook/deliver", params={"key": key})).json()
     return body if body["state"] == state else None
+
+
+async def test_a_breaker_alert_is_mailed_and_posted_signed(mailbox: Mailbox) -> None:
+    """An open breaker's alert goes to the e-mail recipients and, signed, to the alert webhook as
+    `breaker_open`, with the reason and a link to the breaker (its downstream in the query)."""
+    received: list[dict[str, Any]] = []
+    receiver = FastAPI()
+
+    @receiver.post("/alerts")
+    async def alerts(request: Request) -> Response:
+        body = await request.body()
+        if request.headers.get(SIGNATURE_HEADER) != signature("s", request.headers[TIMESTAMP_HEADER], body):
+            return Response(status_code=401)
+        received.append(await request.json())
+        return Response(status_code=204)
+
+    at = datetime(2026, 12, 3, 9, tzinfo=UTC)
+    alert = BreakerAlert("webhook", "deliver", "api.example.com", "open", "12 of 14 failed", "breaker", at)
+    async with serving(receiver) as url, httpx.AsyncClient() as http:
+        channels = mailbox.alert_settings().model_copy(
+            update={"alert_webhook_url": f"{url}/alerts", "alert_webhook_secret": "s"}
+        )
+        await announce_breaker(http, alert, AlertConfig(channels, api_url="http://api.test"))
+    link = "http://api.test/v1/breakers/webhook/deliver?key=api.example.com"
+    (posted,) = received
+    assert (posted["event"], posted["reason"], posted["breaker_url"]) == (
+        "breaker_open",
+        "12 of 14 failed",
+        link,
+    )
+    (message,) = mailbox.messages
+    assert message["Subject"] == "[redrive] breaker open: webhook/deliver (api.example.com)"
+    assert link in str(message.get_body())
