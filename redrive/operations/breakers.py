@@ -8,6 +8,7 @@ running, so two workers or an operator racing a worker never act on a breaker tw
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -41,8 +42,11 @@ from redrive.store.types import utcnow
 
 GONE = (RPCStatusCode.NOT_FOUND,)
 """What the server answers for a job's stage that is no longer pending (it finished, or its job
-ended): nothing is left to hold or release. Pausing a stage already paused is FAILED_PRECONDITION
-("activity is already paused"), which is as good as paused; unpausing one not paused succeeds."""
+ended): nothing is left to hold or release."""
+PAUSED = (RPCStatusCode.FAILED_PRECONDITION,)
+"""What pausing a stage already paused answers ("activity is already paused"): as good as paused.
+(Unpausing one not paused succeeds.)"""
+IDENTITY = "redrive breaker"
 PROBE_MARGIN = timedelta(seconds=30)
 
 
@@ -176,77 +180,63 @@ async def operate(
 
 
 async def pause_stage(client: Client, namespace: str, job_id: str, stage: str, reason: str) -> bool:
-    """Pause the pending activity of `job_id`'s `stage`: no further attempt until it is reset (a
-    running attempt finishes first). False when the stage is no longer pending."""
-    try:
-        await client.workflow_service.pause_activity_execution(
-            PauseActivityExecutionRequest(
-                namespace=namespace,
-                workflow_id=job_id,
-                activity_id=stage,
-                reason=reason[:200],
-                identity="redrive breaker",
-                request_id=str(uuid.uuid4()),
-            )
-        )
-    except RPCError as error:
-        if error.status == RPCStatusCode.FAILED_PRECONDITION:
-            return True
-        if error.status in GONE:
-            return False
-        raise
-    return True
+    """Pause the pending activity of `job_id`'s `stage`: no further attempt until it is unpaused (a
+    running attempt would be cancelled: pause only stages waiting for a retry, or your own). False
+    when the stage is no longer pending."""
+    request = PauseActivityExecutionRequest(
+        namespace=namespace,
+        workflow_id=job_id,
+        activity_id=stage,
+        reason=reason[:200],
+        identity=IDENTITY,
+        request_id=str(uuid.uuid4()),
+    )
+    return await _unless_gone(client.workflow_service.pause_activity_execution(request), also_done=PAUSED)
 
 
 async def resume_stage(client: Client, namespace: str, job_id: str, stage: str) -> bool:
     """Unpause a stage the breaker paused: its next attempt runs now, numbered on from the ones
     before the outage (so the error history stays whole). False when it is no longer pending."""
-    try:
-        await client.workflow_service.unpause_activity_execution(
-            UnpauseActivityExecutionRequest(
-                namespace=namespace,
-                workflow_id=job_id,
-                activity_id=stage,
-                reason="its circuit breaker let it go on",
-                identity="redrive breaker",
-                request_id=str(uuid.uuid4()),
-            )
-        )
-    except RPCError as error:
-        if error.status in GONE:
-            return False
-        raise
-    return True
+    request = UnpauseActivityExecutionRequest(
+        namespace=namespace,
+        workflow_id=job_id,
+        activity_id=stage,
+        reason="its circuit breaker let it go on",
+        identity=IDENTITY,
+        request_id=str(uuid.uuid4()),
+    )
+    return await _unless_gone(client.workflow_service.unpause_activity_execution(request))
 
 
 async def extend_attempts(client: Client, namespace: str, job_id: str, stage: str, maximum: int) -> bool:
     """Allow `job_id`'s `stage` `maximum` attempts in all (its retry policy changed in flight: an
     attempt running now that fails is then retried by this count). False when it is not pending."""
-    try:
-        await client.workflow_service.update_activity_execution_options(
-            UpdateActivityExecutionOptionsRequest(
-                namespace=namespace,
-                workflow_id=job_id,
-                activity_id=stage,
-                activity_options=ActivityOptions(retry_policy=RetryPolicy(maximum_attempts=maximum)),
-                update_mask=FieldMask(paths=["retry_policy.maximum_attempts"]),
-                identity="redrive breaker",
-                request_id=str(uuid.uuid4()),
-            )
-        )
-    except RPCError as error:
-        if error.status in GONE:
-            return False
-        raise
-    return True
+    request = UpdateActivityExecutionOptionsRequest(
+        namespace=namespace,
+        workflow_id=job_id,
+        activity_id=stage,
+        activity_options=ActivityOptions(retry_policy=RetryPolicy(maximum_attempts=maximum)),
+        update_mask=FieldMask(paths=["retry_policy.maximum_attempts"]),
+        identity=IDENTITY,
+        request_id=str(uuid.uuid4()),
+    )
+    return await _unless_gone(client.workflow_service.update_activity_execution_options(request))
 
 
 async def release_waiting(client: Client, job_id: str) -> bool:
     """Signal a job workflow that waits on a breaker to run its stage again; False when it is gone."""
     handle: WorkflowHandle[object, object] = client.get_workflow_handle(job_id)
+    return await _unless_gone(handle.signal(BREAKER_RELEASED))
+
+
+async def _unless_gone(call: Awaitable[object], also_done: tuple[RPCStatusCode, ...] = ()) -> bool:
+    """True once the server took `call` (or answered one of `also_done`); False when what it
+    addresses is gone."""
     try:
-        await handle.signal(BREAKER_RELEASED)
+        await call
     except RPCError as error:
+        if error.status in also_done:
+            return True
         if error.status in GONE:
             return False
         raise
