@@ -186,7 +186,7 @@ class StageActivities:
             "stage %s failed on attempt %d of %d (%s): %s: %s",
             failure.stage,
             attempt,
-            allowed,
+            stage_input.attempts_before + allowed,
             then,
             name,
             message,
@@ -194,7 +194,7 @@ class StageActivities:
         )
         return ApplicationError(
             message,
-            {"attempt": attempt, "max_attempts": allowed, "held": held},
+            {"attempt": attempt, "max_attempts": stage_input.attempts_before + allowed, "held": held},
             type=name,
             non_retryable=permanent,
             next_retry_delay=delay if will_retry else None,
@@ -233,7 +233,7 @@ class StageActivities:
         )
         return ApplicationError(
             message,
-            {"attempt": attempt, "max_attempts": allowed, "held": True},
+            {"attempt": attempt, "max_attempts": stage_input.attempts_before + allowed, "held": True},
             type=BREAKER_OPEN,
             next_retry_delay=admission.breaker.cool_down if will_retry else None,
             category=ApplicationErrorCategory.BENIGN,
