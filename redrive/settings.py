@@ -125,6 +125,12 @@ class Settings(BaseSettings):
         """`REDRIVE_WORKER_JOB_TYPES` as names (none: every job type)."""
         return [name.strip() for name in self.worker_job_types.split(",") if name.strip()]
 
+    @property
+    def operations_task_queue(self) -> str:
+        """The task queue of replay campaigns, beside `task_queue`: every worker polls both, and a
+        campaign's decisions and steps never wait in line behind the jobs it has just restarted."""
+        return f"{self.task_queue}-operations"
+
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file under `home`."""
         if self.database_url:

@@ -25,7 +25,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 import redrive
 from redrive import workflows
-from redrive.activities import ActivityDeps, build_activities
+from redrive.activities import ActivityDeps, build_activities, campaign_activities
 from redrive.activities.alerts import AlertConfig
 from redrive.activities.notifications import warn_if_off
 from redrive.context import Handler
@@ -108,7 +108,7 @@ def build_worker(
             JobWorkflow,
             MaintenanceWorkflow,
             SupersededRunWorkflow,
-            ReplayCampaignWorkflow,
+            ReplayCampaignWorkflow,  # campaigns started before they had a queue of their own
             BreakerWorkflow,
         ],
         activities=build_activities(deps, handlers),
@@ -117,6 +117,22 @@ def build_worker(
         max_concurrent_activity_task_polls=20,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
         # A cancelled job waits for its stage to stop, which it learns from its next heartbeat.
+        default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+    )
+
+
+def build_operations_worker(client: Client, settings: Settings, deps: ActivityDeps) -> Worker:
+    """A worker for replay campaigns on their own task queue, in the same process: a campaign's
+    workflow tasks and steps are not queued behind the tasks of the jobs it restarts (a step's
+    thousand resets put a thousand job tasks ahead of its next decision on a shared queue)."""
+    return Worker(
+        client,
+        task_queue=settings.operations_task_queue,
+        workflows=[ReplayCampaignWorkflow],
+        activities=campaign_activities(deps),
+        workflow_runner=workflow_runner(),
+        graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
         default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     )
@@ -170,10 +186,16 @@ async def run_worker(settings: Settings, stop: asyncio.Event, client: Client | N
     client = client or await connect(settings, serve_metrics=True)
     async with activity_deps(settings, client, registry) as deps:
         worker = build_worker(client, settings, deps, handlers)
+        operations = build_operations_worker(client, settings, deps)
         await ensure_maintenance_schedule(client, settings)
-        async with _probes(settings, client) as polling, worker:
+        async with _probes(settings, client) as polling, worker, operations:
             polling["started"] = True
-            log.info("worker polling task queue %s on %s", settings.task_queue, temporal_target(settings))
+            log.info(
+                "worker polling task queues %s and %s on %s",
+                settings.task_queue,
+                settings.operations_task_queue,
+                temporal_target(settings),
+            )
             await stop.wait()
             log.info("stopping: draining in-flight activities")
 

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +114,9 @@ async def test_campaign_replays_and_reports_progress(
 
     description = await dev_env.client.get_workflow_handle(campaign["id"]).describe()
     assert description.workflow_type == "ReplayCampaign"
+    # On a task queue of its own beside the jobs', which every worker also polls.
+    first_job = await dev_env.client.get_workflow_handle(jobs[0]).describe()
+    assert description.task_queue == f"{first_job.task_queue}-operations"
     listed = (await api.get("/v1/replays")).json()["items"]
     assert campaign["id"] in [item["id"] for item in listed]
     assert (await api.get(f"/v1/replays/{campaign['id']}", headers=B)).status_code == 404
@@ -181,6 +184,22 @@ async def test_canary_that_dies_again_stops_the_campaign(api: httpx.AsyncClient,
     assert await _pending(api) == 5  # three never taken, two that died again
 
 
+async def test_campaign_keeps_its_rate_a_window_at_a_time(api: httpx.AsyncClient, tmp_path: Path) -> None:
+    """At 2 a second, six entries go two to a window of a second: the last is replayed two
+    seconds or so after the first (unpaced, the six would go within a fraction of a second)."""
+    breaker = tmp_path / "break"
+    breaker.touch()
+    await _dead_jobs(api, breaker, 6)
+    breaker.unlink()
+    started = (await api.post("/v1/replays", json={"filter": {"type": "demo"}, "rate": 2})).json()
+    done = await eventually(lambda: _campaign_in(api, started["id"], "finished"), within=60)
+    assert done["replayed"] == 6
+    replayed = (await api.get("/v1/dead-letters", params={"pending": False})).json()["items"]
+    times = sorted(datetime.fromisoformat(entry["replayed_at"]) for entry in replayed)
+    assert len(times) == 6
+    assert (times[-1] - times[0]).total_seconds() >= 1.5, times
+
+
 async def test_paused_campaign_replays_nothing_until_resumed_and_cancel_ends_it(
     api: httpx.AsyncClient, tmp_path: Path
 ) -> None:
@@ -188,7 +207,7 @@ async def test_paused_campaign_replays_nothing_until_resumed_and_cancel_ends_it(
     cancelled mid-way ends `cancelled` with the rest left pending."""
     breaker = tmp_path / "break"
     breaker.touch()
-    await _dead_jobs(api, breaker, 4)
+    await _dead_jobs(api, breaker, 6)
     breaker.unlink()
     order = {"filter": {"type": "demo"}, "max": 3, "rate": 0.5}  # one entry every two seconds
     started = (await api.post("/v1/replays", json=order)).json()
@@ -202,13 +221,14 @@ async def test_paused_campaign_replays_nothing_until_resumed_and_cancel_ends_it(
     still = (await api.get(f"/v1/replays/{started['id']}")).json()
     assert (still["state"], still["taken"]) == ("paused", taken)
     assert taken < 3
-    assert await _pending(api) == 4 - taken
+    assert await _pending(api) == 6 - taken
     resumed = await api.post(f"/v1/replays/{started['id']}/resume")
     assert resumed.json()["state"] in ("running", "finished"), resumed.text
     done = await eventually(lambda: _campaign_in(api, started["id"], "finished"), within=60)
     assert done["replayed"] == 3
-    assert await _pending(api) == 1
+    assert await _pending(api) == 3
 
+    # Three left, at one every five seconds: the cancel comes while the first step's window lasts.
     slow = (await api.post("/v1/replays", json={"filter": {"type": "demo"}, "rate": 0.2})).json()
     await eventually(functools.partial(_counted, api, slow["id"]))
     cancelled = await api.post(f"/v1/replays/{slow['id']}/cancel")
@@ -216,7 +236,7 @@ async def test_paused_campaign_replays_nothing_until_resumed_and_cancel_ends_it(
     ended = await eventually(lambda: _campaign_in(api, slow["id"], "cancelled"), within=30)
     assert ended["taken"] <= 1
     assert ended["stop_reason"].startswith("cancelled by a/")
-    assert await _pending(api) == 1 - ended["replayed"]
+    assert await _pending(api) == 3 - ended["replayed"]
 
 
 async def test_campaign_survives_a_worker_killed_mid_way(

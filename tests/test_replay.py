@@ -58,8 +58,9 @@ class ReversedJobWorkflow(JobWorkflow):
 
 def test_histories_were_recorded() -> None:
     """The complete, dead-letter, retried-after-reset, reviewed and continued (a patched retry's
-    run, begun at its failed stage) job histories and two replay campaigns' (canary, pause, resume;
-    steps overlapping), a job held by a breaker and that breaker's own are present."""
+    run, begun at its failed stage) job histories and three replay campaigns' (canary, pause, resume;
+    steps overlapping; steps pipelined and paced by the window), a job held by a breaker and that
+    breaker's own are present."""
     expected = {
         "complete",
         "dead_letter",
@@ -68,6 +69,7 @@ def test_histories_were_recorded() -> None:
         "continued",
         "campaign",
         "campaign_overlapping",
+        "campaign_pipelined",
         "held",
         "breaker",
     }

@@ -30,13 +30,15 @@ def build_activities(deps: ActivityDeps, handlers: Mapping[str, Handler]) -> lis
         ProjectionActivities(deps).record_status,
         RepairActivities(deps).repair_projection,
         SupersededRunActivities(deps).delete_superseded_run,
-        *_campaigns(CampaignActivities(deps)),
+        *campaign_activities(deps),
         *_breakers(BreakerActivities(deps)),
         handler_missing,
     ]
 
 
-def _campaigns(activities: CampaignActivities) -> list[Callable[..., Any]]:
+def campaign_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
+    """A replay campaign's steps (the operations worker's activities)."""
+    activities = CampaignActivities(deps)
     return [
         activities.count_campaign_entries,
         activities.select_campaign_entries,
@@ -65,4 +67,4 @@ def _maintenance(activities: MaintenanceActivities) -> list[Callable[..., Any]]:
     ]
 
 
-__all__ = ["ActivityDeps", "build_activities"]
+__all__ = ["ActivityDeps", "build_activities", "campaign_activities"]

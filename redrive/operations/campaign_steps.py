@@ -1,7 +1,7 @@
-"""One step of a replay campaign: up to a hundred entries replayed with the checks, claims and
+"""One step of a replay campaign: up to 250 entries replayed with the checks, claims and
 records of single replays (`replay`, `retry`), but with the database work done in bulk: the step's
 entries and jobs read in one query each, their dead runs claimed in one statement (the claims
-renewed until recorded) and their new runs recorded sixteen at a time, so the step's time goes to
+renewed until recorded) and their new runs recorded 32 at a time, so the step's time goes to
 the resets, run side by side.
 
 An entry the campaign already replayed (an earlier try of the same step, cut off) counts as the
@@ -44,9 +44,9 @@ log = logging.getLogger(__name__)
 BEAT_EVERY = 3.0
 RECORD_EVERY = CONCURRENCY
 """Restarts recorded in one transaction: few enough that recording overlaps the next restarts."""
-BUSY_POLL = 0.25
+BUSY_POLL = 0.1
+"""Seconds between looks at the entries whose jobs another retry holds (one query for a step's)."""
 HELD_PAST_LEASE = "another retry held the job past the claim's lease"
-"""Seconds between looks at an entry whose job another retry holds."""
 
 
 async def replay_entries(

@@ -44,7 +44,7 @@ from redrive.store.models import DeadLetter
 from redrive.store.types import utcnow
 
 MODES = ("reset", "resubmitted", "continued")
-CONCURRENCY = 16
+CONCURRENCY = 32
 """Replays of one step in flight at once: each is a history read and a reset, mostly waiting. A
 campaign runs two steps at a time (`STEPS_IN_FLIGHT`), so up to twice this."""
 NEVER_PICKED_UP = 2
@@ -104,7 +104,7 @@ async def start_campaign(services: Services, actor: Actor, order: CampaignOrder)
         REPLAY_CAMPAIGN_WORKFLOW,
         request,
         id=request.campaign_id,
-        task_queue=services.settings.task_queue,
+        task_queue=services.settings.operations_task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         search_attributes=TypedSearchAttributes([SearchAttributePair(TENANT_ID, actor.tenant)]),
         static_summary=_summary(request),
@@ -171,9 +171,14 @@ async def _order(services: Services, campaign_id: str) -> CampaignInput:
 
 async def list_campaigns(services: Services, actor: Actor, limit: int) -> list[tuple[str, str, Any]]:
     """The actor's latest campaigns, newest first: (id, Temporal status, start time)."""
+    # Campaigns started before they had a task queue of their own ran on the jobs' queue.
+    queues = ", ".join(
+        f'"{_quoted(queue)}"'
+        for queue in (services.settings.operations_task_queue, services.settings.task_queue)
+    )
     query = (
         f'WorkflowType="{REPLAY_CAMPAIGN_WORKFLOW}" AND TenantId="{_quoted(actor.tenant)}" '
-        f'AND TaskQueue="{_quoted(services.settings.task_queue)}"'
+        f"AND TaskQueue IN ({queues})"
     )
     found: list[tuple[str, str, Any]] = []
     async for execution in services.temporal.list_workflows(query, limit=limit):
@@ -199,7 +204,8 @@ async def steer(services: Services, actor: Actor, campaign_id: str, how: Steer) 
             raise Conflict(
                 "Campaign not started",
                 f"no worker has picked campaign {campaign_id} up yet (are the workers of task queue "
-                f"{services.settings.task_queue} running?); it can only be cancelled until one does",
+                f"{services.settings.operations_task_queue} running?); it can only be cancelled until "
+                "one does",
             )
         await handle.terminate(f"cancelled by {actor.identity} before any worker picked it up")
         progress = replace(
@@ -216,6 +222,9 @@ async def steer(services: Services, actor: Actor, campaign_id: str, how: Steer) 
     except RPCError as error:
         if error.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
             raise _unanswered(services, campaign_id) from None
+        if error.status == RPCStatusCode.NOT_FOUND:  # it ended between the report and the order
+            detail = f"campaign {campaign_id} ended before the {how} reached it"
+            raise Conflict("Campaign ended", detail) from None
         raise
     return replace(report, request=request)  # its fates were read a moment ago, with the report
 
@@ -225,7 +234,7 @@ def _unanswered(services: Services, campaign_id: str) -> Unanswered:
         "No worker answered",
         f"campaign {campaign_id} exists, but no worker answered for it within "
         f"{QUERY_TIMEOUT.total_seconds():g} s: are the workers of task queue "
-        f"{services.settings.task_queue} running?",
+        f"{services.settings.operations_task_queue} running?",
     )
 
 

@@ -76,8 +76,14 @@ async def record() -> None:
             await _wait(http, jobs["continued"], "complete")
             campaign = await _campaign(http, home)
             overlapping = await _overlapping_campaign(http, home)
+            pipelined = await _pipelined_campaign(http, home)
             held = await _held_by_breaker(http)
-        recorded = {**jobs, "campaign": campaign, "campaign_overlapping": overlapping}
+        recorded = {
+            **jobs,
+            "campaign": campaign,
+            "campaign_overlapping": overlapping,
+            "campaign_pipelined": pipelined,
+        }
         for name, job_id in {
             **recorded,
             "held": held,
@@ -110,6 +116,18 @@ async def _overlapping_campaign(http: httpx.AsyncClient, home: Path) -> str:
     second starts while the first is replaying."""
     dead = await _dead(http, home, 130)
     order = {"filter": {"type": "demo"}, "max": 200, "rate": 200, "reason": "recorded"}
+    campaign_id: str = (await http.post("/v1/replays", json=order)).json()["id"]
+    for job_id in dead:
+        await _wait(http, job_id, "complete")
+    return campaign_id
+
+
+async def _pipelined_campaign(http: httpx.AsyncClient, home: Path) -> str:
+    """A replay campaign of 130 dead jobs at 100 a second after a canary of one: the first step
+    past the canary starts alone (half a step), the next waits for the next window."""
+    dead = await _dead(http, home, 130)
+    canary = {"count": 1}
+    order = {"filter": {"type": "demo"}, "max": 200, "rate": 100, "canary": canary, "reason": "recorded"}
     campaign_id: str = (await http.post("/v1/replays", json=order)).json()["id"]
     for job_id in dead:
         await _wait(http, job_id, "complete")
