@@ -309,12 +309,10 @@ async def select_entries(services: Services, request: SelectEntries) -> list[Ent
     """The next page of matching pending entries, newest first, after `request.after`."""
     after = (request.after.dlq_at, uuid.UUID(request.after.id)) if request.after else None
     async with services.sessions() as session:
-        entries = await DeadLetterRepository(session).search(
+        positions = await DeadLetterRepository(session).search_positions(
             pending_filter(request.tenant_id, request.filter, request.cutoff), request.limit, after
         )
-    return [
-        EntryRef(id=str(entry.id), job_id=entry.original_job_id, dlq_at=entry.dlq_at) for entry in entries
-    ]
+    return [EntryRef(id=str(entry), job_id=job_id, dlq_at=dlq_at) for entry, job_id, dlq_at in positions]
 
 
 async def fates(services: Services, campaign_id: str, tenant: str) -> CampaignFates:

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, cast
 
 import sqlalchemy as sa
 import sqlalchemy.orm
@@ -93,9 +94,20 @@ class DeadLetterRepository:
         return entry if entry is not None and app_id in (entry.app_id, ALL_TENANTS) else None
 
     async def get_many(self, app_id: str, entry_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, DeadLetter]:
-        """The tenant's entries among `entry_ids`, by id (unknown ones and other tenants' left out)."""
+        """The tenant's entries among `entry_ids`, by id (unknown ones and other tenants' left out),
+        for a campaign step: without their error histories and payloads, which a replay does not
+        read (decoding 250 of them held the worker for a tenth of a second); reading one raises."""
         await scope_to(self.session, app_id)
-        query = select(DeadLetter).where(col(DeadLetter.id).in_(entry_ids), DeadLetter.app_id == app_id)
+        query = (
+            select(DeadLetter)
+            .where(col(DeadLetter.id).in_(entry_ids), DeadLetter.app_id == app_id)
+            .options(
+                *(
+                    sqlalchemy.orm.defer(cast(_Attribute, column), raiseload=True)
+                    for column in (DeadLetter.error_history, DeadLetter.payload)
+                )
+            )
+        )
         found = await self.session.exec(query.execution_options(populate_existing=True))
         return {entry.id: entry for entry in found}
 
@@ -141,15 +153,21 @@ class DeadLetterRepository:
     ) -> list[DeadLetter]:
         """Newest first, `limit` rows after the keyset position `after` (dlq_at, id)."""
         await scope_to(self.session, where.app_id)
-        query = select(DeadLetter).where(*_conditions(where))
-        if after is not None:
-            at, entry_id = after
-            position = sa.tuple_(col(DeadLetter.dlq_at), col(DeadLetter.id))
-            query = query.where(
-                position < sa.tuple_(sa.literal(at, UTCDateTime), sa.literal(entry_id, sa.Uuid))
-            )
-        order = (col(DeadLetter.dlq_at).desc(), col(DeadLetter.id).desc())
-        return list((await self.session.exec(query.order_by(*order).limit(limit))).all())
+        query = select(DeadLetter).where(*_conditions(where), *_after(after))
+        return list((await self.session.exec(query.order_by(*_NEWEST_FIRST).limit(limit))).all())
+
+    async def search_positions(
+        self, where: DeadLetterFilter, limit: int, after: tuple[datetime, uuid.UUID] | None = None
+    ) -> list[tuple[uuid.UUID, str, datetime]]:
+        """Like `search`, each entry as (id, job id, dlq_at) only: a replay campaign's page, without
+        reading 500 error histories and payloads (measured: 0.3 s of the worker's CPU a page)."""
+        await scope_to(self.session, where.app_id)
+        d = DeadLetter
+        query = select(col(d.id), col(d.original_job_id), col(d.dlq_at)).where(
+            *_conditions(where), *_after(after)
+        )
+        rows = (await self.session.exec(query.order_by(*_NEWEST_FIRST).limit(limit))).all()
+        return [(entry_id, job_id, dlq_at) for entry_id, job_id, dlq_at in rows]
 
     async def search_any(self, where: DeadLetterFilter, limit: int) -> list[DeadLetter]:
         """Like `search`, across every tenant (`where.app_id` is ignored): for maintenance only."""
@@ -421,3 +439,17 @@ def _aware(value: datetime) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+_Attribute = sqlalchemy.orm.QueryableAttribute[Any]
+"""What a model's column is at run time (its annotation says the value's type)."""
+_NEWEST_FIRST = (col(DeadLetter.dlq_at).desc(), col(DeadLetter.id).desc())
+
+
+def _after(after: tuple[datetime, uuid.UUID] | None) -> list[sa.ColumnElement[bool]]:
+    """The keyset condition of a page after the position (dlq_at, id), newest first."""
+    if after is None:
+        return []
+    at, entry_id = after
+    position = sa.tuple_(col(DeadLetter.dlq_at), col(DeadLetter.id))
+    return [position < sa.tuple_(sa.literal(at, UTCDateTime), sa.literal(entry_id, sa.Uuid))]
