@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from types import ModuleType
+from typing import Any
 
 import httpx
 from temporalio.client import Client
@@ -112,13 +113,9 @@ def build_worker(
             BreakerWorkflow,
         ],
         activities=build_activities(deps, handlers),
-        workflow_runner=workflow_runner(),
         max_concurrent_workflow_task_polls=20,
         max_concurrent_activity_task_polls=20,
-        graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
-        # A cancelled job waits for its stage to stop, which it learns from its next heartbeat.
-        default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
-        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        **_worker_options(settings),
     )
 
 
@@ -131,11 +128,20 @@ def build_operations_worker(client: Client, settings: Settings, deps: ActivityDe
         task_queue=settings.operations_task_queue,
         workflows=[ReplayCampaignWorkflow],
         activities=campaign_activities(deps),
-        workflow_runner=workflow_runner(),
-        graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
-        default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
-        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        **_worker_options(settings),
     )
+
+
+def _worker_options(settings: Settings) -> dict[str, Any]:
+    """What the jobs' worker and the operations worker share: the sandbox, the drain on shutdown,
+    and the heartbeat throttle."""
+    return {
+        "workflow_runner": workflow_runner(),
+        "graceful_shutdown_timeout": timedelta(seconds=settings.graceful_shutdown_seconds),
+        # A cancelled job waits for its stage to stop, which it learns from its next heartbeat.
+        "default_heartbeat_throttle_interval": HEARTBEAT_THROTTLE,
+        "max_heartbeat_throttle_interval": HEARTBEAT_THROTTLE,
+    }
 
 
 def warn_missing_handlers(registry: JobTypeRegistry, handlers: Mapping[str, Handler], queue: str) -> None:
