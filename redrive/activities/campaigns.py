@@ -27,6 +27,7 @@ class CampaignActivities:
 
     def __init__(self, deps: ActivityDeps) -> None:
         self.deps = deps
+        self.gates = campaign_steps.CampaignGates()
 
     @activity.defn(name=COUNT_CAMPAIGN_ENTRIES)
     async def count_campaign_entries(self, request: SelectEntries) -> int:
@@ -41,7 +42,8 @@ class CampaignActivities:
     @activity.defn(name=REPLAY_CAMPAIGN_ENTRIES)
     async def replay_campaign_entries(self, request: ReplayEntries) -> ReplayedEntries:
         """Replay one step's entries, heartbeating while at it."""
-        return await campaign_steps.replay_entries(self.deps.operations(), request, activity.heartbeat)
+        gate = self.gates(request.campaign_id)
+        return await campaign_steps.replay_entries(self.deps.operations(), request, activity.heartbeat, gate)
 
     @activity.defn(name=CAMPAIGN_FATES)
     async def campaign_fates(self, campaign: CampaignRef) -> CampaignFates:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -47,17 +48,40 @@ RECORD_EVERY = CONCURRENCY
 BUSY_POLL = 0.1
 """Seconds between looks at the entries whose jobs another retry holds (one query for a step's)."""
 HELD_PAST_LEASE = "another retry held the job past the claim's lease"
+IN_FLIGHT = 2 * CONCURRENCY
+"""Replays of one campaign in flight at once in a worker process, whichever of its steps they
+belong to (a campaign runs two steps at a time)."""
+
+
+class CampaignGates:
+    """One gate of `IN_FLIGHT` per campaign, shared by its steps in this worker process: as a step's
+    last replays finish, the step beside it takes their places, so the replays do not dip while the
+    workflow starts the next step, and a campaign's last step ends at the speed of two."""
+
+    def __init__(self) -> None:
+        # A gate lives as long as a step of its campaign holds it.
+        self._gates: weakref.WeakValueDictionary[str, asyncio.Semaphore] = weakref.WeakValueDictionary()
+
+    def __call__(self, campaign_id: str) -> asyncio.Semaphore:
+        gate = self._gates.get(campaign_id)
+        if gate is None:
+            gate = self._gates[campaign_id] = asyncio.Semaphore(IN_FLIGHT)
+        return gate
 
 
 async def replay_entries(
-    services: Services, request: ReplayEntries, beat: Callable[[], None] = lambda: None
+    services: Services,
+    request: ReplayEntries,
+    beat: Callable[[], None] = lambda: None,
+    gate: asyncio.Semaphore | None = None,
 ) -> ReplayedEntries:
-    """Replay each entry of the step once (heartbeating with `beat`)."""
+    """Replay each entry of the step once (heartbeating with `beat`), as many at once as `gate`
+    lets through (the campaign's, see `CampaignGates`; the step's own of `IN_FLIGHT` if None)."""
     actor = Actor(request.tenant_id, request.actor)
     order = RetryOrder(
         reason=request.reason, force=request.force, action="replay", campaign=request.campaign_id
     )
-    gate = asyncio.Semaphore(CONCURRENCY)
+    gate = gate or asyncio.Semaphore(IN_FLIGHT)
 
     async def alone(entry_id: uuid.UUID) -> CampaignItem:
         async with gate:
@@ -65,7 +89,7 @@ async def replay_entries(
 
     loop = asyncio.get_running_loop()
     async with _beating(beat):
-        step = await _together(services, actor, [uuid.UUID(i) for i in request.entry_ids], order)
+        step = await _together(services, actor, [uuid.UUID(i) for i in request.entry_ids], order, gate)
         items, held = step.items, step.held
         # Entries another retry holds (a racing campaign, mostly) wait until it has recorded them
         # or its claim has lapsed (see `CLAIM_LEASE`): one query a look, the rest for those let go.
@@ -78,7 +102,7 @@ async def replay_entries(
                 )
             let_go = [entry_id for entry_id in held if entry_id not in still]
             if let_go:
-                again = await _together(services, actor, let_go, order)
+                again = await _together(services, actor, let_go, order, gate)
                 items += again.items
                 held = {entry_id: held[entry_id] for entry_id in still} | again.held
                 step.alone.extend(again.alone)
@@ -107,10 +131,15 @@ class _Step:
 
 
 async def _together(
-    services: Services, actor: Actor, entry_ids: Sequence[uuid.UUID], order: RetryOrder
+    services: Services,
+    actor: Actor,
+    entry_ids: Sequence[uuid.UUID],
+    order: RetryOrder,
+    gate: asyncio.Semaphore,
 ) -> _Step:
-    """Replay by a reset every entry that allows it, claimed at once and recorded `RECORD_EVERY` at
-    a time: what became of each, and the entries left (held by another retry, or to replay alone)."""
+    """Replay by a reset every entry that allows it, claimed at once, as many at a time as `gate`
+    lets through, and recorded `RECORD_EVERY` at a time: what became of each, and the entries left
+    (held by another retry, or to replay alone)."""
     async with services.sessions() as session:
         entries = await DeadLetterRepository(session).get_many(actor.tenant, entry_ids)
         job_ids = [entry.original_job_id for entry in entries.values()]
@@ -142,7 +171,6 @@ async def _together(
         if taken.job.id not in claimed and taken.entry is not None:
             step.held[taken.entry.id] = taken.job.id
     unrecorded = {(taken.job.id, taken.dead_run) for taken in won}
-    gate = asyncio.Semaphore(CONCURRENCY)
 
     async def restart(taken: Taken) -> Restarted | CampaignItem:
         assert taken.entry is not None  # a campaign replays entries
