@@ -107,6 +107,10 @@ class DeadLetterInput:
     error_type: str
     error_message: str
     attempts: int
+    reset_point: int | None = None
+    """The event id of the workflow task that scheduled the stage last: what a retry from this stage
+    resets to, known without reading the history back (None for a stage that is not an activity
+    of its own: local, a review)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,6 +17,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from redrive.store import Job, create_engine, session_factory
+from redrive.store.models import DeadLetter
 from tests.support import api_client, eventually, settings_for
 
 A = {"Authorization": "Bearer key-a"}
@@ -182,21 +183,26 @@ async def test_replay_limit_needs_force(api: httpx.AsyncClient, tmp_path: Path) 
     assert [a["action"] for a in done["actions"]] == ["replay", "replay"]
 
 
+@pytest.mark.parametrize("forgotten_by", ["job", "job and entry"])
 async def test_retry_after_the_history_is_gone_resubmits(
-    api: httpx.AsyncClient, dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
+    api: httpx.AsyncClient, dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path, forgotten_by: str
 ) -> None:
     """A dead job whose run Temporal no longer has (past retention) starts again from its stored
     payload with the current plan, and its new run upserts search attributes on status changes.
     The projection is pointed at a run id Temporal never had: deleting the run took the dev server
-    27 s alone and over two minutes inside the suite."""
+    27 s alone and over two minutes inside the suite. With the entry pointed there too, the retry
+    resets to the point the entry recorded without reading the history, and finds the run gone."""
     breaker = tmp_path / "break"
     breaker.touch()
     job_id = await _dead_job(api, breaker)
     engine = create_engine(sqlite_url)
+    gone = str(uuid.uuid4())
     try:
         async with session_factory(engine)() as session, session.begin():
-            forgotten = sa.update(Job).where(col(Job.id) == job_id).values(run_id=str(uuid.uuid4()))
-            await session.exec(forgotten)
+            await session.exec(sa.update(Job).where(col(Job.id) == job_id).values(run_id=gone))
+            if forgotten_by == "job and entry":
+                entry = sa.update(DeadLetter).where(col(DeadLetter.original_job_id) == job_id)
+                await session.exec(entry.values(run_id=gone))
     finally:
         await engine.dispose()
     breaker.unlink()

@@ -89,6 +89,7 @@ async def store_dead_letter(deps: ActivityDeps, entry: DeadLetterInput) -> DeadL
                 attempts=entry.attempts,
                 error_history=error_history(failures, entry, now.isoformat()),
                 dlq_at=now,
+                reset_point=entry.reset_point,
             )
         )
         job = Job(

@@ -118,10 +118,9 @@ async def retry_job(
     taken = check_retry(services, job, entry, order)
     if taken.continues:
         return await _continue_patched(services, actor, job, entry, order, taken.from_stage)
-    point = await reset_point(services.temporal, job.id, taken.dead_run, taken.from_stage)
-    restart, restarted = _restarter(services, actor, taken, order, point)
-    outcome = await _claimed(services, actor, job, entry, order, restart, restarted)
-    if restarted.mode == "reset" and order.campaign is None:
+    restart = await _restarter(services, actor, taken, order)
+    outcome = await _claimed(services, actor, job, entry, order, restart)
+    if outcome.mode == "reset" and order.campaign is None:
         await forget(services, job.id, taken.dead_run)
     return outcome
 
@@ -158,24 +157,40 @@ def check_retry(services: Services, job: Job, entry: DeadLetter | None, order: R
     return Taken(job, entry, dead_run, from_stage, stages[0], continues)
 
 
-def _restarter(
-    services: Services, actor: Actor, taken: Taken, order: RetryOrder, point: int | None
-) -> tuple[Callable[[], Awaitable[str]], Restart]:
-    """How to restart `taken` by a reset to `point`, or anew from its payload when its history is
-    gone (`point` None); and how that restart is recorded."""
+Restarter = Callable[[], Awaitable[tuple[str, "Restart"]]]
+"""Restarts a claimed dead run: its new run, and how it was restarted."""
+
+
+async def _restarter(services: Services, actor: Actor, taken: Taken, order: RetryOrder) -> Restarter:
+    """How to restart `taken`: by a reset to the workflow task that scheduled its stage (as the dead
+    run recorded it, or else read from the run's history), or anew from its payload when the
+    history is gone."""
     job = taken.job
     entry = taken.entry
     request_id = f"retry-{entry.id if entry else taken.dead_run}"  # Temporal de-dupes a resent reset
+    known = _recorded_point(taken)
+    point = known or await reset_point(services.temporal, job.id, taken.dead_run, taken.from_stage)
 
-    async def restart() -> str:
-        if point is None:
-            return await _resubmit(services, job)
-        reason = _reason(actor, taken.from_stage, order)
-        return await _reset(services, job, taken.dead_run, point, reason, request_id, actor)
+    async def restart() -> tuple[str, Restart]:
+        if point is not None:
+            reason = _reason(actor, taken.from_stage, order)
+            try:
+                run_id = await _reset(services, job, taken.dead_run, point, reason, request_id, actor)
+                return run_id, Restart("reset", taken.from_stage, request_id)
+            except RPCError as error:  # a recorded point is used without looking: the run may be gone
+                if known is None or error.status != RPCStatusCode.NOT_FOUND:
+                    raise
+        return await _resubmit(services, job), Restart("resubmitted", taken.first_stage, request_id)
 
-    if point is None:
-        return restart, Restart("resubmitted", taken.first_stage, request_id)
-    return restart, Restart("reset", taken.from_stage, request_id)
+    return restart
+
+
+def _recorded_point(taken: Taken) -> int | None:
+    """The reset point the dead run recorded with its entry, if the retry starts from that stage."""
+    entry = taken.entry
+    if entry is None or entry.run_id != taken.dead_run or entry.stage != taken.from_stage:
+        return None
+    return entry.reset_point
 
 
 async def claim_many(services: Services, takes: Sequence[Taken]) -> list[Taken]:
@@ -190,10 +205,9 @@ async def claim_many(services: Services, takes: Sequence[Taken]) -> list[Taken]:
 async def restart_claimed(services: Services, actor: Actor, taken: Taken, order: RetryOrder) -> Restarted:
     """Restart `taken`, whose dead run the caller claimed (see `claim_many`); the claim is given
     back if the restart fails."""
-    point = await reset_point(services.temporal, taken.job.id, taken.dead_run, taken.from_stage)
-    restart, how = _restarter(services, actor, taken, order, point)
     try:
-        return Restarted(taken.job, taken.entry, taken.dead_run, how, await restart())
+        run_id, how = await (await _restarter(services, actor, taken, order))()
+        return Restarted(taken.job, taken.entry, taken.dead_run, how, run_id)
     except BaseException:
         await _release(services, taken.job)
         raise
@@ -272,8 +286,7 @@ async def _claimed(
     job: Job,
     entry: DeadLetter | None,
     order: RetryOrder,
-    restart: Callable[[], Awaitable[str]],
-    how: Restart,
+    restart: Restarter,
 ) -> RetryOutcome:
     """What every retry does around its `restart`: claim the dead run (one winner among racing
     calls), give it back if the restart fails, record the new run, and say what was done."""
@@ -284,7 +297,7 @@ async def _claimed(
         if not await taken:
             raise Busy("Retry in progress", f"job {job.id} is already being retried by another request")
     try:
-        new_run_id = await restart()
+        new_run_id, how = await restart()
     except BaseException:
         await _release(services, job)
         raise
@@ -330,8 +343,14 @@ async def _continue_patched(
         position = names.index(from_stage) if from_stage in names else 0
         outputs = {name: outputs[name] for name in names[:position] if name in outputs}
 
-    async def restart() -> str:
-        return await start_job(
+    changed = ", ".join(patched_fields(patch))
+    note = f"payload patched ({changed})" if patch else "continued in a new run (local stage)"
+    note += f"; {order.reason}" if order.reason else ""
+    request_id = f"patch-{entry.id if entry else job.run_id}"
+    how = Restart("continued", plan[position].name, request_id, payload, note)
+
+    async def restart() -> tuple[str, Restart]:
+        run_id = await start_job(
             services,
             job_type,
             job.id,
@@ -345,15 +364,11 @@ async def _continue_patched(
             # new run replaces it.
             conflict=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
         )
+        return run_id, how
 
-    changed = ", ".join(patched_fields(patch))
-    note = f"payload patched ({changed})" if patch else "continued in a new run (local stage)"
-    note += f"; {order.reason}" if order.reason else ""
-    request_id = f"patch-{entry.id if entry else job.run_id}"
     # The dead run stays (unlike after a reset): it is the record of the payload that failed. Deleting
     # it here was seen to stall the dev server's later deletions of reset runs for minutes.
-    how = Restart("continued", plan[position].name, request_id, payload, note)
-    return await _claimed(services, actor, job, entry, order, restart, how)
+    return await _claimed(services, actor, job, entry, order, restart)
 
 
 async def _release(services: Services, job: Job) -> None:

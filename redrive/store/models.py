@@ -145,6 +145,9 @@ class DeadLetter(SQLModel, table=True):
     """How many replays of this job ended back in the queue."""
     notified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     archived_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    reset_point: int | None = None
+    """The workflow task a retry from `stage` resets `run_id` to, as the run recorded it (None:
+    read from the run's history when retried)."""
 
 
 class PendingGroup(SQLModel, table=True):

@@ -61,6 +61,8 @@ class JobWorkflow:
         self._awaiting_review: str | None = None
         self._review: ReviewInput | None = None
         self._released = False
+        self._reset_points: dict[str, int] = {}
+        """By stage, the event id of the workflow task that scheduled its activity last."""
 
     @workflow.run
     async def run(self, args: Sequence[RawValue]) -> JobResult:
@@ -225,6 +227,9 @@ class JobWorkflow:
                 activity_id=stage.name,
             )
             return local
+        # This activation's commands complete the workflow task whose started event is the history's
+        # last: its completed event comes next, and a retry from this stage resets to it.
+        self._reset_points[stage.name] = workflow.info().get_current_history_length() + 1
         # Stages are named by the registry's data, so the activity is named by string here.
         result: StageResult = await workflow.execute_activity(
             stage.activity,
@@ -264,6 +269,7 @@ class JobWorkflow:
                 error_type=failure.error_type,
                 error_message=failure.message,
                 attempts=failure.attempts,
+                reset_point=self._reset_points.get(stage.name),
             ),
             result_type=DeadLetterResult,
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
