@@ -3,9 +3,11 @@ racing each other, against the same N resets done by hand with the Temporal clie
 history, find the failed stage's reset point, reset) on another N dead jobs, on one dev server per
 round.
 
-    python -m bench.bulk_replay [--jobs 500] [--rounds 3] [--rate 1000] [--concurrency 64] [--postgres]
+    python -m bench.bulk_replay [--jobs 500] [--rounds 3] [--rate 1000] [--concurrency 128] [--postgres]
 
-Bare resets run as many at once as one campaign may (two steps of 32). Each round starts a fresh
+Bare resets run as many at once as the racing pair may (`IN_FLIGHT` each); each bare reset reads
+the run's history for its reset point, as a reset done by hand must, where redrive resets to the
+point the dead run recorded with its entry. Each round starts a fresh
 server and runs the two sides one after the other, bare first in odd rounds and redrive first in
 even ones (the second finds the server's database fuller). It prints how long each side took to
 replay everything (bare: until the last reset call returned; redrive: until the last step of either
@@ -41,10 +43,9 @@ from temporalio.client import Client
 
 from redrive.contracts import REPLAY_CAMPAIGN_ENTRIES
 from redrive.operations import reset_point
-from redrive.operations.campaigns import CONCURRENCY
+from redrive.operations.campaign_steps import IN_FLIGHT
 from redrive.settings import Settings
 from redrive.store import upgrade
-from redrive.workflows.replay_campaign import STEPS_IN_FLIGHT
 from tests.support import running_api, running_worker, settings_for, start_dev_server
 
 KEY = {"Authorization": "Bearer key-a"}
@@ -270,8 +271,8 @@ if __name__ == "__main__":
     parser.add_argument("--jobs", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3, help="each on a fresh server, the order alternating")
     parser.add_argument("--rate", type=float, default=1000.0)
-    # As many resets in flight as a campaign may have: two steps of CONCURRENCY each.
-    parser.add_argument("--concurrency", type=int, default=STEPS_IN_FLIGHT * CONCURRENCY)
+    # As many resets in flight as the racing pair may have: IN_FLIGHT each.
+    parser.add_argument("--concurrency", type=int, default=2 * IN_FLIGHT)
     parser.add_argument(
         "--postgres",
         action="store_true",
