@@ -15,11 +15,11 @@ branch_labels = None
 depends_on = None
 
 
+# Plain ALTER TABLE, not a batch: on SQLite a batch rebuilds the table and loses the triggers that
+# keep the pending groups' counts (SQLite drops a column in place since 3.35).
 def upgrade() -> None:
-    with op.batch_alter_table("dead_letters") as batch:
-        batch.add_column(sa.Column("reset_point", sa.Integer, nullable=True))
+    op.add_column("dead_letters", sa.Column("reset_point", sa.Integer, nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("dead_letters") as batch:
-        batch.drop_column("reset_point")
+    op.drop_column("dead_letters", "reset_point")
