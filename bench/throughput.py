@@ -6,7 +6,7 @@ workflow with one search-attribute upsert (queued -> running), the ceiling for k
 status in Temporal's visibility, which redrive does.
 
     python -m bench.throughput [--jobs 400] [--rounds 3] [--concurrency 20] [--one-process] [--shaped]
-                               [--server-apart] [--local]
+                               [--server-apart] [--local] [--counts]
 
 Each side's worker runs as its own process, as deployed (`python worker.py`; the baseline's
 `bench.bare_worker`); `--one-process` runs both in this process instead. Both sides submit with the
@@ -22,6 +22,11 @@ core is busy (two on our CI machines) the ratio follows the CPU each job costs i
 (load generator, API, workers) to the other half, as in production, where the server runs on
 machines of its own and API and workers scale out beside it: the ratio then says how much more of
 the server's capacity a redrive job takes than a bare one.
+
+`--counts` adds, after the rounds, one round of each side alone, each followed by a minute of quiet
+(until the timers it set have fired), and prints the server's own counts per job: database
+requests, visibility writes, history tasks, bytes of history events and of mutable state. Those do
+not move with the machine's load, so they show whether a redrive job asks the server for more work.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from bench import bare_worker
+from bench import bare_worker, server_counts
 from bench.bare import JOB_STATUS
 from bench.bare_workflows.plain import BareWorkflow
 from bench.bare_workflows.shaped import BareShapedWorkflow
@@ -59,7 +64,7 @@ from redrive.converter import DATA_CONVERTER
 from redrive.jobtypes.builtin import DEMO
 from redrive.status import JOB_TYPE, TENANT_ID
 from redrive.store import upgrade
-from tests.support import running_api, running_worker, settings_for, start_dev_server
+from tests.support import free_port, running_api, running_worker, settings_for, start_dev_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -128,6 +133,36 @@ def measuring(jobs: int, server_pid: int) -> Measure:
             worker_cpu_ms=(workers() - worker) * 1000 / jobs,
             server_cpu_ms=(_process_cpu_s(server_pid) - server) * 1000 / jobs,
         )
+
+    return measure
+
+
+QUIET = 65.0
+"""Seconds until the timers a round set have fired (activities' start-to-close timeouts, 60 s, are
+the last): a counted round starts and ends with as much quiet."""
+
+
+def counting(jobs: int, url: str) -> Measure:
+    """A function that runs `work`, waits until the timers it set have fired, and prints the server's
+    counts per job over the whole (`bench.server_counts`); its Sample holds the rate only."""
+
+    async def measure(work: Callable[[], Awaitable[None]], pids: list[int]) -> Sample:
+        async with aiohttp.ClientSession() as http:
+            before = await server_counts.read(http, url)
+            started = time.perf_counter()
+            await work()
+            elapsed = time.perf_counter() - started
+            await asyncio.sleep(QUIET)
+            figures = server_counts.per_job(before, await server_counts.read(http, url), jobs)
+        print(
+            "  "
+            + ", ".join(
+                f"{value / 1024:.1f} K{name}" if name.endswith("bytes") else f"{value:.2f} {name}"
+                for name, value in figures.items()
+            ),
+            flush=True,
+        )
+        return Sample(rate=jobs / elapsed, local_cpu_ms=0.0, worker_cpu_ms=0.0, server_cpu_ms=0.0)
 
     return measure
 
@@ -314,10 +349,12 @@ async def main(
     shaped: bool,
     server_apart: bool,
     local: bool = False,
+    counts: bool = False,
 ) -> None:
     """Alternate redrive and bare rounds on one dev server; print medians and the ratio."""
     home = Path(tempfile.mkdtemp(prefix="redrive-bench-"))
-    env = await start_dev_server(home / "temporal.db")
+    metrics_port = free_port()
+    env = await start_dev_server(home / "temporal.db", metrics_port)
     extra: list[Flavour] = ["bare+shape"] if shaped else []
     sides: list[Flavour | Literal["redrive"]] = ["bare", "redrive", "bare+status", *extra]
     results: dict[str, list[Sample]] = {side: [] for side in sides}
@@ -339,6 +376,16 @@ async def main(
             print(
                 f"round {number}: " + ", ".join(_describe(n, s[-1]) for n, s in results.items()), flush=True
             )
+        if counts:
+            print(f"the server's own counts per job, each side alone, {QUIET:.0f} s of quiet after it:")
+            count = counting(jobs, f"http://127.0.0.1:{metrics_port}/metrics")
+            await asyncio.sleep(QUIET)  # for the timers the timed rounds set
+            for side in sides:
+                print(f" {side}:", flush=True)
+                if side == "redrive":
+                    await redrive_round(env.client, home, jobs, concurrency, count, apart, local)
+                else:
+                    await bare_round(env.client, home, jobs, concurrency, count, apart, side)
     medians = {name: _median(samples) for name, samples in results.items()}
     where = "workers in their own processes" if apart else "workers in this process"
     if server_apart:
@@ -428,6 +475,11 @@ if __name__ == "__main__":
         action="store_true",
         help="declare the demo job type's stages local (Temporal local activities); goal 1.5 x bare",
     )
+    parser.add_argument(
+        "--counts",
+        action="store_true",
+        help="after the rounds, count the server's work per job on each side alone (about a minute each)",
+    )
     arguments = parser.parse_args()
     asyncio.run(
         main(
@@ -438,5 +490,6 @@ if __name__ == "__main__":
             arguments.shaped,
             arguments.server_apart,
             arguments.local,
+            arguments.counts,
         )
     )

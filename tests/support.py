@@ -58,12 +58,14 @@ async def register_search_attributes(client: Client) -> None:
     )
 
 
-async def start_dev_server(db_file: Path) -> WorkflowEnvironment:
-    """A real Temporal dev server on a SQLite file in WAL mode, as `redrive dev` runs it."""
+async def start_dev_server(db_file: Path, metrics_port: int | None = None) -> WorkflowEnvironment:
+    """A real Temporal dev server on a SQLite file in WAL mode, as `redrive dev` runs it; with
+    `metrics_port`, its Prometheus metrics on that port."""
+    metrics = ["--metrics-port", str(metrics_port)] if metrics_port else []
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(temporal_cli()),
         dev_server_database_filename=str(db_file),
-        dev_server_extra_args=list(SQLITE_PRAGMAS),
+        dev_server_extra_args=[*SQLITE_PRAGMAS, *metrics],
         search_attributes=SEARCH_ATTRIBUTES,
         data_converter=DATA_CONVERTER,
     )
