@@ -100,13 +100,18 @@ def _pin(pid: int, cpus: set[int]) -> None:
             os.sched_setaffinity(int(task.name), cpus)
 
 
-def _split_cores(server_pid: int) -> tuple[list[int], list[int]]:
-    """Give the server the first half of the usable cores and this process (and the workers it
-    starts later) the rest; the two halves."""
+def _server_cores() -> tuple[list[int], list[int]]:
+    """The first half of the usable cores, for the server, and the rest."""
     cores = sorted(os.sched_getaffinity(0))
     if len(cores) < 2:
         raise SystemExit("--server-apart needs at least two cores")
-    server, rest = cores[: len(cores) // 2], cores[len(cores) // 2 :]
+    return cores[: len(cores) // 2], cores[len(cores) // 2 :]
+
+
+def _split_cores(server_pid: int) -> tuple[list[int], list[int]]:
+    """Give the server the first half of the usable cores and this process (and the workers it
+    starts later) the rest; the two halves."""
+    server, rest = _server_cores()
     _pin(server_pid, set(server))
     _pin(os.getpid(), set(rest))
     return server, rest
@@ -354,6 +359,11 @@ async def main(
     """Alternate redrive and bare rounds on one dev server; print medians and the ratio."""
     home = Path(tempfile.mkdtemp(prefix="redrive-bench-"))
     metrics_port = free_port()
+    if server_apart:
+        # Go sizes its scheduler by the cores it may use at start; pinned later to fewer, its idle
+        # threads would spin on the server's own cores. A server on machines of its own has as
+        # many threads as cores.
+        os.environ["GOMAXPROCS"] = str(len(_server_cores()[0]))
     env = await start_dev_server(home / "temporal.db", metrics_port)
     extra: list[Flavour] = ["bare+shape"] if shaped else []
     sides: list[Flavour | Literal["redrive"]] = ["bare", "redrive", "bare+status", *extra]
