@@ -421,7 +421,7 @@ async def main(
         of_ceiling = ours.rate / ceiling.rate
         verdict = "met" if of_ceiling >= CEILING_GOAL else "NOT met"
         print(
-            f"  redrive at {of_ceiling:.2f} of the ceiling "
+            f"  redrive at {of_ceiling:.3f} of the ceiling "
             f"(goal >= {CEILING_GOAL:.2f}, {rounds} rounds: {verdict})"
         )
     if shaped:
