@@ -138,7 +138,8 @@ def _unavailable(what: str) -> JSONResponse:
 
 async def _rpc(_request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RPCError)
-    if error.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+    # CANCELLED: the server gave up on the call (seen for a reset of a run still closing).
+    if error.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
         return _unavailable("Temporal")
     raise error
 

@@ -8,6 +8,7 @@ A reset leaves the dead run behind, still carrying `JobStatus="dead_letter"`; a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -431,20 +432,34 @@ def _reason(actor: Actor, from_stage: str, order: RetryOrder) -> str:
     return f"{reason}: {order.reason}" if order.reason else reason
 
 
+RESET_PAUSES = (0.2, 1.0)
+"""Pauses before a reset is sent again after a transient refusal (`TRANSIENT`): the server has been
+seen to cancel a reset of a run that was still closing. The request id is the same, so Temporal
+does not reset twice if the refused call did go through."""
+TRANSIENT = (RPCStatusCode.CANCELLED, RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)
+
+
 async def _reset(
     services: Services, job: Job, run_id: str, point: int, reason: str, request_id: str, actor: Actor
 ) -> str:
-    response = await services.temporal.workflow_service.reset_workflow_execution(
-        ResetWorkflowExecutionRequest(
-            namespace=services.settings.temporal_namespace,
-            workflow_execution=WorkflowExecution(workflow_id=job.id, run_id=run_id),
-            reason=reason,
-            workflow_task_finish_event_id=point,
-            request_id=request_id,
-            identity=f"redrive-api:{actor.identity}",
-        )
+    request = ResetWorkflowExecutionRequest(
+        namespace=services.settings.temporal_namespace,
+        workflow_execution=WorkflowExecution(workflow_id=job.id, run_id=run_id),
+        reason=reason,
+        workflow_task_finish_event_id=point,
+        request_id=request_id,
+        identity=f"redrive-api:{actor.identity}",
     )
-    return response.run_id
+    service = services.temporal.workflow_service
+    for pause in RESET_PAUSES:
+        try:
+            return (await service.reset_workflow_execution(request)).run_id
+        except RPCError as error:
+            if error.status not in TRANSIENT:
+                raise
+            log.warning("reset of job %s refused (%s); sending it again", job.id, error.message)
+            await asyncio.sleep(pause)
+    return (await service.reset_workflow_execution(request)).run_id
 
 
 async def _resubmit(services: Services, job: Job) -> str:
