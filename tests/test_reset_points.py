@@ -4,9 +4,9 @@ stage, after retries, in a run a retry reset, and in a stage after another."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -71,7 +71,7 @@ async def test_recorded_reset_points_match_the_history(
         "pointed back": await _submit(api, "finish", "ValidationError", breaker),
     }
     for job_id in failing.values():
-        await eventually(_in(api, job_id, "dead_letter"), within=60)
+        await eventually(partial(job_in, api, job_id, "dead_letter"), within=60)
     # Dead again in the run its retry reset.
     again = await api.post(f"/v1/jobs/{failing['permanent']}/retry")
     assert again.status_code == 200, again.text
@@ -98,7 +98,7 @@ async def test_recorded_reset_points_match_the_history(
         retried = await api.post(f"/v1/jobs/{job_id}/retry", json={"force": True})
         assert retried.status_code == 200, (name, retried.text)
         assert retried.json()["mode"] == "reset", name
-        done = await eventually(_in(api, job_id, "complete"), within=60)
+        done = await eventually(partial(job_in, api, job_id, "complete"), within=60)
         assert done["run_id"] == retried.json()["run_id"], name
         executions = {stage["name"]: stage["executions"] for stage in done["stages"]}
         if name == "last stage":
@@ -106,10 +106,6 @@ async def test_recorded_reset_points_match_the_history(
         elif name == "pointed back":
             # The stage before it ran in the workflow task that ran the local first stage.
             assert executions == {"prepare": 2, "process": 2, "finish": 2}, executions
-
-
-def _in(http: httpx.AsyncClient, job_id: str, status: str) -> Callable[[], Awaitable[dict[str, Any] | None]]:
-    return lambda: job_in(http, job_id, status)
 
 
 async def _set_point(url: str, entry: DeadLetter, point: int | None) -> None:
