@@ -114,9 +114,12 @@ async def serving(app: Any) -> AsyncIterator[str]:
         sock.close()
 
 
-async def job_in(http: httpx.AsyncClient, job_id: str, status: str) -> dict[str, Any] | None:
-    """The job as the API shows it, if it is in `status` (for `eventually`), else None."""
-    body: dict[str, Any] = (await http.get(f"/v1/jobs/{job_id}")).json()
+async def job_in(
+    http: httpx.AsyncClient, job_id: str, status: str, headers: dict[str, str] | None = None
+) -> dict[str, Any] | None:
+    """The job as the API shows it (to the tenant of `headers`, if given), if it is in `status`
+    (for `eventually`), else None."""
+    body: dict[str, Any] = (await http.get(f"/v1/jobs/{job_id}", headers=headers)).json()
     return body if body["status"] == status else None
 
 

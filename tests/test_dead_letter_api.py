@@ -4,10 +4,10 @@ with a reason, show, group, replay one and many (dry run, rate, races), and the 
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -18,7 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from redrive.store import Job, create_engine, session_factory
 from redrive.store.models import DeadLetter
-from tests.support import api_client, eventually, settings_for
+from tests.support import api_client, eventually, job_in, settings_for
 
 A = {"Authorization": "Bearer key-a"}
 B = {"Authorization": "Bearer key-b"}
@@ -34,26 +34,13 @@ async def api(
         yield http
 
 
-async def _job(
-    http: httpx.AsyncClient, job_id: str, wanted: str, headers: dict[str, str] | None = None
-) -> dict[str, Any] | None:
-    body: dict[str, Any] = (await http.get(f"/v1/jobs/{job_id}", headers=headers)).json()
-    return body if body["status"] == wanted else None
-
-
-def _waiter(
-    http: httpx.AsyncClient, job_id: str, wanted: str
-) -> Callable[[], Awaitable[dict[str, Any] | None]]:
-    return lambda: _job(http, job_id, wanted)
-
-
 async def _dead_job(http: httpx.AsyncClient, breaker: Path, stage: str = "process", **headers: str) -> str:
     """Submit a demo job that fails permanently in `stage` while `breaker` exists; wait until it is dead."""
     fail = {"stage": stage, "error": "ValidationError", "while_exists": str(breaker)}
     created = await http.post("/v1/jobs", json={"type": "demo", "payload": {"fail": fail}}, headers=headers)
     assert created.status_code == 202, created.text
     job_id: str = created.json()["id"]
-    await eventually(lambda: _job(http, job_id, "dead_letter", headers))  # before the breaker goes
+    await eventually(lambda: job_in(http, job_id, "dead_letter", headers))  # before the breaker goes
     return job_id
 
 
@@ -69,7 +56,7 @@ async def test_retry_from_an_earlier_stage_records_reason_and_caller(
     assert "prepare, process, finish" in wrong.json()["detail"]
     too_long = await api.post(f"/v1/jobs/{job_id}/retry", json={"reason": "x" * 501})
     assert too_long.status_code == 422
-    assert (await _job(api, job_id, "dead_letter")) is not None  # bad requests changed nothing
+    assert (await job_in(api, job_id, "dead_letter")) is not None  # bad requests changed nothing
 
     breaker.unlink()
     retried = await api.post(
@@ -79,7 +66,7 @@ async def test_retry_from_an_earlier_stage_records_reason_and_caller(
     body = retried.json()
     assert (body["mode"], body["from_stage"], body["reason"]) == ("reset", "process", "INC-7 fixed")
     assert body["retried_by"].startswith("a/env-")  # a REDRIVE_API_KEYS key, named by its hash
-    done = await eventually(lambda: _job(api, job_id, "complete"), within=60)
+    done = await eventually(lambda: job_in(api, job_id, "complete"), within=60)
     assert [(s["name"], s["executions"]) for s in done["stages"]] == [
         ("prepare", 1),
         ("process", 2),
@@ -130,7 +117,7 @@ async def test_show_group_and_replay_dead_letters(api: httpx.AsyncClient, tmp_pa
     again = await api.post(f"/v1/dead-letters/{left['id']}/replay")
     assert again.status_code == 409
     for job_id in jobs:
-        await eventually(_waiter(api, job_id, "complete"), within=60)
+        await eventually(functools.partial(job_in, api, job_id, "complete"), within=60)
     assert (await api.get("/v1/dead-letters", params={"pending": True})).json()["items"] == []
     other = (await api.get("/v1/dead-letters", headers=B, params={"pending": True})).json()["items"]
     assert len(other) == 1  # tenant b's entry was never in a's filter
@@ -155,7 +142,7 @@ async def test_racing_bulk_replays_make_one_run_per_job(api: httpx.AsyncClient, 
     assert set(runs) == jobs
     assert all(len(run_ids) == 1 for run_ids in runs.values()), runs
     for job_id, (run_id,) in runs.items():
-        done = await eventually(_waiter(api, job_id, "complete"), within=60)
+        done = await eventually(functools.partial(job_in, api, job_id, "complete"), within=60)
         assert done["run_id"] == run_id
 
 
@@ -166,7 +153,7 @@ async def test_replay_limit_needs_force(api: httpx.AsyncClient, tmp_path: Path) 
     job_id = await _dead_job(api, breaker)
     (first,) = (await api.get("/v1/dead-letters", params={"pending": True})).json()["items"]
     assert (await api.post(f"/v1/dead-letters/{first['id']}/replay")).status_code == 200
-    await eventually(lambda: _job(api, job_id, "dead_letter"), within=60)  # still broken: dies again
+    await eventually(lambda: job_in(api, job_id, "dead_letter"), within=60)  # still broken: dies again
     (second,) = (await api.get("/v1/dead-letters", params={"pending": True})).json()["items"]
     assert (second["replay_of"], second["replay_count"]) == (first["id"], 1)
 
@@ -177,7 +164,7 @@ async def test_replay_limit_needs_force(api: httpx.AsyncClient, tmp_path: Path) 
     breaker.unlink()
     forced = await api.post(f"/v1/dead-letters/{second['id']}/replay", json={"force": True})
     assert forced.status_code == 200, forced.text
-    done = await eventually(lambda: _job(api, job_id, "complete"), within=60)
+    done = await eventually(lambda: job_in(api, job_id, "complete"), within=60)
     chain = [(e["id"], e["replay_of"], e["replayed_at"] is not None) for e in done["dead_letters"]]
     assert chain == [(first["id"], None, True), (second["id"], first["id"], True)]
     assert [a["action"] for a in done["actions"]] == ["replay", "replay"]
@@ -209,7 +196,7 @@ async def test_retry_after_the_history_is_gone_resubmits(
     retried = await api.post(f"/v1/jobs/{job_id}/retry", json={"reason": "history expired"})
     assert retried.status_code == 200, retried.text
     assert retried.json()["mode"] == "resubmitted"
-    await eventually(lambda: _job(api, job_id, "complete"), within=30)
+    await eventually(lambda: job_in(api, job_id, "complete"), within=30)
     handle = dev_env.client.get_workflow_handle(job_id)
     await handle.result()  # the last upsert rides on the closing workflow task
     upserts = [
