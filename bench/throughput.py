@@ -408,11 +408,7 @@ async def main(
     said = " (redrive's stages local, bare's ordinary activities)" if local else ""
     verdict = "met" if ours.rate / bare.rate >= goal else "NOT met"
     print(f"  ratio    {ours.rate / bare.rate:.2f} of bare throughput{said} (goal >= {goal:.2f}: {verdict})")
-    paired = [mine.rate / base.rate for mine, base in zip(results["redrive"], results["bare"], strict=True)]
-    print(
-        f"  per round {' '.join(f'{ratio:.2f}' for ratio in paired)} "
-        f"(median {statistics.median(paired):.2f}): the run's spread"
-    )
+    print(f"  per round {_per_round(results['redrive'], results['bare'])}: the run's spread")
     print(
         f"  ceiling  {ceiling.rate / bare.rate:.2f}: bare with the one search-attribute upsert of "
         "queued -> running, which redrive keeps"
@@ -421,8 +417,8 @@ async def main(
         of_ceiling = ours.rate / ceiling.rate
         verdict = "met" if of_ceiling >= CEILING_GOAL else "NOT met"
         print(
-            f"  redrive at {of_ceiling:.3f} of the ceiling "
-            f"(goal >= {CEILING_GOAL:.2f}, {rounds} rounds: {verdict})"
+            f"  redrive at {of_ceiling:.3f} of the ceiling (goal >= {CEILING_GOAL:.2f}, {rounds} rounds: "
+            f"{verdict}); per round {_per_round(results['redrive'], results['bare+status'])}"
         )
     if shaped:
         shape = medians["bare+shape"]
@@ -436,6 +432,12 @@ async def main(
         f"{ours.server_cpu_ms - bare.server_cpu_ms:+.1f} ms in the server; "
         f"in all {_total(ours) / _total(bare):.2f} x bare's {_total(bare):.1f} ms"
     )
+
+
+def _per_round(ours: list[Sample], theirs: list[Sample]) -> str:
+    """Each round's ratio of the two sides' rates, and their median."""
+    ratios = [mine.rate / other.rate for mine, other in zip(ours, theirs, strict=True)]
+    return f"{' '.join(f'{ratio:.2f}' for ratio in ratios)} (median {statistics.median(ratios):.3f})"
 
 
 def _total(sample: Sample) -> float:
