@@ -17,7 +17,9 @@ from sqlmodel import SQLModel, col, select
 from redrive.fingerprints import fingerprint
 from redrive.status import JobStatus
 from redrive.store import DeadLetter, Job, JobStage, create_engine, session_factory, upgrade
+from redrive.store.breakers import retrying_at
 from redrive.store.dead_letters import DeadLetterFilter, DeadLetterRepository
+from redrive.store.models import JOBS
 from redrive.store.projection import GroupCommit, statements
 from redrive.store.types import utcnow
 
@@ -259,5 +261,48 @@ async def test_row_level_security_hides_other_tenants(postgres_url: str) -> None
             await connection.execute(sa.text("DROP OWNED BY redrive_rls_probe"))
             await connection.execute(sa.text("DROP ROLE redrive_rls_probe"))
             await connection.commit()
+    finally:
+        await engine.dispose()
+
+
+async def test_an_index_finds_the_jobs_an_opening_breaker_pauses(database_url: str) -> None:
+    """The breaker's query for the jobs waiting on a retry of its stage, across every tenant, is
+    served by the partial index on `retrying` jobs, not a scan of the jobs table; and it returns
+    exactly those jobs."""
+    engine = create_engine(database_url)
+    now = utcnow()
+    query = retrying_at("demo", "process")
+    try:
+        async with engine.begin() as connection:
+            for job_id, tenant, stage, status in [
+                ("waiting-a", "a", "process", JobStatus.RETRYING),
+                ("waiting-b", "b", "process", JobStatus.RETRYING),
+                ("running", "a", "process", JobStatus.RUNNING),
+                ("elsewhere", "a", "finish", JobStatus.RETRYING),
+            ]:
+                row = Job(
+                    id=job_id,
+                    tenant_id=tenant,
+                    type="demo",
+                    status=status.value,
+                    stage=stage,
+                    created_at=now,
+                    updated_at=now,
+                )
+                await connection.execute(sa.insert(JOBS).values(row.model_dump()))
+            assert sorted(job_id for job_id, _payload in (await connection.execute(query)).all()) == [
+                "waiting-a",
+                "waiting-b",
+            ]
+            sql = str(query.compile(connection.sync_connection, compile_kwargs={"literal_binds": True}))
+            if connection.dialect.name == "sqlite":
+                plan = [
+                    row[-1] for row in (await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")).all()
+                ]
+            else:  # so few rows that a scan would win on cost; ask whether the index can serve it
+                await connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+                explained = await connection.exec_driver_sql(f"EXPLAIN {sql}")
+                plan = [row[0] for row in explained.all()]
+        assert any("ix_jobs_retrying" in line for line in plan), plan
     finally:
         await engine.dispose()

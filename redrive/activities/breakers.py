@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlmodel import select
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError
@@ -42,9 +41,7 @@ from redrive.operations.breakers import (
     send_order,
 )
 from redrive.operations.errors import NotFound
-from redrive.status import JobStatus
-from redrive.store.breakers import CLOSED, HALF_OPEN, PAUSED, WAITING, BreakerStore
-from redrive.store.models import JOBS
+from redrive.store.breakers import CLOSED, HALF_OPEN, PAUSED, WAITING, BreakerStore, retrying_at
 
 log = logging.getLogger(__name__)
 
@@ -204,17 +201,9 @@ class BreakerActivities:
         services = self.deps.operations()
         breaker = _declared(services.registry, ref)
         async with self.deps.sessions() as session:
-            rows = (
-                await session.exec(
-                    select(JOBS.c.id, JOBS.c.payload).where(
-                        JOBS.c.type == ref.job_type,
-                        JOBS.c.stage == ref.stage,
-                        # Not `running`: pausing a running attempt cancels it (the SDK learns of the
-                        # pause from its heartbeat); an attempt that fails pauses itself (the guard).
-                        JOBS.c.status == JobStatus.RETRYING.value,
-                    )
-                )
-            ).all()
+            # Not `running`: pausing a running attempt cancels it (the SDK learns of the pause from
+            # its heartbeat); an attempt that fails pauses itself (the guard).
+            rows = (await session.exec(retrying_at(ref.job_type, ref.stage))).all()
         jobs = [
             job_id
             for job_id, payload in rows

@@ -8,13 +8,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import Select
 
 from redrive.breaker_policy import BreakerRef
-from redrive.store.models import BREAKER_ATTEMPTS, BREAKER_WAITERS, BREAKERS, BreakerState, BreakerWaiter
+from redrive.status import JobStatus
+from redrive.store.models import (
+    BREAKER_ATTEMPTS,
+    BREAKER_WAITERS,
+    BREAKERS,
+    JOBS,
+    BreakerState,
+    BreakerWaiter,
+)
 from redrive.store.upsert import dialect_insert
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
@@ -29,6 +39,18 @@ class Figures:
 
     attempts: int
     failures: int
+
+
+def retrying_at(job_type: str, stage: str) -> Select[str, dict[str, Any]]:
+    """The id and payload of every job of `job_type` waiting for a retry of `stage`, in any tenant:
+    the ones an opening breaker pauses. The status is a literal, not a bound parameter: PostgreSQL's
+    generic plan for a prepared statement (asyncpg prepares them all) cannot match a parameter to
+    the partial index `ix_jobs_retrying`'s predicate."""
+    return select(JOBS.c.id, JOBS.c.payload).where(
+        JOBS.c.type == job_type,
+        JOBS.c.stage == stage,
+        JOBS.c.status == sa.literal_column(f"'{JobStatus.RETRYING.value}'"),
+    )
 
 
 def _of(table: sa.Table, ref: BreakerRef) -> sa.ColumnElement[bool]:

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from redrive.status import JobStatus
 from redrive.store.types import JSONDocument, UTCDateTime, utcnow
 
 
@@ -19,6 +20,15 @@ class Job(SQLModel, table=True):
         sa.Index("ix_jobs_tenant_created", "tenant_id", "created_at", "id"),
         sa.Index("ix_jobs_tenant_status_created", "tenant_id", "status", "created_at", "id"),
         sa.Index("ix_jobs_tenant_status_finished", "tenant_id", "status", "finished_at"),
+        # The jobs an opening breaker pauses, across tenants (`store.breakers.retrying_at`); partial,
+        # so only the few rows in `retrying` are in it and other status changes never touch it.
+        sa.Index(
+            "ix_jobs_retrying",
+            "type",
+            "stage",
+            sqlite_where=sa.text(f"status = '{JobStatus.RETRYING.value}'"),
+            postgresql_where=sa.text(f"status = '{JobStatus.RETRYING.value}'"),
+        ),
     )
 
     id: str = Field(primary_key=True, max_length=64)
