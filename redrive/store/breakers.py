@@ -16,12 +16,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import Select
 
 from redrive.breaker_policy import BreakerRef
-from redrive.status import JobStatus
 from redrive.store.models import (
     BREAKER_ATTEMPTS,
     BREAKER_WAITERS,
     BREAKERS,
     JOBS,
+    RETRYING_ONLY,
     BreakerState,
     BreakerWaiter,
 )
@@ -43,13 +43,9 @@ class Figures:
 
 def retrying_at(job_type: str, stage: str) -> Select[str, dict[str, Any]]:
     """The id and payload of every job of `job_type` waiting for a retry of `stage`, in any tenant:
-    the ones an opening breaker pauses. The status is a literal, not a bound parameter: PostgreSQL's
-    generic plan for a prepared statement (asyncpg prepares them all) cannot match a parameter to
-    the partial index `ix_jobs_retrying`'s predicate."""
+    the ones an opening breaker pauses, through the partial index on `RETRYING_ONLY`."""
     return select(JOBS.c.id, JOBS.c.payload).where(
-        JOBS.c.type == job_type,
-        JOBS.c.stage == stage,
-        JOBS.c.status == sa.literal_column(f"'{JobStatus.RETRYING.value}'"),
+        JOBS.c.type == job_type, JOBS.c.stage == stage, RETRYING_ONLY
     )
 
 

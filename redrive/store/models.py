@@ -11,6 +11,11 @@ from sqlmodel import Field, SQLModel
 from redrive.status import JobStatus
 from redrive.store.types import JSONDocument, UTCDateTime, utcnow
 
+RETRYING_ONLY = sa.text(f"status = '{JobStatus.RETRYING.value}'")
+"""The predicate of the partial index `ix_jobs_retrying`, which a query must state as it is (a
+literal, not a bound parameter: PostgreSQL's generic plan for a prepared statement, and asyncpg
+prepares them all, cannot match a parameter to it)."""
+
 
 class Job(SQLModel, table=True):
     """One job; `id` is its Temporal workflow id and `run_id` its current run."""
@@ -26,8 +31,8 @@ class Job(SQLModel, table=True):
             "ix_jobs_retrying",
             "type",
             "stage",
-            sqlite_where=sa.text(f"status = '{JobStatus.RETRYING.value}'"),
-            postgresql_where=sa.text(f"status = '{JobStatus.RETRYING.value}'"),
+            sqlite_where=RETRYING_ONLY,
+            postgresql_where=RETRYING_ONLY,
         ),
     )
 
