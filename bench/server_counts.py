@@ -22,10 +22,14 @@ FIGURES: dict[str, tuple[str, ...]] = {
     "history tasks": ("task_requests",),
     "event bytes": ("event_blob_size_sum",),
     "state bytes": ("mutable_state_size_sum",),
+    "sync matches": ("poll_success_sync",),
+    "task-queue writes": ('persistence_requests{operation="CreateTasks"}',),
 }
-"""Each figure: the sum of these series, over all their labels."""
+"""Each figure: the sum of these series over all their labels, or over the lines with the one label
+named in braces. A task handed to a poll already waiting is a synchronous match; a task that finds
+none is written to the task queue's table and read back later, which costs the server more."""
 
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{[^}]*\})? (\S+)$")
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})? (\S+)$")
 _READS = re.compile(r'operation="(Get|List|Read|Range)')
 """Visibility requests that read (the benchmark's waits ask none, but a UI might)."""
 
@@ -36,11 +40,15 @@ def totals(text: str) -> dict[str, float]:
     sums: defaultdict[str, float] = defaultdict(float)
     for line in text.splitlines():
         match = _SAMPLE.match(line)
-        if match is None or match[1] not in wanted:
+        if match is None:
             continue
-        if match[1] == "visibility_persistence_requests" and _READS.search(line):
+        name, labels, value = match[1], (match[2] or "").split(","), float(match[3])
+        for label in labels:
+            if (labelled := f"{name}{{{label}}}") in wanted:
+                sums[labelled] += value
+        if name not in wanted or (name == "visibility_persistence_requests" and _READS.search(line)):
             continue
-        sums[match[1]] += float(match[2])
+        sums[name] += value
     return dict(sums)
 
 

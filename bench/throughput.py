@@ -25,8 +25,9 @@ the server's capacity a redrive job takes than a bare one.
 
 `--counts` adds, after the rounds, one round of each side alone, each followed by a minute of quiet
 (until the timers it set have fired), and prints the server's own counts per job: database
-requests, visibility writes, history tasks, bytes of history events and of mutable state. Those do
-not move with the machine's load, so they show whether a redrive job asks the server for more work.
+requests, visibility writes, history tasks, bytes of history events and of mutable state, and how
+many tasks were matched to a waiting poll or written to the task queue's table instead. Those move
+little with the machine's load, so they show whether a redrive job asks the server for more work.
 """
 
 from __future__ import annotations
