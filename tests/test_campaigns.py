@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,9 +18,13 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.testing import WorkflowEnvironment
 
+from redrive.contracts import REPLAY_CAMPAIGN_WORKFLOW, CampaignFilter, CampaignInput
 from redrive.operations.retry import CLAIM_LEASE
+from redrive.status import TENANT_ID
 from redrive.store import create_engine, session_factory
 from redrive.store.projection import ProjectionWrites
 from redrive.store.types import utcnow
@@ -317,3 +322,35 @@ async def test_claim_left_by_a_retry_that_died_is_taken_over(
     assert (done["replayed"], done["skipped"]) == (1, 0), done
     job = await eventually(functools.partial(job_in, api, job_id, "complete"), within=60)
     assert [action["action"] for action in job["actions"]] == ["replay"]
+
+
+async def test_a_campaign_no_worker_picked_up_names_its_own_queue(
+    api: httpx.AsyncClient, dev_env: WorkflowEnvironment
+) -> None:
+    """A campaign started on the jobs' queue (as before campaigns had a queue of their own) that no
+    worker runs: a pause is refused naming that queue, not the operations queue, and changes nothing;
+    a cancel ends it."""
+    queue = f"jobs-of-old-{uuid.uuid4().hex[:8]}"  # no worker polls it
+    request = CampaignInput(
+        campaign_id=f"replay-{uuid.uuid4().hex}",
+        tenant_id="a",
+        actor="a/test",
+        filter=CampaignFilter(type="demo"),
+        max=1,
+        rate=1.0,
+        cutoff=utcnow(),
+    )
+    handle = await dev_env.client.start_workflow(
+        REPLAY_CAMPAIGN_WORKFLOW,
+        request,
+        id=request.campaign_id,
+        task_queue=queue,
+        search_attributes=TypedSearchAttributes([SearchAttributePair(TENANT_ID, "a")]),
+    )
+    paused = await api.post(f"/v1/replays/{request.campaign_id}/pause")
+    assert paused.status_code == 409, paused.text
+    assert f"task queue {queue} running?" in paused.json()["detail"]
+    assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+    cancelled = await api.post(f"/v1/replays/{request.campaign_id}/cancel")
+    assert (cancelled.status_code, cancelled.json()["state"]) == (200, "cancelled"), cancelled.text
+    assert (await handle.describe()).status == WorkflowExecutionStatus.TERMINATED

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
-from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -79,6 +79,9 @@ class CampaignReport:
     fates: CampaignFates
     picked_up: bool = True
     """A worker has run it (else its progress is the order's, and it cannot be steered yet)."""
+    task_queue: str | None = None
+    """The queue its workflow runs on (None: the operations queue). Campaigns started before they
+    had a queue of their own run on the jobs' queue."""
 
 
 def stamp_modes(campaign_id: str) -> dict[str, str]:
@@ -123,6 +126,7 @@ async def campaign_report(services: Services, actor: Actor, campaign_id: str) ->
     """The actor's campaign: `NotFound` if it is unknown or another tenant's; `Unanswered` if no
     worker answers its progress query (a campaign no worker has picked up yet shows its order)."""
     handle = services.temporal.get_workflow_handle(campaign_id)
+    description: WorkflowExecutionDescription | None = None
     try:
         description = await handle.describe()
         if (
@@ -138,11 +142,12 @@ async def campaign_report(services: Services, actor: Actor, campaign_id: str) ->
         if error.status == RPCStatusCode.NOT_FOUND:
             raise _not_found(campaign_id) from None
         if error.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
-            raise _unanswered(services, campaign_id) from None
+            queue = description.task_queue if description else None
+            raise _unanswered(services, campaign_id, queue) from None
         raise
     status = description.status.name if description.status else "UNKNOWN"
     fated = await fates(services, request.campaign_id, actor.tenant)
-    return CampaignReport(request, status, fated, picked_up)
+    return CampaignReport(request, status, fated, picked_up, description.task_queue)
 
 
 async def _progress(services: Services, campaign_id: str) -> CampaignInput | None:
@@ -204,8 +209,7 @@ async def steer(services: Services, actor: Actor, campaign_id: str, how: Steer) 
             raise Conflict(
                 "Campaign not started",
                 f"no worker has picked campaign {campaign_id} up yet (are the workers of task queue "
-                f"{services.settings.operations_task_queue} running?); it can only be cancelled until "
-                "one does",
+                f"{_queue(services, report.task_queue)} running?); it can only be cancelled until one does",
             )
         await handle.terminate(f"cancelled by {actor.identity} before any worker picked it up")
         progress = replace(
@@ -221,7 +225,7 @@ async def steer(services: Services, actor: Actor, campaign_id: str, how: Steer) 
         raise Conflict(f"Cannot {how}", f"campaign {campaign_id}: {detail}") from None
     except RPCError as error:
         if error.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
-            raise _unanswered(services, campaign_id) from None
+            raise _unanswered(services, campaign_id, report.task_queue) from None
         if error.status == RPCStatusCode.NOT_FOUND:  # it ended between the report and the order
             detail = f"campaign {campaign_id} ended before the {how} reached it"
             raise Conflict("Campaign ended", detail) from None
@@ -229,13 +233,18 @@ async def steer(services: Services, actor: Actor, campaign_id: str, how: Steer) 
     return replace(report, request=request)  # its fates were read a moment ago, with the report
 
 
-def _unanswered(services: Services, campaign_id: str) -> Unanswered:
+def _unanswered(services: Services, campaign_id: str, queue: str | None = None) -> Unanswered:
     return Unanswered(
         "No worker answered",
         f"campaign {campaign_id} exists, but no worker answered for it within "
         f"{QUERY_TIMEOUT.total_seconds():g} s: are the workers of task queue "
-        f"{services.settings.operations_task_queue} running?",
+        f"{_queue(services, queue)} running?",
     )
+
+
+def _queue(services: Services, queue: str | None) -> str:
+    """The campaign's queue as known, else the operations queue (where campaigns start)."""
+    return queue or services.settings.operations_task_queue
 
 
 @dataclass(frozen=True)
