@@ -26,7 +26,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 import redrive
 from redrive import workflows
-from redrive.activities import ActivityDeps, build_activities, campaign_activities
+from redrive.activities import ActivityDeps, build_activities, operations_activities
 from redrive.activities.alerts import AlertConfig
 from redrive.activities.notifications import warn_if_off
 from redrive.context import Handler
@@ -109,7 +109,8 @@ def build_worker(
             JobWorkflow,
             MaintenanceWorkflow,
             SupersededRunWorkflow,
-            ReplayCampaignWorkflow,  # campaigns started before they had a queue of their own
+            # Campaigns and breakers started before they had a queue of their own.
+            ReplayCampaignWorkflow,
             BreakerWorkflow,
         ],
         activities=build_activities(deps, handlers),
@@ -120,14 +121,15 @@ def build_worker(
 
 
 def build_operations_worker(client: Client, settings: Settings, deps: ActivityDeps) -> Worker:
-    """A worker for replay campaigns on their own task queue, in the same process: a campaign's
-    workflow tasks and steps are not queued behind the tasks of the jobs it restarts (a step's
-    thousand resets put a thousand job tasks ahead of its next decision on a shared queue)."""
+    """A worker for replay campaigns and circuit breakers on their own task queue, in the same
+    process: their workflow tasks and steps are not queued behind job tasks (a campaign step's
+    thousand resets put a thousand job tasks ahead of its next decision on a shared queue, and a
+    breaker opens when its stage's jobs crowd the queue with failing attempts)."""
     return Worker(
         client,
         task_queue=settings.operations_task_queue,
-        workflows=[ReplayCampaignWorkflow],
-        activities=campaign_activities(deps),
+        workflows=[ReplayCampaignWorkflow, BreakerWorkflow],
+        activities=operations_activities(deps),
         **_worker_options(settings),
     )
 

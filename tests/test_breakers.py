@@ -21,7 +21,9 @@ from temporalio.testing import WorkflowEnvironment
 from redrive.activities.alerts import SIGNATURE_HEADER, TIMESTAMP_HEADER, AlertConfig, signature
 from redrive.activities.alerts.breakers import BreakerAlert, announce_breaker
 from redrive.breaker_policy import Breaker, BreakerRef, downstream
-from redrive.operations.breakers import paused_attempt
+from redrive.contracts import BREAKER_WORKFLOW, OPERATE_BREAKER, BreakerOrder
+from redrive.jobtypes import load_job_types
+from redrive.operations.breakers import breaker_input, declared, paused_attempt
 from redrive.settings import Settings
 from redrive.store import create_engine, session_factory
 from redrive.store.breakers import HALF_OPEN, PAUSED, WAITING, BreakerStore, Figures
@@ -398,3 +400,43 @@ async def test_a_breaker_alert_is_mailed_and_posted_signed(mailbox: Mailbox) -> 
     (message,) = mailbox.messages
     assert message["Subject"] == "[redrive] breaker open: webhook/deliver (api.example.com)"
     assert link in str(message.get_body())
+
+
+async def test_a_breaker_runs_on_the_operations_queue_and_one_on_the_jobs_queue_still_obeys(
+    dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
+) -> None:
+    """A breaker's workflow is not queued behind the jobs' tasks: it runs on the operations queue.
+    One started on the jobs' queue (before breakers had that queue) still takes orders there."""
+    settings = _settings(sqlite_url, tmp_path, "1h")
+    ref = BreakerRef("demo", "process")
+    stage, _ = declared(load_job_types(settings.job_types, settings.config), "demo", "process")
+    handle = dev_env.client.get_workflow_handle(ref.workflow_id(settings.task_queue))
+    async with (
+        running_worker(dev_env.client, settings),
+        running_api(settings, dev_env.client) as url,
+        httpx.AsyncClient(base_url=url, headers=A) as api,
+    ):
+        await dev_env.client.start_workflow(
+            BREAKER_WORKFLOW,
+            breaker_input(ref, stage),
+            id=handle.id,
+            task_queue=settings.task_queue,
+            start_signal=OPERATE_BREAKER,
+            start_signal_args=[BreakerOrder(action="open", reason="opened before", actor="a/test")],
+        )
+        shown = await eventually(functools.partial(_breaker, api, "open"), within=30)
+        assert shown["reason"] == "opened before", shown
+        closed = await api.post("/v1/breakers/demo/process/close", json={"reason": "closed by hand"})
+        assert closed.status_code == 202, closed.text
+        await eventually(functools.partial(_breaker, api, "closed"), within=30)
+        await handle.result()  # closed with nothing held: its workflow ends
+        assert (await handle.describe()).task_queue == settings.task_queue
+
+        opened = await api.post("/v1/breakers/demo/process/open", json={"reason": "maintenance"})
+        assert opened.status_code == 202, opened.text
+        shown = await eventually(functools.partial(_breaker, api, "open"), within=30)
+        assert shown["reason"] == "maintenance", shown
+        assert (await handle.describe()).task_queue == settings.operations_task_queue
+        closed = await api.post("/v1/breakers/demo/process/close", json={"reason": "over"})
+        assert closed.status_code == 202, closed.text
+        await eventually(functools.partial(_breaker, api, "closed"), within=30)

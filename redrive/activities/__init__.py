@@ -30,31 +30,25 @@ def build_activities(deps: ActivityDeps, handlers: Mapping[str, Handler]) -> lis
         ProjectionActivities(deps).record_status,
         RepairActivities(deps).repair_projection,
         SupersededRunActivities(deps).delete_superseded_run,
-        *campaign_activities(deps),
-        *_breakers(BreakerActivities(deps)),
+        *operations_activities(deps),  # for campaigns and breakers started before that queue existed
+        BreakerActivities(deps).hold_at_breaker,
         handler_missing,
     ]
 
 
-def campaign_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
-    """A replay campaign's steps (the operations worker's activities)."""
-    activities = CampaignActivities(deps)
+def operations_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
+    """The operations worker's activities: a replay campaign's steps and a breaker's moves."""
+    campaigns, breakers = CampaignActivities(deps), BreakerActivities(deps)
     return [
-        activities.count_campaign_entries,
-        activities.select_campaign_entries,
-        activities.replay_campaign_entries,
-        activities.campaign_fates,
-        activities.forget_campaign_runs,
-    ]
-
-
-def _breakers(activities: BreakerActivities) -> list[Callable[..., Any]]:
-    return [
-        activities.open_breaker,
-        activities.half_open_breaker,
-        activities.close_breaker,
-        activities.release_held_jobs,
-        activities.hold_at_breaker,
+        campaigns.count_campaign_entries,
+        campaigns.select_campaign_entries,
+        campaigns.replay_campaign_entries,
+        campaigns.campaign_fates,
+        campaigns.forget_campaign_runs,
+        breakers.open_breaker,
+        breakers.half_open_breaker,
+        breakers.close_breaker,
+        breakers.release_held_jobs,
     ]
 
 
@@ -67,4 +61,4 @@ def _maintenance(activities: MaintenanceActivities) -> list[Callable[..., Any]]:
     ]
 
 
-__all__ = ["ActivityDeps", "build_activities", "campaign_activities"]
+__all__ = ["ActivityDeps", "build_activities", "operations_activities"]

@@ -132,10 +132,8 @@ class BreakerGuard:
             f"{figures.failures} of {figures.attempts} attempts failed within "
             f"{admission.breaker.window}; last: {why}"
         )
-        task_queue = self.deps.operations().settings.task_queue
-        await send_order(
-            client, task_queue, ref, stage_input.stage, BreakerOrder(action="trip", reason=reason)
-        )
+        settings = self.deps.operations().settings
+        await send_order(client, settings, ref, stage_input.stage, BreakerOrder(action="trip", reason=reason))
         return True
 
     async def hold(self, stage_input: StageInput, admission: Admission) -> None:

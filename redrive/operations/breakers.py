@@ -37,6 +37,7 @@ from redrive.contracts import (
 from redrive.jobtypes import JobTypeRegistry, Stage, UnknownJobType
 from redrive.operations.errors import Invalid, NotFound
 from redrive.operations.services import Actor, Services
+from redrive.settings import Settings
 from redrive.store.breakers import CLOSED, BreakerStore, Figures
 from redrive.store.types import utcnow
 
@@ -102,14 +103,16 @@ def breaker_input(ref: BreakerRef, stage: Stage) -> BreakerInput:
 
 
 async def send_order(
-    client: Client, task_queue: str, ref: BreakerRef, stage: Stage, order: BreakerOrder
+    client: Client, settings: Settings, ref: BreakerRef, stage: Stage, order: BreakerOrder
 ) -> None:
-    """Hand `order` to the breaker's workflow, starting it with the order if it is not running."""
+    """Hand `order` to the breaker's workflow, starting it with the order if it is not running. Its
+    id names the jobs' queue (one breaker per deployment); it runs on the operations queue, and one
+    started on the jobs' queue before that existed goes on there."""
     await client.start_workflow(
         BREAKER_WORKFLOW,
         breaker_input(ref, stage),
-        id=ref.workflow_id(task_queue),
-        task_queue=task_queue,
+        id=ref.workflow_id(settings.task_queue),
+        task_queue=settings.operations_task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         start_signal=OPERATE_BREAKER,
         start_signal_args=[order],
@@ -175,7 +178,7 @@ async def operate(
         raise Invalid("Unknown action", "action must be open or close", field="action")
     stage, _ = declared(services.registry, ref.job_type, ref.stage)
     order = BreakerOrder(action=action, reason=reason, actor=actor.identity)
-    await send_order(services.temporal, services.settings.task_queue, ref, stage, order)
+    await send_order(services.temporal, services.settings, ref, stage, order)
     return await report(services, ref)
 
 
