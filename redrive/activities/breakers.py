@@ -117,11 +117,10 @@ class BreakerGuard:
         except Exception:
             log.warning("could not count an attempt of breaker %s", ref, exc_info=True)
             return False
-        client = self.deps.client()
+        client, settings = self.deps.client(), self.deps.operations().settings
         if admission.probe:
             outcome = ProbeOutcome(job_id=stage_input.job_id, ok=not failed, message=why)
-            task_queue = self.deps.operations().settings.task_queue
-            await _signal(client, ref.workflow_id(task_queue), PROBE_OUTCOME, outcome)
+            await _signal(client, ref.workflow_id(settings.task_queue), PROBE_OUTCOME, outcome)
         if not failed:
             return False
         if state != CLOSED or admission.state != CLOSED:
@@ -132,7 +131,6 @@ class BreakerGuard:
             f"{figures.failures} of {figures.attempts} attempts failed within "
             f"{admission.breaker.window}; last: {why}"
         )
-        settings = self.deps.operations().settings
         await send_order(client, settings, ref, stage_input.stage, BreakerOrder(action="trip", reason=reason))
         return True
 
