@@ -181,6 +181,8 @@ class SupersededRun:
 
     job_id: str
     run_id: str
+    delete_sent: bool = False
+    """Whether the caller has already asked Temporal to delete the run (then only checks follow)."""
 
 
 REPLAY_CAMPAIGN_WORKFLOW = "ReplayCampaign"

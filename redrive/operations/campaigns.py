@@ -35,7 +35,7 @@ from redrive.contracts import (
     SelectEntries,
 )
 from redrive.operations.errors import Conflict, NotFound, Unanswered
-from redrive.operations.retry import campaign_stamp, forget
+from redrive.operations.retry import campaign_stamp, forget, settle_delay
 from redrive.operations.services import Actor, Services
 from redrive.status import TENANT_ID
 from redrive.store.dead_letters import DeadLetterFilter, DeadLetterRepository
@@ -347,18 +347,26 @@ async def forget_replaced_runs(
 
     async def one(entry: DeadLetter) -> None:
         execution = WorkflowExecution(workflow_id=entry.original_job_id, run_id=entry.run_id)
+        handle = client.get_workflow_handle(entry.original_job_id, run_id=entry.run_id)
         async with gate:
             try:
+                closed_at = (await handle.describe()).close_time
+                if settle_delay(closed_at, utcnow()):  # died moments ago: delete it later
+                    await forget(services, entry.original_job_id, entry.run_id, closed_at=closed_at)
+                    return
                 await client.workflow_service.delete_workflow_execution(
                     DeleteWorkflowExecutionRequest(namespace=client.namespace, workflow_execution=execution)
                 )
-                await client.get_workflow_handle(entry.original_job_id, run_id=entry.run_id).describe()
+                await handle.describe()
             except RPCError as error:
                 if error.status != RPCStatusCode.NOT_FOUND:
                     raise
-            else:  # the dev server was seen to ignore a delete sent soon after the reset
-                await forget(services, entry.original_job_id, entry.run_id)
-        beat()
+            else:  # the server deletes it in the background: the workflow checks until it goes
+                await forget(
+                    services, entry.original_job_id, entry.run_id, closed_at=closed_at, delete_sent=True
+                )
+            finally:
+                beat()
 
     await asyncio.gather(*(one(entry) for entry in entries))
     return len(entries)

@@ -469,17 +469,49 @@ async def _resubmit(services: Services, job: Job) -> str:
     return await start_job(services, job_type, job.id, job.tenant_id, job.payload, reuse)
 
 
-async def forget(services: Services, job_id: str, run_id: str) -> None:
-    # Durable: once started, the deletion is retried by Temporal until the run is gone, whatever
-    # happens to this process. One workflow per superseded run, so a repeat joins it.
+SETTLE = timedelta(seconds=40)
+"""How long after a run closed the server surely lets it be deleted. It deletes a run only once the
+run's close is acknowledged in its transfer queue, whose progress it records every 30 s (±15 %). A
+delete sent sooner waits in that queue, retrying with a growing backoff, and while it waits it holds
+back the acknowledgement of every later close: deletes sent early pile up behind each other."""
+
+
+def settle_delay(closed_at: datetime | None, now: datetime) -> timedelta:
+    """How long to wait before asking to delete a run that closed at `closed_at`."""
+    if closed_at is None:
+        return timedelta(0)
+    return max(timedelta(0), closed_at + SETTLE - now)
+
+
+async def forget(
+    services: Services,
+    job_id: str,
+    run_id: str,
+    *,
+    closed_at: datetime | None = None,
+    delete_sent: bool = False,
+) -> None:
+    """Have the superseded dead run `run_id` deleted, once `SETTLE` has passed since it closed.
+
+    Durable: once started, the deletion is checked by Temporal until the run is gone, whatever
+    happens to this process. One workflow per superseded run, so a repeat joins it. `closed_at`: when
+    the run closed, if the caller knows (else it is described); `delete_sent`: the caller has asked
+    for the delete already (a second request would only add to the server's queue)."""
     try:
+        if closed_at is None:
+            closed_at = (
+                await services.temporal.get_workflow_handle(job_id, run_id=run_id).describe()
+            ).close_time
         await services.temporal.start_workflow(
             SUPERSEDED_RUN_WORKFLOW,
-            SupersededRun(job_id=job_id, run_id=run_id),
+            SupersededRun(job_id=job_id, run_id=run_id, delete_sent=delete_sent),
             id=f"forget-{job_id}-{run_id}",
             task_queue=services.settings.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            start_delay=settle_delay(closed_at, utcnow()) or None,
             static_summary=f"delete run {run_id} of {job_id}, superseded by a retry",
         )
     except RPCError as error:  # the retry itself happened: report that, not this
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return  # gone already
         log.warning("could not start the deletion of superseded run %s of %s: %s", run_id, job_id, error)

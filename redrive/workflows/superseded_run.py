@@ -3,9 +3,10 @@
 
 A closed run keeps its last search attributes, so a retried job's old run would stay listed as
 dead forever. Everything an operator needs from it is kept: the payload and every attempt's error
-in the dead-letter row, the history up to the failed stage in the new run. The dev server was seen
-to ignore a delete sent right after the reset and to honour a later one, so the activity checks
-that the run is gone and Temporal retries it until it is.
+in the dead-letter row, the history up to the failed stage in the new run. The server deletes a run
+only once its close is acknowledged in its transfer queue (recorded every 30 s or so), so a run that
+died moments before its retry goes some seconds later: the activity asks for the delete once and
+checks that the run is gone, and Temporal retries it until it is.
 """
 
 from datetime import timedelta
@@ -21,7 +22,7 @@ DELETE_RETRY = RetryPolicy(
     backoff_coefficient=2,
     maximum_interval=timedelta(seconds=15),
 )
-GIVE_UP_AFTER = timedelta(minutes=5)
+GIVE_UP_AFTER = timedelta(minutes=30)
 
 
 @workflow.defn(name=SUPERSEDED_RUN_WORKFLOW)
