@@ -82,7 +82,12 @@ async def test_group_commit_batches_concurrent_writes(database_url: str) -> None
     once its own write is committed."""
     engine = create_engine(database_url)
     commits: list[None] = []
-    sa.event.listen(engine.sync_engine, "commit", lambda _connection: commits.append(None))
+
+    def committed(_connection: sa.Connection) -> None:
+        commits.append(None)
+
+    # On every engine: on a SQLite file the writer commits through an engine of its own.
+    sa.event.listen(sa.Engine, "commit", committed)
     now = utcnow()
     try:
         async with GroupCommit(engine) as projection:
@@ -95,12 +100,39 @@ async def test_group_commit_batches_concurrent_writes(database_url: str) -> None
             for _ in range(3):  # the writer task wakes up for the first write before the others come
                 await asyncio.sleep(0)
             await asyncio.gather(first, *(write(n) for n in range(1, 5)))
+        sa.event.remove(sa.Engine, "commit", committed)
+        async with session_factory(engine)() as session:
+            stored = (await session.exec(select(Job))).all()
+    finally:
+        if sa.event.contains(sa.Engine, "commit", committed):
+            sa.event.remove(sa.Engine, "commit", committed)
+        await engine.dispose()
+    assert len(commits) == 1
+    assert sorted(job.id for job in stored) == [f"job-{n}" for n in range(5)]
+
+
+async def test_group_commit_on_sqlite_waits_for_a_session_writing_and_then_commits(tmp_path: Path) -> None:
+    """On a SQLite file the writer has a connection of its own: while a session holds the write
+    lock, a projection write waits (it does not fail, and does not block the event loop), then
+    commits once the session has."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'redrive.db'}"
+    await upgrade(url)
+    engine = create_engine(url)
+    now = utcnow()
+    start = statements.StageStart("job-0", "t", "demo", "run-1", {}, "prepare", 0, 1, 4, now)
+    try:
+        async with GroupCommit(engine, linger=0) as projection, session_factory(engine)() as session:
+            await session.exec(sa.update(JOBS).values(status="queued"))  # takes the write lock
+            write = asyncio.create_task(projection.write(statements.stage_started(start)))
+            await asyncio.sleep(0.5)  # the loop runs on meanwhile
+            assert not write.done()
+            await session.commit()
+            await asyncio.wait_for(write, timeout=5)
         async with session_factory(engine)() as session:
             stored = (await session.exec(select(Job))).all()
     finally:
         await engine.dispose()
-    assert len(commits) == 1
-    assert sorted(job.id for job in stored) == [f"job-{n}" for n in range(5)]
+    assert [(job.id, job.status) for job in stored] == [("job-0", JobStatus.RUNNING.value)]
 
 
 async def test_group_commit_survives_a_dropped_connection(postgres_url: str) -> None:

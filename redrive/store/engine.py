@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -31,7 +32,9 @@ def create_engine(url: str) -> AsyncEngine:
         # across awaits and time out on each other under load; one connection per process makes
         # writers queue in the pool instead (WAL still lets other processes read meanwhile). Seen
         # again with two (the projection writer holding one): under 1,000 failing jobs, sessions
-        # waited on the other's lock and then over 10 s for the pool.
+        # waited on the other's lock and then over 10 s for the pool. (The projection's group commit
+        # has a connection of its own, used synchronously on its own thread, so it never holds the
+        # lock across an await: see `sqlite_file_engine` and `projection/group_commit.py`.)
         engine = create_async_engine(
             url,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
@@ -42,6 +45,22 @@ def create_engine(url: str) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def sqlite_file_engine(engine: AsyncEngine) -> sa.Engine | None:
+    """A synchronous engine of one connection on `engine`'s SQLite file, tuned alike; None for
+    another database or an in-memory one (which exists only on the connection that made it)."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    own = sa.create_engine(
+        url.set(drivername="sqlite"),
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        pool_size=1,
+        max_overflow=0,
+    )
+    event.listen(own, "connect", _tune_sqlite)
+    return own
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -10,8 +10,15 @@ retried write by write, so one bad write cannot take the others down with it.
 On PostgreSQL the writer holds one connection rather than taking one from the pool per batch:
 the checkout, reset and return cost more than a small batch's statements (CPU per one-row batch
 0.8 -> 0.4 ms). A connection the database dropped is invalidated by SQLAlchemy and replaced on its
-next use, so it costs the batch it broke a write-by-write retry. On SQLite it borrows the process's
-one connection per batch (see `engine.py`): holding it would shut every session out.
+next use, so it costs the batch it broke a write-by-write retry.
+
+On a SQLite file the writer has a connection of its own, driven synchronously on a thread of its
+own: a batch is one hop from the event loop to that thread and back. Through aiosqlite every
+cursor, statement, close, commit and the pool's rollback was a hop of its own, and a three-write
+batch cost 2.2 ms of CPU against 0.65 ms this way. The batch runs start to commit without
+yielding, so it holds SQLite's write lock only as long as its statements take; the async engine's
+sessions keep their one connection (see `engine.py`). An in-memory database exists only on the
+connection that made it, so there the writer borrows the async engine's per batch.
 """
 
 from __future__ import annotations
@@ -20,9 +27,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from redrive.store.engine import sqlite_file_engine
 from redrive.store.projection import statements
 
 Write = Sequence[statements.Row]
@@ -47,8 +57,11 @@ class GroupCommit:
         self._pending: list[tuple[Write, asyncio.Future[None]]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._sqlite: _SqliteThread | None = None
 
     async def __aenter__(self) -> GroupCommit:
+        if (own := sqlite_file_engine(self._engine)) is not None:
+            self._sqlite = _SqliteThread(own)
         self._task = asyncio.create_task(self._run(), name="redrive-group-commit")
         return self
 
@@ -62,6 +75,8 @@ class GroupCommit:
                 future.set_exception(RuntimeError("projection writer stopped"))
         if self._connection is not None:
             await self._connection.close()
+        if self._sqlite is not None:
+            await asyncio.to_thread(self._sqlite.close)
 
     async def write(self, write: Write) -> None:
         """Apply `write` in the next batch; return once it is committed (or raise its error).
@@ -109,6 +124,9 @@ class GroupCommit:
 
     async def _commit(self, writes: list[Write]) -> None:
         rows = [row for write in writes for row in write]
+        if self._sqlite is not None:
+            await self._sqlite.commit(rows)
+            return
         if self._engine.dialect.name == "sqlite":
             async with self._engine.begin() as borrowed:
                 await statements.execute(borrowed, rows)
@@ -117,3 +135,22 @@ class GroupCommit:
             self._connection = await self._engine.connect()
         async with self._connection.begin():
             await statements.execute(self._connection, rows)
+
+
+class _SqliteThread:
+    """A SQLite file's own synchronous connection, used on one thread: a batch is one hop."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="redrive-projection")
+
+    async def commit(self, rows: Sequence[statements.Row]) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._commit, rows)
+
+    def _commit(self, rows: Sequence[statements.Row]) -> None:
+        with self._engine.begin() as connection:
+            statements.execute_sync(connection, rows)
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
+        self._engine.dispose()

@@ -214,13 +214,26 @@ def status_changed(
     return [("job_status", parameters)]
 
 
-async def execute(connection: AsyncConnection, rows: Sequence[Row]) -> None:
-    """Run `rows`: each statement once with all its parameter sets (one executemany), statements
-    in the order first seen. Callers batch writes of different jobs, at most one per job (each
-    waits for its own), so regrouping them keeps every job's order."""
-    prebuilt = statements(connection.dialect.name)
-    grouped: dict[StatementName, list[dict[str, Any]]] = {}
+def grouped(dialect: str, rows: Sequence[Row]) -> list[tuple[Any, list[dict[str, Any]] | dict[str, Any]]]:
+    """`rows` as (statement, parameters): each statement once with all its parameter sets (one
+    executemany), statements in the order first seen. Callers batch writes of different jobs, at
+    most one per job (each waits for its own), so regrouping them keeps every job's order."""
+    prebuilt = statements(dialect)
+    by_name: dict[StatementName, list[dict[str, Any]]] = {}
     for name, parameters in rows:
-        grouped.setdefault(name, []).append(parameters)
-    for name, batch in grouped.items():
-        await connection.execute(getattr(prebuilt, name), batch if len(batch) > 1 else batch[0])
+        by_name.setdefault(name, []).append(parameters)
+    return [
+        (getattr(prebuilt, name), batch if len(batch) > 1 else batch[0]) for name, batch in by_name.items()
+    ]
+
+
+async def execute(connection: AsyncConnection, rows: Sequence[Row]) -> None:
+    """Run `rows` (see `grouped`)."""
+    for statement, parameters in grouped(connection.dialect.name, rows):
+        await connection.execute(statement, parameters)
+
+
+def execute_sync(connection: sa.Connection, rows: Sequence[Row]) -> None:
+    """Run `rows` (see `grouped`) on a synchronous connection."""
+    for statement, parameters in grouped(connection.dialect.name, rows):
+        connection.execute(statement, parameters)
