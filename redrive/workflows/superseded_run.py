@@ -4,9 +4,9 @@
 A closed run keeps its last search attributes, so a retried job's old run would stay listed as
 dead forever. Everything an operator needs from it is kept: the payload and every attempt's error
 in the dead-letter row, the history up to the failed stage in the new run. The server deletes a run
-only once its close is acknowledged in its transfer queue (recorded every 30 s or so), so a run that
-died moments before its retry goes some seconds later: the activity asks for the delete once and
-checks that the run is gone, and Temporal retries it until it is.
+only once its close is acknowledged in its transfer queue (recorded every 30 s or so), so this
+workflow starts `SETTLE` (40 s) after the run closed (`operations.retry.forget`); the activity asks
+for the delete once and checks that the run is gone, and Temporal retries it until it is.
 """
 
 from datetime import timedelta
