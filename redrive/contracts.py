@@ -26,6 +26,7 @@ ARCHIVE_DEAD_LETTERS = "archive_dead_letters"
 PURGE_REPLAYED = "purge_replayed"
 RECONCILE_CLOSED_RUNS = "reconcile_closed_runs"
 REPAIR_PROJECTION = "repair_projection"
+FORGET_SUPERSEDED_RUNS = "forget_superseded_runs"
 SEND_DIGESTS = "send_digests"
 """The activities workflows call, by name: workflows import no activity module (the sandbox runs
 each import statement of a workflow's module again for every run, and the layers stay apart)."""
@@ -154,6 +155,8 @@ class MaintenanceResult:
     purged: int = 0
     reconciled: int = 0
     repaired: int = 0
+    forgotten: int = 0
+    """Dead runs a reset replaced, handed to their deletion by this pass (see `forget_superseded_runs`)."""
     digests: int = 0
 
 

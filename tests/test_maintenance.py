@@ -5,6 +5,7 @@ through the real schedule on the dev server."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -14,20 +15,21 @@ import httpx
 import pytest
 from fastapi import FastAPI, Response
 from sqlmodel import select
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import ScheduleActionExecutionStartWorkflow, ScheduleHandle, WorkflowExecutionStatus
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from redrive.activities import ActivityDeps
 from redrive.activities.maintenance import MaintenanceActivities
-from redrive.contracts import MaintenanceInput
+from redrive.contracts import MaintenanceInput, MaintenanceResult
 from redrive.store import DeadLetter, Job, create_engine, session_factory
 from redrive.store.dead_letters import DeadLetterFilter, DeadLetterRepository
 from redrive.store.projection import GroupCommit
 from redrive.store.tenancy import ALL_TENANTS
 from redrive.store.types import utcnow
-from tests.support import Mailbox, api_client, eventually, serving, settings_for
+from tests.support import Mailbox, api_client, eventually, job_in, serving, settings_for
 
 A = {"Authorization": "Bearer key-a"}
+RETRY = importlib.import_module("redrive.operations.retry")  # the package exports a function of that name
 PASS = MaintenanceInput(
     task_queue="unused",
     archive_after=timedelta(days=7),
@@ -217,3 +219,72 @@ async def _closed_as(env: WorkflowEnvironment, job_id: str, status: WorkflowExec
 async def _entries(http: httpx.AsyncClient, count: int) -> list[dict[str, Any]] | None:
     items: list[dict[str, Any]] = (await http.get("/v1/dead-letters")).json()["items"]
     return items if len(items) >= count else None
+
+
+async def test_a_pass_deletes_the_dead_run_a_retry_reset_but_did_not_forget(
+    dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retry whose process dies between its reset and asking for the dead run's deletion (its
+    `forget` call, skipped here) leaves the old run listed as dead in Temporal; the next maintenance
+    pass has it deleted, and leaves the run of a job that is still dead alone."""
+
+    async def died_before_forgetting(*_: object, **__: object) -> None:
+        return None
+
+    monkeypatch.setattr(RETRY, "forget", died_before_forgetting)
+    config = tmp_path / "redrive.toml"
+    config.write_text('[job_types.demo]\ninitial_interval = "1s"\nbackoff_coefficient = 1\n')
+    settings = settings_for(sqlite_url, tmp_path, config=config)
+    breaker = tmp_path / "break-process"
+    breaker.touch()
+    fail = {"stage": "process", "error": "ServiceUnavailable", "while_exists": str(breaker)}
+    async with api_client(dev_env.client, settings, A) as http:
+        retried, still_dead = [
+            (await http.post("/v1/jobs", json={"type": "demo", "payload": {"fail": fail}})).json()["id"]
+            for _ in range(2)
+        ]
+        runs = {job_id: await _dead_run(http, job_id) for job_id in (retried, still_dead)}
+        breaker.unlink()
+        retry = await http.post(f"/v1/jobs/{retried}/retry")
+        assert retry.json()["mode"] == "reset", retry.text
+        await eventually(lambda: job_in(http, retried, "complete"), within=30)
+        listed_dead = {(job_id, runs[job_id]) for job_id in (retried, still_dead)}
+        assert (
+            await eventually(lambda: _listed_dead(dev_env, settings.task_queue, listed_dead)) == listed_dead
+        )
+
+        schedule = dev_env.client.get_schedule_handle(f"redrive-maintenance-{settings.task_queue}")
+        await schedule.trigger()
+        result = await eventually(lambda: _last_pass(dev_env, schedule), within=30)
+        assert result.forgotten == 1
+        only_dead = {(still_dead, runs[still_dead])}
+        assert await eventually(lambda: _listed_dead(dev_env, settings.task_queue, only_dead), within=90)
+
+
+async def _dead_run(http: httpx.AsyncClient, job_id: str) -> str:
+    """The run of `job_id` once it is dead."""
+    dead = await eventually(lambda: job_in(http, job_id, "dead_letter"), within=60)
+    return str(dead["run_id"])
+
+
+async def _listed_dead(
+    env: WorkflowEnvironment, task_queue: str, expected: set[tuple[str, str]]
+) -> set[tuple[str, str]] | None:
+    """The runs Temporal lists as dead on `task_queue`, once they are `expected`."""
+    query = f'JobStatus="dead_letter" AND TaskQueue="{task_queue}"'
+    listed = {(execution.id, execution.run_id) async for execution in env.client.list_workflows(query)}
+    return listed if listed == expected else None
+
+
+async def _last_pass(env: WorkflowEnvironment, schedule: ScheduleHandle) -> MaintenanceResult | None:
+    """The result of the pass the schedule started last, once there is one."""
+    actions = (await schedule.describe()).info.recent_actions
+    if not actions:
+        return None
+    started = actions[-1].action
+    assert isinstance(started, ScheduleActionExecutionStartWorkflow)
+    handle = env.client.get_workflow_handle(
+        started.workflow_id, run_id=started.first_execution_run_id, result_type=MaintenanceResult
+    )
+    result: MaintenanceResult = await handle.result()
+    return result

@@ -29,7 +29,7 @@ def build_activities(deps: ActivityDeps, handlers: Mapping[str, Handler]) -> lis
         *_maintenance(MaintenanceActivities(deps)),
         ProjectionActivities(deps).record_status,
         RepairActivities(deps).repair_projection,
-        SupersededRunActivities(deps).delete_superseded_run,
+        *_superseded(SupersededRunActivities(deps)),
         *operations_activities(deps),  # for campaigns and breakers started before that queue existed
         BreakerActivities(deps).hold_at_breaker,
         handler_missing,
@@ -50,6 +50,10 @@ def operations_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
         breakers.close_breaker,
         breakers.release_held_jobs,
     ]
+
+
+def _superseded(activities: SupersededRunActivities) -> list[Callable[..., Any]]:
+    return [activities.delete_superseded_run, activities.forget_superseded_runs]
 
 
 def _maintenance(activities: MaintenanceActivities) -> list[Callable[..., Any]]:

@@ -21,6 +21,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 
 from redrive.activities.deps import ActivityDeps
+from redrive.activities.listing import sum_over_batches
 from redrive.contracts import REPAIR_PROJECTION, JobInput, MaintenanceInput
 from redrive.status import JobStatus
 from redrive.store.jobs import JobRepository, Snapshot
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 MARK = "projection_repair"
 OVERLAP = timedelta(minutes=10)
 """Each pass looks this far behind the last one's start: visibility indexes a close a little late."""
-BATCH = 500
 
 FINAL_STAGE = {"complete", "failed", "cancelled"}
 EXPECTED = {
@@ -146,21 +146,12 @@ class RepairActivities:
             f'AND CloseTime >= "{since.strftime("%Y-%m-%dT%H:%M:%SZ")}"'
         )
         client = self.deps.client()
-        repaired = 0
-        batch: list[WorkflowExecution] = []
-        async for execution in client.list_workflows(query):
-            batch.append(execution)
-            if len(batch) == BATCH:
-                repaired += await self._repair(client, batch)
-                batch = []
-        repaired += await self._repair(client, batch)
+        repaired = await sum_over_batches(client, query, lambda batch: self._repair(client, batch))
         async with self.deps.sessions() as session, session.begin():
             await MarkRepository(session).set(MARK, now)
         return repaired
 
     async def _repair(self, client: Client, executions: list[WorkflowExecution]) -> int:
-        if not executions:
-            return 0
         async with self.deps.sessions() as session:
             rows = await JobRepository(session).snapshots([execution.id for execution in executions])
         repaired = 0

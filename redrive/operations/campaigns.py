@@ -18,8 +18,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
@@ -35,7 +33,7 @@ from redrive.contracts import (
     SelectEntries,
 )
 from redrive.operations.errors import Conflict, NotFound, Unanswered
-from redrive.operations.retry import campaign_stamp, forget, settle_delay
+from redrive.operations.retry import campaign_stamp, forget, request_delete, settle_delay
 from redrive.operations.services import Actor, Services
 from redrive.status import TENANT_ID
 from redrive.store.dead_letters import DeadLetterFilter, DeadLetterRepository
@@ -346,7 +344,6 @@ async def forget_replaced_runs(
     gate = asyncio.Semaphore(CONCURRENCY)
 
     async def one(entry: DeadLetter) -> None:
-        execution = WorkflowExecution(workflow_id=entry.original_job_id, run_id=entry.run_id)
         handle = client.get_workflow_handle(entry.original_job_id, run_id=entry.run_id)
         async with gate:
             try:
@@ -354,9 +351,7 @@ async def forget_replaced_runs(
                 if settle_delay(closed_at, utcnow()):  # died moments ago: delete it later
                     await forget(services, entry.original_job_id, entry.run_id, closed_at=closed_at)
                     return
-                await client.workflow_service.delete_workflow_execution(
-                    DeleteWorkflowExecutionRequest(namespace=client.namespace, workflow_execution=execution)
-                )
+                await request_delete(client, entry.original_job_id, entry.run_id)
                 await handle.describe()
             except RPCError as error:
                 if error.status != RPCStatusCode.NOT_FOUND:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
-from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest, ResetWorkflowExecutionRequest
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
@@ -481,6 +481,16 @@ def settle_delay(closed_at: datetime | None, now: datetime) -> timedelta:
     if closed_at is None:
         return timedelta(0)
     return max(timedelta(0), closed_at + SETTLE - now)
+
+
+async def request_delete(client: Client, job_id: str, run_id: str) -> None:
+    """Ask Temporal to delete run `run_id` of `job_id`; it does so in the background (see `SETTLE`)."""
+    await client.workflow_service.delete_workflow_execution(
+        DeleteWorkflowExecutionRequest(
+            namespace=client.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=job_id, run_id=run_id),
+        )
+    )
 
 
 async def forget(

@@ -8,6 +8,7 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from redrive.contracts import (
         ARCHIVE_DEAD_LETTERS,
+        FORGET_SUPERSEDED_RUNS,
         MAINTENANCE_WORKFLOW,
         PURGE_REPLAYED,
         RECONCILE_CLOSED_RUNS,
@@ -23,18 +24,27 @@ STEP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), maximum_attempts
 
 @workflow.defn(name=MAINTENANCE_WORKFLOW)
 class MaintenanceWorkflow:
-    """Archive, purge, reconcile, repair the projection, then send owed digests."""
+    """Archive, purge, reconcile, repair the projection, have superseded dead runs deleted, then send
+    owed digests."""
 
     @workflow.run
     async def run(self, request: MaintenanceInput) -> MaintenanceResult:
         archived = await self._step(ARCHIVE_DEAD_LETTERS, request)
         purged = await self._step(PURGE_REPLAYED, request)
         reconciled = await self._step(RECONCILE_CLOSED_RUNS, request)
-        # Patched: a pass already running when this step was added goes on without it.
+        # Patched steps: a pass already running when a step was added goes on without it.
         repaired = await self._step(REPAIR_PROJECTION, request) if workflow.patched(REPAIR_PROJECTION) else 0
+        forgotten = 0
+        if workflow.patched(FORGET_SUPERSEDED_RUNS):
+            forgotten = await self._step(FORGET_SUPERSEDED_RUNS, request)
         digests = await self._step(SEND_DIGESTS, request)
         return MaintenanceResult(
-            archived=archived, purged=purged, reconciled=reconciled, repaired=repaired, digests=digests
+            archived=archived,
+            purged=purged,
+            reconciled=reconciled,
+            repaired=repaired,
+            forgotten=forgotten,
+            digests=digests,
         )
 
     @staticmethod
