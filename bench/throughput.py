@@ -6,7 +6,7 @@ workflow with one search-attribute upsert (queued -> running), the ceiling for k
 status in Temporal's visibility, which redrive does.
 
     python -m bench.throughput [--jobs 400] [--rounds 3] [--concurrency 20] [--one-process] [--shaped]
-                               [--server-apart] [--local] [--counts]
+                               [--server-apart] [--local] [--counts] [--no-sandbox]
 
 Each side's worker runs as its own process, as deployed (`python worker.py`; the baseline's
 `bench.bare_worker`); `--one-process` runs both in this process instead. Both sides submit with the
@@ -235,19 +235,22 @@ async def redrive_round(
     measure: Measure,
     apart: bool,
     local: bool = False,
+    sandbox: bool = True,
 ) -> Sample:
     """Jobs/s through the real API and worker (`python worker.py` in its own process if `apart`);
-    with `local`, the demo job type's stages declared local."""
+    with `local`, the demo job type's stages declared local; without `sandbox`, the worker runs
+    its workflows outside the SDK's sandbox (`REDRIVE_WORKFLOW_SANDBOX=false`)."""
     database = await fresh_database(home)
     config = home / "local.toml"
     config.write_text("[job_types.demo]\nlocal = true\n")
-    settings = settings_for(database, home, config=config if local else None)
+    settings = settings_for(database, home, config=config if local else None, workflow_sandbox=sandbox)
     env = {
         "REDRIVE_HOME": str(home),
         "REDRIVE_DATABASE_URL": database,
         "REDRIVE_TASK_QUEUE": settings.task_queue,
         "REDRIVE_TEMPORAL_ADDRESS": _address(client),
         **({"REDRIVE_CONFIG": str(config)} if local else {}),
+        "REDRIVE_WORKFLOW_SANDBOX": str(sandbox).lower(),
     }
     async with contextlib.AsyncExitStack() as stack:
         if apart:
@@ -356,6 +359,7 @@ async def main(
     server_apart: bool,
     local: bool = False,
     counts: bool = False,
+    sandbox: bool = True,
 ) -> None:
     """Alternate redrive and bare rounds on one dev server; print medians and the ratio."""
     home = Path(tempfile.mkdtemp(prefix="redrive-bench-"))
@@ -380,7 +384,7 @@ async def main(
             # over the run does not always favour the side that comes first.
             for side in sides if number % 2 else reversed(sides):
                 results[side].append(
-                    await redrive_round(env.client, home, jobs, concurrency, measure, apart, local)
+                    await redrive_round(env.client, home, jobs, concurrency, measure, apart, local, sandbox)
                     if side == "redrive"
                     else await bare_round(env.client, home, jobs, concurrency, measure, apart, side)
                 )
@@ -394,13 +398,15 @@ async def main(
             for side in sides:
                 print(f" {side}:", flush=True)
                 if side == "redrive":
-                    await redrive_round(env.client, home, jobs, concurrency, count, apart, local)
+                    await redrive_round(env.client, home, jobs, concurrency, count, apart, local, sandbox)
                 else:
                     await bare_round(env.client, home, jobs, concurrency, count, apart, side)
     medians = {name: _median(samples) for name, samples in results.items()}
     where = "workers in their own processes" if apart else "workers in this process"
     if server_apart:
         where += ", the server on cores of its own"
+    if not sandbox:
+        where += ", redrive's workflows outside the sandbox"
     print(f"median of {rounds} rounds, {jobs} jobs each, concurrency {concurrency}, {where}:")
     for name, sample in medians.items():
         print(f"  {_describe(name, sample)}")
@@ -493,6 +499,11 @@ if __name__ == "__main__":
         action="store_true",
         help="after the rounds, count the server's work per job on each side alone (about a minute each)",
     )
+    parser.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="run redrive's worker with REDRIVE_WORKFLOW_SANDBOX=false (the baseline stays in the sandbox)",
+    )
     arguments = parser.parse_args()
     asyncio.run(
         main(
@@ -504,5 +515,6 @@ if __name__ == "__main__":
             arguments.server_apart,
             arguments.local,
             arguments.counts,
+            not arguments.no_sandbox,
         )
     )

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     ui_url: str = ""
     api_keys: str = Field(default="", description="comma-separated key:tenant pairs")
     graceful_shutdown_seconds: float = 10.0
+    workflow_sandbox: bool = Field(
+        default=True, description="run workflow code in the SDK's sandbox; off saves worker CPU per job"
+    )
     metrics_port: int | None = Field(default=None, description="the worker serves Prometheus metrics here")
     tracing: bool | None = Field(
         default=None, description="OpenTelemetry traces; default: on with an OTLP endpoint"

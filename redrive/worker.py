@@ -21,7 +21,7 @@ import httpx
 from temporalio.client import Client
 from temporalio.common import MetricMeter
 from temporalio.runtime import Runtime
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 import redrive
@@ -90,8 +90,15 @@ def precompile_workflows(package: ModuleType = workflows) -> None:
             parent = parent.rpartition(".")[0]
 
 
-def workflow_runner() -> SandboxedWorkflowRunner:
-    """The workflow sandbox with our own modules passed through (see `PASSTHROUGH`)."""
+def workflow_runner(sandbox: bool = True) -> WorkflowRunner:
+    """The workflow sandbox with our own modules passed through (see `PASSTHROUGH`), or none.
+
+    The sandbox guards workflow code against I/O, clocks and randomness by running each workflow in
+    modules imported anew: a third of a worker's CPU per job (docs/benchmarks.md). Redrive's
+    workflows are its own code, never a user's (teams declare stages, which run as activities), and
+    the tests and the replay test run them sandboxed; `REDRIVE_WORKFLOW_SANDBOX=false` trusts that."""
+    if not sandbox:
+        return UnsandboxedWorkflowRunner()
     return SandboxedWorkflowRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
     )
@@ -138,7 +145,7 @@ def _worker_options(settings: Settings) -> dict[str, Any]:
     """What the jobs' worker and the operations worker share: the sandbox, the drain on shutdown,
     and the heartbeat throttle."""
     return {
-        "workflow_runner": workflow_runner(),
+        "workflow_runner": workflow_runner(settings.workflow_sandbox),
         "graceful_shutdown_timeout": timedelta(seconds=settings.graceful_shutdown_seconds),
         # A cancelled job waits for its stage to stop, which it learns from its next heartbeat.
         "default_heartbeat_throttle_interval": HEARTBEAT_THROTTLE,

@@ -105,6 +105,32 @@ async def test_dead_job_retries_from_the_failed_stage(
     assert await eventually(lambda: _none_dead(dev_env, task_queue), within=60)
 
 
+async def test_a_worker_without_the_sandbox_runs_dead_letters_and_retries(
+    dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
+) -> None:
+    """With `REDRIVE_WORKFLOW_SANDBOX=false` a job dead-letters, is retried from its failed stage by a
+    reset (its history replayed outside the sandbox) and completes without re-running earlier stages."""
+    config = tmp_path / "redrive.toml"
+    config.write_text(FAST_RETRIES)
+    settings = settings_for(sqlite_url, tmp_path, config=config, workflow_sandbox=False)
+    breaker = tmp_path / "break-finish"
+    breaker.touch()
+    fail = {"stage": "finish", "error": "ServiceUnavailable", "while_exists": str(breaker)}
+    async with api_client(dev_env.client, settings, A) as api:
+        job_id = (await api.post("/v1/jobs", json={"type": "demo", "payload": {"fail": fail}})).json()["id"]
+        dead = await eventually(lambda: job_in(api, job_id, "dead_letter"), within=60)
+        assert (dead["stage"], dead["error_reason"]) == ("finish", "MaxRetries")
+        breaker.unlink()
+        retried = await api.post(f"/v1/jobs/{job_id}/retry")
+        assert (retried.json()["mode"], retried.json()["from_stage"]) == ("reset", "finish"), retried.text
+        done = await eventually(lambda: job_in(api, job_id, "complete"), within=60)
+    assert [(s["name"], s["executions"]) for s in done["stages"]] == [
+        ("prepare", 1),
+        ("process", 1),
+        ("finish", 5),
+    ]
+
+
 async def _none_dead(env: WorkflowEnvironment, task_queue: str) -> bool:
     return not await _dead_in_temporal(env, task_queue)
 

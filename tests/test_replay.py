@@ -25,11 +25,11 @@ from redrive.workflows.replay_campaign import ReplayCampaignWorkflow
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
-def _replayer(*workflows: type) -> Replayer:
+def _replayer(*workflows: type, sandbox: bool = True) -> Replayer:
     return Replayer(
         workflows=list(workflows),
         data_converter=DATA_CONVERTER,
-        workflow_runner=worker.workflow_runner(),
+        workflow_runner=worker.workflow_runner(sandbox),
     )
 
 
@@ -76,10 +76,12 @@ def test_histories_were_recorded() -> None:
     assert {path.stem for path in HISTORIES} == expected
 
 
+@pytest.mark.parametrize("sandbox", [True, False], ids=["sandboxed", "unsandboxed"])
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda path: path.stem)
-async def test_recorded_history_replays(path: Path) -> None:
-    """Each recorded history replays without a nondeterminism error."""
-    replayer = _replayer(JobWorkflow, ReplayCampaignWorkflow, BreakerWorkflow)
+async def test_recorded_history_replays(path: Path, sandbox: bool) -> None:
+    """Each recorded history replays without a nondeterminism error, in the sandbox and without it
+    (`REDRIVE_WORKFLOW_SANDBOX=false`)."""
+    replayer = _replayer(JobWorkflow, ReplayCampaignWorkflow, BreakerWorkflow, sandbox=sandbox)
     result = await replayer.replay_workflow(_history(path))
     assert result.replay_failure is None
 

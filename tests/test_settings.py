@@ -12,6 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from redrive.settings import Settings
+from redrive.worker import _worker_options
 
 
 def test_durations_in_the_environment_read_like_the_config_file(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -62,3 +63,15 @@ def test_secrets_come_from_files_in_the_secrets_dir(tmp_path: Path) -> None:
         timeout=60,
     )
     assert shown.stdout.split() == ["postgresql+asyncpg://redrive@db/redrive", "from-the-env"]
+
+
+@pytest.mark.parametrize(
+    ("value", "runner"), [("true", "SandboxedWorkflowRunner"), ("false", "UnsandboxedWorkflowRunner")]
+)
+def test_workers_run_workflows_in_the_sandbox_unless_told_not_to(
+    monkeypatch: pytest.MonkeyPatch, value: str, runner: str
+) -> None:
+    """`REDRIVE_WORKFLOW_SANDBOX` picks the runner of both of a process's workers (jobs, operations)."""
+    monkeypatch.setenv("REDRIVE_WORKFLOW_SANDBOX", value)
+    options = _worker_options(Settings())
+    assert type(options["workflow_runner"]).__name__ == runner
