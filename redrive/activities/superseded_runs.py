@@ -63,13 +63,10 @@ class SupersededRunActivities:
 
     @activity.defn(name=FORGET_SUPERSEDED_RUNS)
     async def forget_superseded_runs(self, request: MaintenanceInput) -> int:
-        """Hand every dead run that a reset replaced, closed within `reconcile_lookback`, to its
-        deletion (`forget`, which joins one already under way); how many were handed over."""
-        since = self.deps.now() - request.reconcile_lookback
-        query = (
-            f'JobStatus="dead_letter" AND TaskQueue="{request.task_queue}" AND ExecutionStatus="Failed" '
-            f'AND CloseTime >= "{since.strftime("%Y-%m-%dT%H:%M:%SZ")}"'
-        )
+        """Hand every dead run that a reset replaced to its deletion (`forget`, which joins one
+        already under way); how many were handed over. Not bounded by `reconcile_lookback`: a run
+        that died long ago may be retried today. The namespace's retention bounds the listing."""
+        query = f'JobStatus="dead_letter" AND TaskQueue="{request.task_queue}" AND ExecutionStatus="Failed"'
         client = self.deps.client()
         return await sum_over_batches(client, query, lambda batch: self._forget(client, batch))
 
