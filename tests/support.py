@@ -20,12 +20,13 @@ import uvicorn
 from aiosmtpd.controller import Controller
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client
+from temporalio.client import Client, ScheduleActionExecutionStartWorkflow, ScheduleHandle
 from temporalio.testing import WorkflowEnvironment
 
 from redrive import worker
 from redrive.api import create_app
 from redrive.binaries import temporal_cli
+from redrive.contracts import MaintenanceResult
 from redrive.converter import DATA_CONVERTER
 from redrive.probes import QuietServer
 from redrive.settings import AlertSettings, Settings
@@ -232,3 +233,24 @@ def smtp_server(kind: type[Mailbox] = Mailbox) -> Iterator[Mailbox]:
         yield mailbox
     finally:
         controller.stop()
+
+
+async def dead_runs(client: Client, task_queue: str) -> set[tuple[str, str]]:
+    """(job id, run id) of every run Temporal lists as dead (`JobStatus="dead_letter"`) on `task_queue`."""
+    query = f'JobStatus="dead_letter" AND TaskQueue="{task_queue}"'
+    return {(execution.id, execution.run_id) async for execution in client.list_workflows(query)}
+
+
+async def last_pass(client: Client, schedule: ScheduleHandle) -> MaintenanceResult | None:
+    """The result of the maintenance pass `schedule` started last, once it has run to its end; None
+    while it has started none (for `eventually`)."""
+    actions = (await schedule.describe()).info.recent_actions
+    if not actions:
+        return None
+    started = actions[-1].action
+    assert isinstance(started, ScheduleActionExecutionStartWorkflow)
+    handle = client.get_workflow_handle(
+        started.workflow_id, run_id=started.first_execution_run_id, result_type=MaintenanceResult
+    )
+    result: MaintenanceResult = await handle.result()
+    return result

@@ -24,7 +24,7 @@ from redrive.settings import Settings
 from redrive.status import JOB_STAGE, JOB_STATUS
 from redrive.store.engine import create_engine
 from redrive.store.models import JOBS
-from tests.support import api_client, eventually, job_in, settings_for
+from tests.support import api_client, dead_runs, eventually, job_in, settings_for
 
 A = {"Authorization": "Bearer key-a"}
 B = {"Authorization": "Bearer key-b"}
@@ -48,8 +48,7 @@ async def api(
 
 
 async def _dead_in_temporal(env: WorkflowEnvironment, task_queue: str) -> set[str]:
-    query = f'JobStatus="dead_letter" AND TaskQueue="{task_queue}"'
-    return {execution.id async for execution in env.client.list_workflows(query)}
+    return {job_id for job_id, _ in await dead_runs(env.client, task_queue)}
 
 
 async def test_dead_job_retries_from_the_failed_stage(

@@ -15,18 +15,18 @@ import httpx
 import pytest
 from fastapi import FastAPI, Response
 from sqlmodel import select
-from temporalio.client import ScheduleActionExecutionStartWorkflow, ScheduleHandle, WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from redrive.activities import ActivityDeps
 from redrive.activities.maintenance import MaintenanceActivities
-from redrive.contracts import MaintenanceInput, MaintenanceResult
+from redrive.contracts import MaintenanceInput
 from redrive.store import DeadLetter, Job, create_engine, session_factory
 from redrive.store.dead_letters import DeadLetterFilter, DeadLetterRepository
 from redrive.store.projection import GroupCommit
 from redrive.store.tenancy import ALL_TENANTS
 from redrive.store.types import utcnow
-from tests.support import Mailbox, api_client, eventually, job_in, serving, settings_for
+from tests.support import Mailbox, api_client, dead_runs, eventually, job_in, last_pass, serving, settings_for
 
 A = {"Authorization": "Bearer key-a"}
 RETRY = importlib.import_module("redrive.operations.retry")  # the package exports a function of that name
@@ -255,7 +255,7 @@ async def test_a_pass_deletes_the_dead_run_a_retry_reset_but_did_not_forget(
 
         schedule = dev_env.client.get_schedule_handle(f"redrive-maintenance-{settings.task_queue}")
         await schedule.trigger()
-        result = await eventually(lambda: _last_pass(dev_env, schedule), within=30)
+        result = await eventually(lambda: last_pass(dev_env.client, schedule), within=30)
         assert result.forgotten == 1
         only_dead = {(still_dead, runs[still_dead])}
         assert await eventually(lambda: _listed_dead(dev_env, settings.task_queue, only_dead), within=90)
@@ -271,20 +271,5 @@ async def _listed_dead(
     env: WorkflowEnvironment, task_queue: str, expected: set[tuple[str, str]]
 ) -> set[tuple[str, str]] | None:
     """The runs Temporal lists as dead on `task_queue`, once they are `expected`."""
-    query = f'JobStatus="dead_letter" AND TaskQueue="{task_queue}"'
-    listed = {(execution.id, execution.run_id) async for execution in env.client.list_workflows(query)}
+    listed = await dead_runs(env.client, task_queue)
     return listed if listed == expected else None
-
-
-async def _last_pass(env: WorkflowEnvironment, schedule: ScheduleHandle) -> MaintenanceResult | None:
-    """The result of the pass the schedule started last, once there is one."""
-    actions = (await schedule.describe()).info.recent_actions
-    if not actions:
-        return None
-    started = actions[-1].action
-    assert isinstance(started, ScheduleActionExecutionStartWorkflow)
-    handle = env.client.get_workflow_handle(
-        started.workflow_id, run_id=started.first_execution_run_id, result_type=MaintenanceResult
-    )
-    result: MaintenanceResult = await handle.result()
-    return result

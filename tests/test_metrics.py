@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from temporalio.client import Client, ScheduleActionExecutionStartWorkflow, ScheduleHandle
 from temporalio.testing import WorkflowEnvironment
 
 from redrive.probes import probe_app
@@ -25,6 +24,7 @@ from tests.support import (
     eventually,
     free_port,
     job_in,
+    last_pass,
     one_dead_one_done,
     running_api,
     settings_for,
@@ -112,17 +112,6 @@ async def test_the_api_counts_submissions_replays_and_pending_dead_letters(
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-async def _passed(client: Client, schedule: ScheduleHandle) -> bool:
-    """Whether the schedule started a pass, which has then run to its end."""
-    actions = (await schedule.describe()).info.recent_actions
-    if not actions:
-        return False
-    started = actions[-1].action
-    assert isinstance(started, ScheduleActionExecutionStartWorkflow)
-    await client.get_workflow_handle(started.workflow_id, run_id=started.first_execution_run_id).result()
-    return True
-
-
 async def _mailed(mailbox: Mailbox) -> bool:
     return bool(mailbox.messages)
 
@@ -155,7 +144,7 @@ async def test_a_worker_serves_its_metrics_and_the_sdks(
             await eventually(lambda: _mailed(mailbox), within=60)  # the alert comes after the dead letter
             schedule = dev_env.client.get_schedule_handle(f"redrive-maintenance-{settings.task_queue}")
             await schedule.trigger()  # a maintenance pass, as the hourly schedule runs it
-            await eventually(lambda: _passed(dev_env.client, schedule), within=60)
+            await eventually(lambda: last_pass(dev_env.client, schedule), within=60)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as probe:
             text = (await probe.get("/metrics")).text
             assert (await probe.get("/healthz")).json() == {"status": "ok"}
