@@ -43,7 +43,7 @@ class Stage:
     heartbeat_timeout: timedelta | None = DEFAULT_HEARTBEAT_TIMEOUT
     """A worker that stops heartbeating this long has lost the attempt, and another worker retries
     it. Every stage heartbeats on its own while its handler runs, so this detects a lost worker, not a
-    slow handler; `None` (or 0 in TOML) waits out `start_to_close_timeout` instead."""
+    slow handler; `None` (or `"0s"` in TOML) waits out `start_to_close_timeout` instead."""
     task_queue: str | None = None
     """Workers on another queue run this stage (say, machines with a GPU); None = the job's queue."""
     kind: str = "activity"
