@@ -108,7 +108,8 @@ def build_worker(
     client: Client, settings: Settings, deps: ActivityDeps, handlers: Mapping[str, Handler]
 ) -> Worker:
     """A worker for every workflow and every registered stage handler."""
-    precompile_workflows()
+    if settings.workflow_sandbox:  # only the sandbox imports the workflow modules again per run
+        precompile_workflows()
     return Worker(
         client,
         task_queue=settings.task_queue,
