@@ -6,7 +6,7 @@ workflow with one search-attribute upsert (queued -> running), the ceiling for k
 status in Temporal's visibility, which redrive does.
 
     python -m bench.throughput [--jobs 400] [--rounds 3] [--concurrency 20] [--one-process] [--shaped]
-                               [--server-apart] [--local] [--counts] [--no-sandbox]
+                               [--server-apart] [--local] [--counts] [--no-sandbox] [--profile]
 
 Each side's worker runs as its own process, as deployed (`python worker.py`; the baseline's
 `bench.bare_worker`); `--one-process` runs both in this process instead. Both sides submit with the
@@ -28,6 +28,10 @@ the server's capacity a redrive job takes than a bare one.
 requests, visibility writes, history tasks, bytes of history events and of mutable state, and how
 many tasks were matched to a waiting poll or written to the task queue's table instead. Those move
 little with the machine's load, so they show whether a redrive job asks the server for more work.
+
+`--profile` records the server with `perf` through every timed round and prints, per side, the
+server's CPU per job under each of the headings of `bench.server_profile` (each RPC's handler, each
+kind of history task, garbage collection, ...): where a side's extra server CPU goes.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -44,7 +49,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -55,11 +60,12 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from bench import bare_worker, server_counts
+from bench import bare_worker, server_counts, server_profile
 from bench.bare import JOB_STATUS
 from bench.bare_workflows.plain import BareWorkflow
 from bench.bare_workflows.shaped import BareShapedWorkflow
 from bench.bare_workflows.status import BareStatusWorkflow
+from redrive.binaries import temporal_cli
 from redrive.contracts import JobInput
 from redrive.converter import DATA_CONVERTER
 from redrive.jobtypes.builtin import DEMO
@@ -78,6 +84,8 @@ class Sample:
     local_cpu_ms: float
     worker_cpu_ms: float
     server_cpu_ms: float
+    server_profile: dict[str, float] = field(default_factory=dict)
+    """With `--profile`: the server's CPU per job in ms by what it was doing (`bench.server_profile`)."""
 
 
 def _process_cpu_s(pid: int) -> float:
@@ -121,24 +129,33 @@ def _split_cores(server_pid: int) -> tuple[list[int], list[int]]:
 Measure = Callable[[Callable[[], Awaitable[None]], list[int]], Awaitable[Sample]]
 
 
-def measuring(jobs: int, server_pid: int) -> Measure:
+def measuring(jobs: int, server_pid: int, symbols: server_profile.GoSymbols | None = None) -> Measure:
     """A function that times `work` and charges its CPU (here, in the worker processes `pids` and in
-    the server) to `jobs` jobs."""
+    the server) to `jobs` jobs; with the server's `symbols`, it records the server with perf too."""
 
     async def measure(work: Callable[[], Awaitable[None]], pids: list[int]) -> Sample:
         def workers() -> float:
             return sum(_process_cpu_s(pid) for pid in pids)
 
-        local, worker, server = time.process_time(), workers(), _process_cpu_s(server_pid)
-        started = time.perf_counter()
-        await work()
-        elapsed = time.perf_counter() - started
-        return Sample(
-            rate=jobs / elapsed,
-            local_cpu_ms=(time.process_time() - local) * 1000 / jobs,
-            worker_cpu_ms=(workers() - worker) * 1000 / jobs,
-            server_cpu_ms=(_process_cpu_s(server_pid) - server) * 1000 / jobs,
-        )
+        with tempfile.TemporaryDirectory() as scratch:
+            recording = Path(scratch) / "perf.data"
+            async with (
+                server_profile.recording(server_pid, recording) if symbols else contextlib.nullcontext()
+            ):
+                local, worker, server = time.process_time(), workers(), _process_cpu_s(server_pid)
+                started = time.perf_counter()
+                await work()
+                elapsed = time.perf_counter() - started
+                sample = Sample(
+                    rate=jobs / elapsed,
+                    local_cpu_ms=(time.process_time() - local) * 1000 / jobs,
+                    worker_cpu_ms=(workers() - worker) * 1000 / jobs,
+                    server_cpu_ms=(_process_cpu_s(server_pid) - server) * 1000 / jobs,
+                )
+            if symbols is None:
+                return sample
+            counts = await server_profile.read(recording, symbols)
+            return dataclasses.replace(sample, server_profile=server_profile.per_job(counts, jobs))
 
     return measure
 
@@ -360,8 +377,12 @@ async def main(
     local: bool = False,
     counts: bool = False,
     sandbox: bool = True,
+    profile: bool = False,
 ) -> None:
     """Alternate redrive and bare rounds on one dev server; print medians and the ratio."""
+    if profile and (missing := server_profile.available()):
+        raise SystemExit(missing)
+    symbols = server_profile.GoSymbols(temporal_cli()) if profile else None
     home = Path(tempfile.mkdtemp(prefix="redrive-bench-"))
     metrics_port = free_port()
     if server_apart:
@@ -378,7 +399,7 @@ async def main(
         if server_apart:
             server_cores, other_cores = _split_cores(server_pid)
             print(f"Temporal server on cores {server_cores}, everything else on {other_cores}")
-        measure = measuring(jobs, server_pid)
+        measure = measuring(jobs, server_pid, symbols)
         for number in range(1, rounds + 1):
             # Every other round runs the sides in reverse, so a machine that speeds up or slows down
             # over the run does not always favour the side that comes first.
@@ -439,6 +460,11 @@ async def main(
         f"{ours.server_cpu_ms - bare.server_cpu_ms:+.1f} ms in the server; "
         f"in all {_total(ours) / _total(bare):.2f} x bare's {_total(bare):.1f} ms"
     )
+    if profile:
+        print("where the server's CPU went (perf samples; the headings are in bench/server_profile.py):")
+        figures = {side: [sample.server_profile for sample in samples] for side, samples in results.items()}
+        for line in server_profile.table(figures, against="bare+status"):
+            print(f"  {line}")
 
 
 def _per_round(ours: list[Sample], theirs: list[Sample]) -> str:
@@ -500,6 +526,11 @@ if __name__ == "__main__":
         help="after the rounds, count the server's work per job on each side alone (about a minute each)",
     )
     parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="record the server with perf in every timed round and print its CPU per job by what it did",
+    )
+    parser.add_argument(
         "--no-sandbox",
         action="store_true",
         help="run redrive's worker with REDRIVE_WORKFLOW_SANDBOX=false (the baseline stays in the sandbox)",
@@ -516,5 +547,6 @@ if __name__ == "__main__":
             arguments.local,
             arguments.counts,
             not arguments.no_sandbox,
+            arguments.profile,
         )
     )
