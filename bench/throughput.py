@@ -60,7 +60,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from bench import bare_worker, server_counts, server_profile
+from bench import bare_worker, server_counts, server_profile, spread
 from bench.bare import JOB_STATUS
 from bench.bare_workflows.plain import BareWorkflow
 from bench.bare_workflows.shaped import BareShapedWorkflow
@@ -448,6 +448,10 @@ async def main(
             f"  redrive at {of_ceiling:.3f} of the ceiling (goal >= {CEILING_GOAL:.2f}, {rounds} rounds: "
             f"{verdict}); per round {_per_round(results['redrive'], results['bare+status'])}"
         )
+        low, high = spread.ratio_interval(
+            [sample.rate for sample in results["redrive"]], [sample.rate for sample in results["bare+status"]]
+        )
+        print(f"  the rounds drawn again: {low:.3f} to {high:.3f} of the ceiling (90 %, bench/spread.py)")
     if shaped:
         shape = medians["bare+shape"]
         print(
