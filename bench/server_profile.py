@@ -86,7 +86,7 @@ def _section_address(data: bytes, wanted: bytes) -> int:
     names_offset = struct.unpack_from("<Q", data, offset + names_index * size + 0x18)[0]
     for index in range(count):
         name, _, _, address = struct.unpack_from("<IIQQ", data, offset + index * size)
-        if data[names_offset + name :].startswith(wanted + b"\0"):
+        if data.startswith(wanted + b"\0", names_offset + name):
             return int(address)
     raise ValueError(f"no {wanted.decode()} section")
 
