@@ -45,7 +45,7 @@ from temporalio.worker import Replayer, Worker
 from bench import bare_workflows
 from bench.bare import JOB_STATUS, STAGES, bare_stage
 from bench.bare_workflows.status import BareStatusWorkflow
-from bench.throughput import _bounded, _server_pid, bare_round, fresh_database, measuring
+from bench.throughput import _bounded, bare_round, find_server_pid, fresh_database, measuring
 from redrive import worker as redrive_worker
 from redrive.activities.stages import StageActivities
 from redrive.contracts import StageInput
@@ -215,7 +215,7 @@ async def main(jobs: int, repeats: int) -> None:
             for part, costs in parts.items():
                 for name, value in costs.items():
                     samples[part].setdefault(name, []).append(value)
-        measure = measuring(jobs, _server_pid(home / "temporal.db"))
+        measure = measuring(jobs, find_server_pid(home / "temporal.db"))
         reference = await bare_round(env.client, home, jobs, 20, measure, apart=False)
     whole = reference.local_cpu_ms + reference.server_cpu_ms
     print(f"CPU per job in this process, medians of {repeats} repeats of {jobs} jobs:")

@@ -93,7 +93,7 @@ def _process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
-def _server_pid(db_file: Path) -> int:
+def find_server_pid(db_file: Path) -> int:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
@@ -133,31 +133,31 @@ def measuring(jobs: int, server_pid: int, symbols: server_profile.GoSymbols | No
     """A function that times `work` and charges its CPU (here, in the worker processes `pids` and in
     the server) to `jobs` jobs; with the server's `symbols`, it records the server with perf too."""
 
-    async def measure(work: Callable[[], Awaitable[None]], pids: list[int]) -> Sample:
+    async def timed(work: Callable[[], Awaitable[None]], pids: list[int]) -> Sample:
         def workers() -> float:
             return sum(_process_cpu_s(pid) for pid in pids)
 
+        local, worker, server = time.process_time(), workers(), _process_cpu_s(server_pid)
+        started = time.perf_counter()
+        await work()
+        elapsed = time.perf_counter() - started
+        return Sample(
+            rate=jobs / elapsed,
+            local_cpu_ms=(time.process_time() - local) * 1000 / jobs,
+            worker_cpu_ms=(workers() - worker) * 1000 / jobs,
+            server_cpu_ms=(_process_cpu_s(server_pid) - server) * 1000 / jobs,
+        )
+
+    async def profiled(work: Callable[[], Awaitable[None]], pids: list[int]) -> Sample:
+        assert symbols is not None
         with tempfile.TemporaryDirectory() as scratch:
             recording = Path(scratch) / "perf.data"
-            async with (
-                server_profile.recording(server_pid, recording) if symbols else contextlib.nullcontext()
-            ):
-                local, worker, server = time.process_time(), workers(), _process_cpu_s(server_pid)
-                started = time.perf_counter()
-                await work()
-                elapsed = time.perf_counter() - started
-                sample = Sample(
-                    rate=jobs / elapsed,
-                    local_cpu_ms=(time.process_time() - local) * 1000 / jobs,
-                    worker_cpu_ms=(workers() - worker) * 1000 / jobs,
-                    server_cpu_ms=(_process_cpu_s(server_pid) - server) * 1000 / jobs,
-                )
-            if symbols is None:
-                return sample
+            async with server_profile.recording(server_pid, recording):
+                sample = await timed(work, pids)
             counts = await server_profile.read(recording, symbols)
-            return dataclasses.replace(sample, server_profile=server_profile.per_job(counts, jobs))
+        return dataclasses.replace(sample, server_profile=server_profile.per_job(counts, jobs))
 
-    return measure
+    return timed if symbols is None else profiled
 
 
 QUIET = 65.0
@@ -395,7 +395,7 @@ async def main(
     sides: list[Flavour | Literal["redrive"]] = ["bare", "redrive", "bare+status", *extra]
     results: dict[str, list[Sample]] = {side: [] for side in sides}
     async with env:
-        server_pid = _server_pid(home / "temporal.db")
+        server_pid = find_server_pid(home / "temporal.db")
         if server_apart:
             server_cores, other_cores = _split_cores(server_pid)
             print(f"Temporal server on cores {server_cores}, everything else on {other_cores}")

@@ -9,7 +9,7 @@ from pathlib import Path
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 
 from bench.server_profile import GoSymbols, heading, headings, per_job, read, recording, table
-from bench.throughput import _server_pid
+from bench.throughput import find_server_pid
 from redrive.binaries import temporal_cli
 from tests.support import start_dev_server
 
@@ -78,7 +78,7 @@ async def test_a_recording_of_the_dev_server_shows_the_rpcs_it_served(tmp_path: 
     async with env:
         describe = env.client.workflow_service.describe_namespace
         output = tmp_path / "perf.data"
-        async with recording(_server_pid(tmp_path / "temporal.db"), output):
+        async with recording(find_server_pid(tmp_path / "temporal.db"), output):
             until = time.monotonic() + 2
             while time.monotonic() < until:
                 await asyncio.gather(
