@@ -6,6 +6,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 
 from bench.server_profile import GoSymbols, heading, headings, per_job, read, recording, table
@@ -13,21 +14,25 @@ from bench.throughput import find_server_pid
 from redrive.binaries import temporal_cli
 from tests.support import start_dev_server
 
-SYMBOLS = GoSymbols(temporal_cli())
+
+@pytest.fixture(scope="module")
+def symbols() -> GoSymbols:
+    """The dev server's function names (read from a 150 MB binary: once, and only when a test asks)."""
+    return GoSymbols(temporal_cli())
 
 
-def _relative(function: str) -> str:
+def _relative(symbols: GoSymbols, function: str) -> str:
     """An address inside `function` as perf prints it: relative to the executable's mapping."""
-    return f"{SYMBOLS.entries[SYMBOLS.names.index(function)] + 4 - SYMBOLS.load_base:x}"
+    return f"{symbols.entries[symbols.names.index(function)] + 4 - symbols.load_base:x}"
 
 
-def test_the_executables_entry_point_is_named_from_the_function_table() -> None:
+def test_the_executables_entry_point_is_named_from_the_function_table(symbols: GoSymbols) -> None:
     """The ELF header's entry address falls in the Go runtime's `_rt0_amd64_linux`."""
     with temporal_cli().open("rb") as binary:
         (entry,) = struct.unpack_from("<Q", binary.read(64), 0x18)
-    assert SYMBOLS.name(entry) == "_rt0_amd64_linux"
-    assert SYMBOLS.name(SYMBOLS.entries[0] - 1) is None
-    assert SYMBOLS.name(SYMBOLS.end) is None
+    assert symbols.name(entry) == "_rt0_amd64_linux"
+    assert symbols.name(symbols.entries[0] - 1) is None
+    assert symbols.name(symbols.end) is None
 
 
 def test_a_sample_goes_under_its_innermost_handler_or_task_else_by_its_parts() -> None:
@@ -44,16 +49,17 @@ def test_a_sample_goes_under_its_innermost_handler_or_task_else_by_its_parts() -
     assert heading([]) == "outside the server's code (kernel)"
 
 
-def test_perf_script_blocks_are_read_with_the_executables_frames_only() -> None:
+def test_perf_script_blocks_are_read_with_the_executables_frames_only(symbols: GoSymbols) -> None:
     """Kernel and vDSO frames are left out of a stack; each block is one sample."""
-    path = SYMBOLS.path
+    path = symbols.path
     script = (
-        f"\tffffffff81234567 ([kernel.kallsyms])\n\t{_relative('runtime.gcDrain')} ({path})\n"
-        f"\t{_relative('runtime.gcBgMarkWorker')} ({path})\n\n"
-        f"\t{_relative('runtime.mallocgc')} ({path})\n\t{_relative('main.main')} ({path})\n\n"
+        f"\tffffffff81234567 ([kernel.kallsyms])\n\t{_relative(symbols, 'runtime.gcDrain')} ({path})\n"
+        f"\t{_relative(symbols, 'runtime.gcBgMarkWorker')} ({path})\n\n"
+        f"\t{_relative(symbols, 'runtime.mallocgc')} ({path})\n"
+        f"\t{_relative(symbols, 'main.main')} ({path})\n\n"
         f"\t7ffd1234 ([vdso])\n\n"
     )
-    assert headings(script, SYMBOLS) == {
+    assert headings(script, symbols) == {
         "gc background": 1,
         "other: main.main": 1,
         "outside the server's code (kernel)": 1,
@@ -72,7 +78,9 @@ def test_the_table_shows_medians_per_job_the_largest_differences_first() -> None
     assert lines[2].startswith("b ")
 
 
-async def test_a_recording_of_the_dev_server_shows_the_rpcs_it_served(tmp_path: Path) -> None:
+async def test_a_recording_of_the_dev_server_shows_the_rpcs_it_served(
+    tmp_path: Path, symbols: GoSymbols
+) -> None:
     """perf records a real dev server while it answers DescribeNamespace; that handler has samples."""
     env = await start_dev_server(tmp_path / "temporal.db")
     async with env:
@@ -84,5 +92,5 @@ async def test_a_recording_of_the_dev_server_shows_the_rpcs_it_served(tmp_path: 
                 await asyncio.gather(
                     *(describe(DescribeNamespaceRequest(namespace="default")) for _ in range(20))
                 )
-        counts = await read(output, SYMBOLS)
+        counts = await read(output, symbols)
     assert counts["rpc Workflow.DescribeNamespace"] > 0, counts.most_common(10)
