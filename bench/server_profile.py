@@ -14,8 +14,8 @@ sample is then put under one heading, the innermost that its stack shows:
     stack growth                a goroutine's stack being copied (perf cannot unwind past it)
     other: <function>           anything else, by its stack's outermost Go function
 
-Counts move less with the machine's speed than the sums do only in proportion: a slower hour makes
-every heading slower. What the table shows is whether one side spends more under one heading.
+The machine's speed moves every heading in proportion: a slower hour makes each one slower. What the
+table shows is whether one side spends more than another under one heading.
 """
 
 from __future__ import annotations
