@@ -144,22 +144,25 @@ def available() -> str | None:
 
 
 @contextlib.asynccontextmanager
-async def recording(pid: int, output: Path) -> AsyncIterator[None]:
-    """Sample process `pid`'s stacks into `output` while the block runs."""
+async def perf_attached(*arguments: str) -> AsyncIterator[None]:
+    """`perf <arguments>` (attached to a process by them) while the block runs; stopped as by ^C."""
     perf = await asyncio.create_subprocess_exec(
-        "perf", "record", "-q", "-F", str(HZ), "-g", "-p", str(pid), "-o", str(output),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        "perf", *arguments, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
     await asyncio.sleep(0.3)  # perf attaches to every thread before the round starts
     if perf.returncode is not None:
         error = (await perf.communicate())[1].decode(errors="replace").strip()
-        raise RuntimeError(f"perf record failed: {error}")
+        raise RuntimeError(f"perf {arguments[0]} failed: {error}")
     try:
         yield
     finally:
         perf.send_signal(signal.SIGINT)
         await perf.wait()
+
+
+def recording(pid: int, output: Path) -> contextlib.AbstractAsyncContextManager[None]:
+    """Sample process `pid`'s stacks into `output` while the block runs."""
+    return perf_attached("record", "-q", "-F", str(HZ), "-g", "-p", str(pid), "-o", str(output))
 
 
 async def read(output: Path, symbols: GoSymbols) -> Counter[str]:
@@ -178,9 +181,15 @@ def per_job(counts: Counter[str], jobs: int) -> dict[str, float]:
     return {name: count * 1000 / HZ / jobs for name, count in counts.items()}
 
 
-def table(sides: Mapping[str, Sequence[Mapping[str, float]]], against: str, rows: int = 14) -> list[str]:
-    """Each side's median over its rounds (`per_job` figures) under each heading, and of the
-    rounds' totals; the headings where a side differs most from side `against` first."""
+def table(
+    sides: Mapping[str, Sequence[Mapping[str, float]]],
+    against: str,
+    rows: int = 14,
+    unit: str = "ms of server CPU per job",
+    total: bool = True,
+) -> list[str]:
+    """Each side's median over its rounds (`per_job` figures) under each heading, and (with `total`)
+    of the rounds' totals; the headings where a side differs most from side `against` first."""
 
     def median(side: str, name: str | None) -> float:
         return statistics.median(
@@ -190,8 +199,8 @@ def table(sides: Mapping[str, Sequence[Mapping[str, float]]], against: str, rows
     names = set().union(*(figures for rounds in sides.values() for figures in rounds))
     spread = {name: max(abs(median(side, name) - median(against, name)) for side in sides) for name in names}
     width = max(12, *(len(side) + 2 for side in sides))
-    lines = [f"{'ms of server CPU per job':44s}" + "".join(f"{side:>{width}s}" for side in sides)]
-    for name in [None, *sorted(names, key=lambda name: -spread[name])[:rows]]:
+    lines = [f"{unit:44s}" + "".join(f"{side:>{width}s}" for side in sides)]
+    for name in [*([None] if total else []), *sorted(names, key=lambda name: -spread[name])[:rows]]:
         label = "all (median of the rounds' totals)" if name is None else name
         lines.append(f"{label[:44]:44s}" + "".join(f"{median(side, name):{width}.2f}" for side in sides))
     return lines

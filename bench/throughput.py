@@ -7,6 +7,7 @@ status in Temporal's visibility, which redrive does.
 
     python -m bench.throughput [--jobs 400] [--rounds 3] [--concurrency 20] [--one-process] [--shaped]
                                [--server-apart] [--local] [--counts] [--no-sandbox] [--profile]
+                               [--syscalls]
 
 Each side's worker runs as its own process, as deployed (`python worker.py`; the baseline's
 `bench.bare_worker`); `--one-process` runs both in this process instead. Both sides submit with the
@@ -32,6 +33,10 @@ little with the machine's load, so they show whether a redrive job asks the serv
 `--profile` records the server with `perf` through every timed round and prints, per side, the
 server's CPU per job under each of the headings of `bench.server_profile` (each RPC's handler, each
 kind of history task, garbage collection, ...): where a side's extra server CPU goes.
+
+`--syscalls` counts the server's system calls in every timed round (`bench.server_syscalls`) and
+prints them per job by kind: SQLite's page reads and writes, gRPC's socket writes, the total. Counts
+do not move with the machine's speed as CPU time does, so a few percent more work per job shows.
 """
 
 from __future__ import annotations
@@ -60,7 +65,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from bench import bare_worker, server_counts, server_profile, spread
+from bench import bare_worker, server_counts, server_profile, server_syscalls, spread
 from bench.bare import JOB_STATUS
 from bench.bare_workflows.plain import BareWorkflow
 from bench.bare_workflows.shaped import BareShapedWorkflow
@@ -86,6 +91,8 @@ class Sample:
     server_cpu_ms: float
     server_profile: dict[str, float] = field(default_factory=dict)
     """With `--profile`: the server's CPU per job in ms by what it was doing (`bench.server_profile`)."""
+    server_syscalls: dict[str, float] = field(default_factory=dict)
+    """With `--syscalls`: the server's system calls per job, by kind (`bench.server_syscalls`)."""
 
 
 def _process_cpu_s(pid: int) -> float:
@@ -129,9 +136,12 @@ def _split_cores(server_pid: int) -> tuple[list[int], list[int]]:
 Measure = Callable[[Callable[[], Awaitable[None]], list[int]], Awaitable[Sample]]
 
 
-def measuring(jobs: int, server_pid: int, symbols: server_profile.GoSymbols | None = None) -> Measure:
+def measuring(
+    jobs: int, server_pid: int, symbols: server_profile.GoSymbols | None = None, syscalls: bool = False
+) -> Measure:
     """A function that times `work` and charges its CPU (here, in the worker processes `pids` and in
-    the server) to `jobs` jobs; with the server's `symbols`, it records the server with perf too."""
+    the server) to `jobs` jobs; with the server's `symbols`, it records the server with perf too, and
+    with `syscalls` counts its system calls."""
 
     async def timed(work: Callable[[], Awaitable[None]], pids: list[int]) -> Sample:
         def workers() -> float:
@@ -157,7 +167,16 @@ def measuring(jobs: int, server_pid: int, symbols: server_profile.GoSymbols | No
             counts = await server_profile.read(recording, symbols)
         return dataclasses.replace(sample, server_profile=server_profile.per_job(counts, jobs))
 
-    return timed if symbols is None else profiled
+    measure: Measure = timed if symbols is None else profiled
+
+    async def counted(work: Callable[[], Awaitable[None]], pids: list[int]) -> Sample:
+        with tempfile.TemporaryDirectory() as scratch:
+            output = Path(scratch) / "perf-stat.csv"
+            async with server_syscalls.recording(server_pid, output):
+                sample = await measure(work, pids)
+            return dataclasses.replace(sample, server_syscalls=server_syscalls.per_job(output, jobs))
+
+    return counted if syscalls else measure
 
 
 QUIET = 65.0
@@ -378,9 +397,12 @@ async def main(
     counts: bool = False,
     sandbox: bool = True,
     profile: bool = False,
+    syscalls: bool = False,
 ) -> None:
     """Alternate redrive and bare rounds on one dev server; print medians and the ratio."""
     if profile and (missing := server_profile.available()):
+        raise SystemExit(missing)
+    if syscalls and (missing := server_syscalls.available()):
         raise SystemExit(missing)
     symbols = server_profile.GoSymbols(temporal_cli()) if profile else None
     home = Path(tempfile.mkdtemp(prefix="redrive-bench-"))
@@ -399,7 +421,7 @@ async def main(
         if server_apart:
             server_cores, other_cores = _split_cores(server_pid)
             print(f"Temporal server on cores {server_cores}, everything else on {other_cores}")
-        measure = measuring(jobs, server_pid, symbols)
+        measure = measuring(jobs, server_pid, symbols, syscalls)
         for number in range(1, rounds + 1):
             # Every other round runs the sides in reverse, so a machine that speeds up or slows down
             # over the run does not always favour the side that comes first.
@@ -469,6 +491,12 @@ async def main(
         figures = {side: [sample.server_profile for sample in samples] for side, samples in results.items()}
         for line in server_profile.table(figures, against="bare+status"):
             print(f"  {line}")
+    if syscalls:
+        print("the server's system calls (perf stat; what they count is in bench/server_syscalls.py):")
+        figures = {side: [sample.server_syscalls for sample in samples] for side, samples in results.items()}
+        rows = len(server_syscalls.EVENTS)
+        for line in server_profile.table(figures, "bare+status", rows, unit="per job", total=False):
+            print(f"  {line}")
 
 
 def _per_round(ours: list[Sample], theirs: list[Sample]) -> str:
@@ -535,6 +563,11 @@ if __name__ == "__main__":
         help="record the server with perf in every timed round and print its CPU per job by what it did",
     )
     parser.add_argument(
+        "--syscalls",
+        action="store_true",
+        help="count the server's system calls in every timed round and print them per job, by kind",
+    )
+    parser.add_argument(
         "--no-sandbox",
         action="store_true",
         help="run redrive's worker with REDRIVE_WORKFLOW_SANDBOX=false (the baseline stays in the sandbox)",
@@ -552,5 +585,6 @@ if __name__ == "__main__":
             arguments.counts,
             not arguments.no_sandbox,
             arguments.profile,
+            arguments.syscalls,
         )
     )
