@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +20,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from redrive.contracts import JobInput
+from redrive.ids import uuid7
 from redrive.jobtypes import JobType, UnknownJobType
 from redrive.jobtypes.payloads import payload_errors, unstorable
 from redrive.jobtypes.registry import Stage
@@ -45,9 +45,10 @@ class NewJob:
 
 
 def job_id_for(tenant_id: str, idempotency_key: str | None) -> str:
-    """The workflow id: derived from the key (hashed, so no client text reaches Temporal), else random."""
+    """The workflow id: derived from the key (hashed, so no client text reaches Temporal), else new
+    and time-ordered (`redrive.ids`)."""
     if idempotency_key is None:
-        return f"job-{uuid.uuid4().hex}"
+        return f"job-{uuid7().hex}"
     digest = hashlib.sha256(f"{tenant_id}\0{idempotency_key}".encode()).hexdigest()
     return f"job-{digest[:32]}"
 
