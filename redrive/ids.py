@@ -15,7 +15,7 @@ import time
 import uuid
 
 _VERSION = 0x7 << 76
-_VARIANT = 0x2 << 62  # RFC 9562's variant, as every UUID we make has
+_VARIANT = 0x2 << 62  # the variant bits 10, as in every RFC 9562 UUID
 
 
 def uuid7() -> uuid.UUID:
