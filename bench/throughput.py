@@ -158,25 +158,26 @@ def measuring(
             server_cpu_ms=(_process_cpu_s(server_pid) - server) * 1000 / jobs,
         )
 
+    async def counted(work: Callable[[], Awaitable[None]], pids: list[int]) -> Sample:
+        with tempfile.TemporaryDirectory() as scratch:
+            output = Path(scratch) / "perf-stat.csv"
+            async with server_syscalls.recording(server_pid, output):
+                sample = await timed(work, pids)
+            return dataclasses.replace(sample, server_syscalls=server_syscalls.per_job(output, jobs))
+
+    # The syscall count wraps the timed round only, so the profile's perf script is not in its window.
+    round_: Measure = counted if syscalls else timed
+
     async def profiled(work: Callable[[], Awaitable[None]], pids: list[int]) -> Sample:
         assert symbols is not None
         with tempfile.TemporaryDirectory() as scratch:
             recording = Path(scratch) / "perf.data"
             async with server_profile.recording(server_pid, recording):
-                sample = await timed(work, pids)
+                sample = await round_(work, pids)
             counts = await server_profile.read(recording, symbols)
         return dataclasses.replace(sample, server_profile=server_profile.per_job(counts, jobs))
 
-    measure: Measure = timed if symbols is None else profiled
-
-    async def counted(work: Callable[[], Awaitable[None]], pids: list[int]) -> Sample:
-        with tempfile.TemporaryDirectory() as scratch:
-            output = Path(scratch) / "perf-stat.csv"
-            async with server_syscalls.recording(server_pid, output):
-                sample = await measure(work, pids)
-            return dataclasses.replace(sample, server_syscalls=server_syscalls.per_job(output, jobs))
-
-    return counted if syscalls else measure
+    return round_ if symbols is None else profiled
 
 
 QUIET = 65.0
