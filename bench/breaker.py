@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -29,6 +28,7 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from temporalio.client import Client
 
+from bench.scratch import scratch_home
 from redrive.breaker_policy import BreakerRef
 from redrive.contracts import HALF_OPEN_BREAKER
 from redrive.store import upgrade
@@ -162,23 +162,26 @@ async def _probes(client: Client, task_queue: str) -> int:
 
 
 async def main(jobs: int, outage: float) -> None:
-    home = Path(tempfile.mkdtemp(prefix="redrive-bench-breaker-"))
-    env = await start_dev_server(home / "temporal.db")
-    async with env:
-        print(f"{jobs} webhook jobs (3 retries 1 s apart), downstream down for {outage:.0f} s", flush=True)
-        bare = await _side(env.client, home, jobs, outage, breaker=False)
-        print(
-            f"without a breaker: {bare.dead} dead letters, {bare.complete} complete; "
-            f"{bare.requests_during} requests during the outage (up to {bare.most_by_one_job} by one job)",
-            flush=True,
-        )
-        held = await _side(env.client, home, jobs, outage, breaker=True)
-        print(
-            f"with the breaker:  {held.dead} dead letters, {held.complete} complete, the last "
-            f"{held.last_done_after_recovery:.1f} s after the recovery; {held.requests_during} requests "
-            f"during the outage ({held.probes} probes, up to {held.most_by_one_job} by one job); "
-            f"it closed {held.closed_after_recovery or 0:.1f} s after the recovery"
-        )
+    with scratch_home("redrive-bench-breaker-") as home:
+        env = await start_dev_server(home / "temporal.db")
+        async with env:
+            print(
+                f"{jobs} webhook jobs (3 retries 1 s apart), downstream down for {outage:.0f} s", flush=True
+            )
+            bare = await _side(env.client, home, jobs, outage, breaker=False)
+            print(
+                f"without a breaker: {bare.dead} dead letters, {bare.complete} complete; "
+                f"{bare.requests_during} requests during the outage "
+                f"(up to {bare.most_by_one_job} by one job)",
+                flush=True,
+            )
+            held = await _side(env.client, home, jobs, outage, breaker=True)
+            print(
+                f"with the breaker:  {held.dead} dead letters, {held.complete} complete, the last "
+                f"{held.last_done_after_recovery:.1f} s after the recovery; {held.requests_during} requests "
+                f"during the outage ({held.probes} probes, up to {held.most_by_one_job} by one job); "
+                f"it closed {held.closed_after_recovery or 0:.1f} s after the recovery"
+            )
     allowed = held.probes + jobs
     goals: list[tuple[str, bool]] = [
         (f"no dead letter ({held.dead})", held.dead == 0),

@@ -26,7 +26,6 @@ import contextlib
 import logging
 import os
 import statistics
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -41,6 +40,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client
 
+from bench.scratch import scratch_home
 from redrive.contracts import REPLAY_CAMPAIGN_ENTRIES
 from redrive.operations import reset_point
 from redrive.operations.campaign_steps import IN_FLIGHT
@@ -153,14 +153,14 @@ async def main(jobs: int, rate: float, concurrency: int, rounds: int, postgres: 
 async def _round(
     order: tuple[str, ...], jobs: int, rate: float, concurrency: int, postgres: bool
 ) -> dict[str, Side]:
-    home = Path(tempfile.mkdtemp(prefix="redrive-bench-"))
-    env = await start_dev_server(home / "temporal.db")
-    sides: dict[str, Side] = {}
-    async with env, contextlib.AsyncExitStack() as stack:
-        for side in order:
-            database = await stack.enter_async_context(_database(home, side, postgres))
-            settings = settings_for(database, home)
-            sides[side] = await _side(env.client, settings, home, side, jobs, rate, concurrency)
+    with scratch_home("redrive-bench-replay-") as home:
+        env = await start_dev_server(home / "temporal.db")
+        sides: dict[str, Side] = {}
+        async with env, contextlib.AsyncExitStack() as stack:
+            for side in order:
+                database = await stack.enter_async_context(_database(home, side, postgres))
+                settings = settings_for(database, home)
+                sides[side] = await _side(env.client, settings, home, side, jobs, rate, concurrency)
     return sides
 
 

@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import dataclasses
 import statistics
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -45,6 +44,7 @@ from temporalio.worker import Replayer, Worker
 from bench import bare_workflows
 from bench.bare import JOB_STATUS, STAGES, bare_stage
 from bench.bare_workflows.status import BareStatusWorkflow
+from bench.scratch import scratch_home
 from bench.throughput import _bounded, bare_round, find_server_pid, fresh_database, measuring
 from redrive import worker as redrive_worker
 from redrive.activities.stages import StageActivities
@@ -201,22 +201,22 @@ async def main(jobs: int, repeats: int) -> None:
     """Measure each part `repeats` times on one dev server; print medians and the bare reference."""
     redrive_worker.precompile_workflows(bare_workflows)
     redrive_worker.precompile_workflows()
-    home = Path(tempfile.mkdtemp(prefix="redrive-costs-"))
-    env = await start_dev_server(home / "temporal.db")
-    samples: dict[str, dict[str, list[float]]] = {"submission": {}, "stages": {}, "workflow": {}}
-    async with env:
-        history = await bare_history(env.client)
-        for _ in range(repeats):
-            parts = {
-                "submission": await submission_costs(env.client, home, jobs),
-                "stages": await stage_costs(home, jobs),
-                "workflow": await workflow_costs(history, jobs),
-            }
-            for part, costs in parts.items():
-                for name, value in costs.items():
-                    samples[part].setdefault(name, []).append(value)
-        measure = measuring(jobs, find_server_pid(home / "temporal.db"))
-        reference = await bare_round(env.client, home, jobs, 20, measure, apart=False)
+    with scratch_home("redrive-costs-") as home:
+        env = await start_dev_server(home / "temporal.db")
+        samples: dict[str, dict[str, list[float]]] = {"submission": {}, "stages": {}, "workflow": {}}
+        async with env:
+            history = await bare_history(env.client)
+            for _ in range(repeats):
+                parts = {
+                    "submission": await submission_costs(env.client, home, jobs),
+                    "stages": await stage_costs(home, jobs),
+                    "workflow": await workflow_costs(history, jobs),
+                }
+                for part, costs in parts.items():
+                    for name, value in costs.items():
+                        samples[part].setdefault(name, []).append(value)
+            measure = measuring(jobs, find_server_pid(home / "temporal.db"))
+            reference = await bare_round(env.client, home, jobs, 20, measure, apart=False)
     whole = reference.local_cpu_ms + reference.server_cpu_ms
     print(f"CPU per job in this process, medians of {repeats} repeats of {jobs} jobs:")
     added = 0.0

@@ -70,6 +70,7 @@ from bench.bare import JOB_STATUS
 from bench.bare_workflows.plain import BareWorkflow
 from bench.bare_workflows.shaped import BareShapedWorkflow
 from bench.bare_workflows.status import BareStatusWorkflow
+from bench.scratch import scratch_home, tail
 from redrive.binaries import temporal_cli
 from redrive.contracts import JobInput
 from redrive.converter import DATA_CONVERTER
@@ -257,7 +258,9 @@ async def worker_process(
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(signal.SIGTERM)
         if await process.wait() != 0:  # after its round's results: the figures stand, the exit does not
-            print(f"warning: worker {' '.join(argv)} exited with {process.returncode}; see {log}", flush=True)
+            # Quoted, since the run's folder goes when it ends.
+            said = f"warning: worker {' '.join(argv)} exited with {process.returncode}; its log ends:"
+            print(f"{said}\n{tail(log)}", flush=True)
 
 
 def _address(client: Client) -> str:
@@ -406,45 +409,48 @@ async def main(
     if syscalls and (missing := server_syscalls.available()):
         raise SystemExit(missing)
     symbols = server_profile.GoSymbols(temporal_cli()) if profile else None
-    home = Path(tempfile.mkdtemp(prefix="redrive-bench-"))
-    metrics_port = free_port()
-    if server_apart:
-        # Go sizes its scheduler by the cores it may use at start; pinned later to fewer, its idle
-        # threads would spin on the server's own cores. A server on machines of its own has as
-        # many threads as cores.
-        os.environ["GOMAXPROCS"] = str(len(_server_cores()[0]))
-    env = await start_dev_server(home / "temporal.db", metrics_port)
-    extra: list[Flavour] = ["bare+shape"] if shaped else []
-    sides: list[Flavour | Literal["redrive"]] = ["bare", "redrive", "bare+status", *extra]
-    results: dict[str, list[Sample]] = {side: [] for side in sides}
-    async with env:
-        server_pid = find_server_pid(home / "temporal.db")
+    with scratch_home("redrive-bench-") as home:
+        metrics_port = free_port()
         if server_apart:
-            server_cores, other_cores = _split_cores(server_pid)
-            print(f"Temporal server on cores {server_cores}, everything else on {other_cores}")
-        measure = measuring(jobs, server_pid, symbols, syscalls)
-        for number in range(1, rounds + 1):
-            # Every other round runs the sides in reverse, so a machine that speeds up or slows down
-            # over the run does not always favour the side that comes first.
-            for side in sides if number % 2 else reversed(sides):
-                results[side].append(
-                    await redrive_round(env.client, home, jobs, concurrency, measure, apart, local, sandbox)
-                    if side == "redrive"
-                    else await bare_round(env.client, home, jobs, concurrency, measure, apart, side)
+            # Go sizes its scheduler by the cores it may use at start; pinned later to fewer, its idle
+            # threads would spin on the server's own cores. A server on machines of its own has as
+            # many threads as cores.
+            os.environ["GOMAXPROCS"] = str(len(_server_cores()[0]))
+        env = await start_dev_server(home / "temporal.db", metrics_port)
+        extra: list[Flavour] = ["bare+shape"] if shaped else []
+        sides: list[Flavour | Literal["redrive"]] = ["bare", "redrive", "bare+status", *extra]
+        results: dict[str, list[Sample]] = {side: [] for side in sides}
+        async with env:
+            server_pid = find_server_pid(home / "temporal.db")
+            if server_apart:
+                server_cores, other_cores = _split_cores(server_pid)
+                print(f"Temporal server on cores {server_cores}, everything else on {other_cores}")
+            measure = measuring(jobs, server_pid, symbols, syscalls)
+            for number in range(1, rounds + 1):
+                # Every other round runs the sides in reverse, so a machine that speeds up or slows down
+                # over the run does not always favour the side that comes first.
+                for side in sides if number % 2 else reversed(sides):
+                    results[side].append(
+                        await redrive_round(
+                            env.client, home, jobs, concurrency, measure, apart, local, sandbox
+                        )
+                        if side == "redrive"
+                        else await bare_round(env.client, home, jobs, concurrency, measure, apart, side)
+                    )
+                print(
+                    f"round {number}: " + ", ".join(_describe(n, s[-1]) for n, s in results.items()),
+                    flush=True,
                 )
-            print(
-                f"round {number}: " + ", ".join(_describe(n, s[-1]) for n, s in results.items()), flush=True
-            )
-        if counts:
-            print(f"the server's own counts per job, each side alone, {QUIET:.0f} s of quiet after it:")
-            count = counting(jobs, f"http://127.0.0.1:{metrics_port}/metrics")
-            await asyncio.sleep(QUIET)  # for the timers the timed rounds set
-            for side in sides:
-                print(f" {side}:", flush=True)
-                if side == "redrive":
-                    await redrive_round(env.client, home, jobs, concurrency, count, apart, local, sandbox)
-                else:
-                    await bare_round(env.client, home, jobs, concurrency, count, apart, side)
+            if counts:
+                print(f"the server's own counts per job, each side alone, {QUIET:.0f} s of quiet after it:")
+                count = counting(jobs, f"http://127.0.0.1:{metrics_port}/metrics")
+                await asyncio.sleep(QUIET)  # for the timers the timed rounds set
+                for side in sides:
+                    print(f" {side}:", flush=True)
+                    if side == "redrive":
+                        await redrive_round(env.client, home, jobs, concurrency, count, apart, local, sandbox)
+                    else:
+                        await bare_round(env.client, home, jobs, concurrency, count, apart, side)
     medians = {name: _median(samples) for name, samples in results.items()}
     where = "workers in their own processes" if apart else "workers in this process"
     if server_apart:
