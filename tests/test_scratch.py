@@ -1,5 +1,6 @@
 """`bench.scratch`: a benchmark's folder goes when the run ends well and stays when it fails."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -31,9 +32,7 @@ def test_the_folder_is_kept_and_named_after_a_run_that_fails(capsys: pytest.Capt
         assert (kept / "worker.log").read_text() == "Traceback: boom\n"
         assert str(kept) in capsys.readouterr().err
     finally:
-        for path in kept.iterdir():
-            path.unlink()
-        kept.rmdir()
+        shutil.rmtree(kept)
 
 
 def test_tail_quotes_the_last_lines_of_a_log(tmp_path: Path) -> None:
